@@ -1,0 +1,1 @@
+"""Who is calling: management keys, project keys, dashboard sessions, operator."""

@@ -1,0 +1,202 @@
+"""The `modelux` command: serve, migrate, bootstrap and the operator's `admin` group."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+
+from modelux_server.billing.catalog import CatalogError
+from modelux_server.config import Settings, SettingsError, load_settings
+from modelux_server.errors import ModeluxError
+
+app = typer.Typer(help="modelux-server: an LLM control plane.", no_args_is_help=True, add_completion=False)
+admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _with_runtime(work: Callable[[Any], Awaitable[T]]) -> T:
+    from modelux_server.app import build_runtime
+
+    settings = _settings()
+    try:
+        rt = build_runtime(settings)
+    except CatalogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> T:
+        try:
+            return await work(rt)
+        finally:
+            await rt.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ModeluxError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default MODELUX_HOST)."),
+    port: int = typer.Option(None, help="Port (default MODELUX_PORT, 8080)."),
+    migrate: bool = typer.Option(False, "--migrate", help="Apply migrations before serving."),
+) -> None:
+    """Run the proxy, management API, dashboard, MCP and webhooks on one port."""
+    import uvicorn
+
+    from modelux_server.app import create_app
+    from modelux_server.kit.migrations import NotMigrated, upgrade
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if migrate:
+        upgrade(settings.resolved_database_url)
+    try:
+        application = create_app(settings)
+    except CatalogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        uvicorn.run(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+    except NotMigrated as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database schema (Alembic) up to the newest revision."""
+    from modelux_server.kit.migrations import head_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    typer.echo(f"database at revision {head_revision(settings.resolved_database_url)}")
+
+
+@app.command()
+def bootstrap(
+    org: str = typer.Option(..., "--org", help="Organization name."),
+    email: str = typer.Option(..., "--email", help="The owner's email."),
+) -> None:
+    """Create an organization on Free, its owner and a management key (printed once)."""
+    from modelux_server.organization.service import create_organization
+
+    password = secrets.token_urlsafe(12)
+
+    async def work(rt: Any) -> Any:
+        async with rt.db.session() as session:
+            return await create_organization(session, rt, name=org, owner_email=email, owner_password=password)
+
+    created = _with_runtime(work)
+    typer.echo(f"organization   {created.org.id} ({created.org.name}) on the Free plan")
+    typer.echo(f"owner          {created.owner.email}")
+    typer.echo(f"password       {password}   (shown once; log in at /login)")
+    typer.echo(f"management key {created.management_key}   (shown once)")
+
+
+@admin.command("set-plan")
+def set_plan(
+    org_id: str = typer.Argument(..., help="org_..."),
+    plan: str = typer.Argument(..., help="A self-serve catalog plan id (free, pro, team)."),
+    interval: str = typer.Option("monthly", help="monthly or annual"),
+) -> None:
+    """Assign a plan by hand (manual billing mode); takes effect immediately."""
+    from modelux_server.billing.operator import set_plan as do_set
+
+    async def work(rt: Any) -> Any:
+        async with rt.db.session() as session:
+            return await do_set(session, rt, org_id, plan, interval, actor="operator:cli")
+
+    change = _with_runtime(work)
+    if change is None:
+        typer.echo(f"{org_id} is already on {plan} ({interval}); nothing changed")
+    else:
+        typer.echo(f"{org_id}: {change.from_plan} -> {change.to_plan} ({change.to_interval})")
+
+
+@admin.command("create-enterprise-plan")
+def create_enterprise_plan(
+    org_id: str = typer.Argument(..., help="org_..."),
+    name: str = typer.Option("Enterprise", help="Plan name shown to the customer."),
+    limit: list[str] = typer.Option([], "--limit", help="NAME=N or NAME=unlimited; repeatable."),
+    feature: list[str] = typer.Option([], "--feature", help="Feature to include; repeatable (default: all)."),
+    data_residency: str = typer.Option(None, help="Region, e.g. eu."),
+    invoicing: str = typer.Option(None, help="Invoicing terms instead of card, e.g. 'net 30'."),
+    support_channel: str = typer.Option(None, help="Dedicated support channel."),
+    sla: str = typer.Option(None, help="SLA, e.g. '99.95% uptime'."),
+) -> None:
+    """Create a custom Enterprise plan for one organization and move it there."""
+    from modelux_server.billing.operator import create_enterprise_plan as create, parse_limits
+
+    async def work(rt: Any) -> Any:
+        limits = parse_limits(limit)
+        async with rt.db.session() as session:
+            return await create(
+                session,
+                rt,
+                org_id,
+                name=name,
+                limits=limits,
+                features=feature,
+                data_residency=data_residency,
+                invoicing=invoicing,
+                support_channel=support_channel,
+                sla=sla,
+                actor="operator:cli",
+            )
+
+    plan = _with_runtime(work)
+    typer.echo(json.dumps({"id": plan.id, "org_id": plan.org_id, "name": plan.name,
+                           "limits": plan.limits, "features": plan.features}, indent=2))
+
+
+@admin.command("plans")
+def plans() -> None:
+    """Print the plan catalog in force (validates MODELUX_PLAN_CATALOG)."""
+    from modelux_server.billing.catalog import load_catalog
+    from modelux_server.billing.schemas import render_plan
+
+    settings = _settings()
+    try:
+        catalog = load_catalog(settings.plan_catalog)
+    except CatalogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps([render_plan(p) for p in catalog.ordered()], indent=2))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Settings, read once where the app is assembled and passed down.
+
+Every value comes from a `MODELUX_` environment variable (or a `.env` file);
+nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The configuration cannot run; the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELUX_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://localhost:8080"
+    data_dir: Path = Path(".modelux")
+    database_url: str | None = None
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    email_from: str = "modelux <billing@localhost>"
+    outbox_dir: Path | None = None
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_tolerance: int = Field(300, ge=1)
+    plan_catalog: Path | None = None
+    secret_key: str | None = None
+    admin_token: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    log_level: str = "INFO"
+    redis_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    request_log_flush_ms: int = Field(200, ge=10)
+    clock_control: bool = False
+    workers_enabled: bool = True
+
+    @field_validator("public_url", "stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if scheme in ("sqlite", "sqlite+aiosqlite"):
+            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("smtp", "smtps", "smtp+starttls"):
+            raise ValueError("must be an smtp://, smtp+starttls:// or smtps:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production":
+            if not self.secret_key:
+                raise ValueError("MODELUX_SECRET_KEY is required when MODELUX_ENV=production")
+            if self.stripe_secret_key and not self.stripe_webhook_secret:
+                raise ValueError("MODELUX_STRIPE_WEBHOOK_SECRET is required with a Stripe key")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'modelux.db').resolve()}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def billing_mode(self) -> Literal["stripe", "manual"]:
+        return "stripe" if self.stripe_secret_key else "manual"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The key that encrypts provider credentials.
+
+        In development a random key is created once under data_dir, so the
+        embedded default works with no configuration and keeps working
+        across restarts.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = f"MODELUX_{field.upper()}" if err["loc"] else field
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

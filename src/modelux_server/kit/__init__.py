@@ -1,0 +1,1 @@
+"""Domain-free helpers: database sessions, ids, clock, pagination, secrets."""

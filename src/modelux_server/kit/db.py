@@ -1,0 +1,95 @@
+"""Engine and sessions for SQLite (embedded) and PostgreSQL.
+
+Services never commit: the endpoint (or job) that opened the session owns the
+transaction. Concurrency rules differ by database and live here:
+
+* PostgreSQL: a plan-limited create locks the organization's plan row with
+  `SELECT ... FOR UPDATE`, counts, then inserts, so two creates for the same
+  organization cannot both see the last free slot.
+* SQLite: every transaction starts with `BEGIN IMMEDIATE`, taking the write
+  lock up front. pysqlite's default deferred begin lets two transactions read
+  the same count and only collide at write time; immediate begin makes them
+  queue instead (WAL keeps plain reads from waiting on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=8, max_overflow=16, **kwargs
+        )
+        _sqlite_transactions(engine)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # hand transaction control to SQLAlchemy (see module docstring)
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits on success and rolls back on error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def lock_row(session: AsyncSession, model: Any, key: Any) -> Any:
+    """Load one row and hold it for the rest of the transaction.
+
+    On SQLite the write lock is already held since `BEGIN IMMEDIATE`.
+    """
+    stmt = select(model).where(model.__mapper__.primary_key[0] == key)
+    if session.bind is not None and session.bind.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    result = await session.execute(stmt.execution_options(populate_existing=True))
+    return result.scalar_one_or_none()

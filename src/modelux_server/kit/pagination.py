@@ -1,0 +1,48 @@
+"""Cursor pagination over prefixed, time-sortable ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.errors import ValidationFailed
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    cursor: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValidationFailed(
+                f"limit must be between 1 and {MAX_LIMIT}", code="invalid_limit", param="limit"
+            )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+async def paginate(session: AsyncSession, stmt: Select[Any], id_column: Any, page: PageRequest) -> Page[Any]:
+    """Rows after `page.cursor` in id order; one extra row tells if more exist."""
+    if page.cursor:
+        stmt = stmt.where(id_column > page.cursor)
+    rows = list((await session.execute(stmt.order_by(id_column).limit(page.limit + 1))).scalars())
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(items=rows, next_cursor=str(getattr(rows[-1], "id")) if more and rows else None)

@@ -1,0 +1,46 @@
+"""Monthly request windows anchored on a day of the month.
+
+The window starts at 00:00 UTC on the anchor day (the subscription's billing
+cycle anchor day, or the organization's creation day on Free). In a month
+without that day (the 31st in April, the 29th-31st in February) the window
+starts on the month's last day; the next month goes back to the anchor day.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    @property
+    def key(self) -> str:
+        """A stable name for the window, used in counter keys."""
+        return self.start.strftime("%Y%m%d")
+
+
+def _start_in_month(year: int, month: int, anchor_day: int) -> datetime:
+    last = calendar.monthrange(year, month)[1]
+    return datetime(year, month, min(anchor_day, last), tzinfo=UTC)
+
+
+def _shift(year: int, month: int, delta: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + delta
+    return index // 12, index % 12 + 1
+
+
+def window_at(anchor_day: int, now: datetime) -> Window:
+    if not 1 <= anchor_day <= 31:
+        raise ValueError(f"anchor day must be 1..31, got {anchor_day}")
+    now = now.astimezone(UTC)
+    start = _start_in_month(now.year, now.month, anchor_day)
+    if start > now:
+        year, month = _shift(now.year, now.month, -1)
+        start = _start_in_month(year, month, anchor_day)
+    year, month = _shift(start.year, start.month, 1)
+    return Window(start=start, end=_start_in_month(year, month, anchor_day))

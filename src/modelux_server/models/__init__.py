@@ -1,0 +1,32 @@
+"""ORM tables, one per file. Importing this package registers all of them."""
+
+from modelux_server.models.api_key import ApiKey
+from modelux_server.models.base import Base
+from modelux_server.models.custom_plan import CustomPlan
+from modelux_server.models.idempotency_key import IdempotencyKey
+from modelux_server.models.management_key import ManagementKey
+from modelux_server.models.membership import Membership
+from modelux_server.models.organization import Organization
+from modelux_server.models.plan_change import PlanChange
+from modelux_server.models.plan_state import PlanState
+from modelux_server.models.project import Project
+from modelux_server.models.provider_credential import ProviderCredential
+from modelux_server.models.routing_config import RoutingConfig, RoutingConfigVersion
+from modelux_server.models.user import User
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CustomPlan",
+    "IdempotencyKey",
+    "ManagementKey",
+    "Membership",
+    "Organization",
+    "PlanChange",
+    "PlanState",
+    "Project",
+    "ProviderCredential",
+    "RoutingConfig",
+    "RoutingConfigVersion",
+    "User",
+]

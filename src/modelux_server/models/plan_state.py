@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelux_server.models.base import Base
+
+
+class PlanState(Base):
+    """An organization's plan and subscription: one row per organization.
+
+    This row is also the organization's lock: creates that are limited by the
+    plan and plan changes take it `FOR UPDATE`, so they serialize per org.
+    """
+
+    __tablename__ = "plan_states"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(40))
+    custom_plan_id: Mapped[str | None] = mapped_column(String(40))
+    interval: Mapped[str] = mapped_column(String(10), default="monthly")
+    status: Mapped[str] = mapped_column(String(30), default="active")
+    billing_email: Mapped[str | None] = mapped_column(String(320))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the request window's day of month comes from this instant (UTC)
+    anchor_at: Mapped[datetime]
+    current_period_end: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    # bumped on every change; lets webhook handling ignore stale snapshots
+    revision: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,84 @@
+"""Organizations: creation with their owner, plan state and first key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.errors import Conflict, ValidationFailed
+from modelux_server.kit.ids import new_id
+from modelux_server.kit.secrets import hash_password
+from modelux_server.management_key.service import issue_management_key
+from modelux_server.models import Membership, Organization, PlanState, User
+from modelux_server.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class NewOrganization:
+    org: Organization
+    owner: User
+    management_key: str | None
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 320:
+        raise ValidationFailed(f"'{email}' is not an email address", code="invalid_email", param="email")
+    return email
+
+
+async def create_organization(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    name: str,
+    owner_email: str,
+    owner_password: str | None = None,
+    with_management_key: bool = True,
+) -> NewOrganization:
+    """A new organization starts on the default (free) plan with no card.
+
+    Its request window is anchored on the creation day until a subscription
+    brings a billing-cycle anchor.
+    """
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed("organization name must be 1-200 characters", param="name")
+    email = normalize_email(owner_email)
+    now = rt.clock.now()
+    existing = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+    if existing is not None and owner_password is not None:
+        raise Conflict("An account with this email already exists.", code="email_taken")
+    user = existing or User(
+        id=new_id("usr"),
+        email=email,
+        name=None,
+        password_hash=hash_password(owner_password) if owner_password else None,
+        created_at=now,
+    )
+    org = Organization(id=new_id("org"), name=name, created_at=now)
+    session.add_all([org, user] if existing is None else [org])
+    await session.flush()
+    session.add(Membership(id=new_id("mem"), org_id=org.id, user_id=user.id, role="owner", created_at=now))
+    session.add(
+        PlanState(
+            org_id=org.id,
+            plan_id=rt.catalog.default_plan.id,
+            interval="monthly",
+            status="active",
+            anchor_at=now,
+            current_period_end=None,
+            updated_at=now,
+            revision=0,
+        )
+    )
+    token = None
+    if with_management_key:
+        _, token = await issue_management_key(
+            session, rt, org.id, name="bootstrap", role="owner", created_by=user.id
+        )
+    await session.flush()
+    return NewOrganization(org=org, owner=user, management_key=token)

@@ -1,0 +1,66 @@
+"""The list of what `create_app` mounts and starts, in one place.
+
+Adding a surface (proxy, dashboard, MCP, webhooks) means adding it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from modelux_server.runtime import Runtime
+
+MANAGE = "/manage/v1"
+
+
+def routers() -> list[tuple[APIRouter, str]]:
+    from modelux_server.api_key.endpoints import router as api_keys
+    from modelux_server.billing.endpoints import router as billing
+    from modelux_server.management_key.endpoints import router as management_keys
+    from modelux_server.member.endpoints import router as members
+    from modelux_server.project.endpoints import router as projects
+    from modelux_server.provider.endpoints import router as providers
+    from modelux_server.routing.endpoints import router as routing
+
+    return [
+        (billing, MANAGE),
+        (projects, MANAGE),
+        (api_keys, MANAGE),
+        (providers, MANAGE),
+        (management_keys, MANAGE),
+        (members, MANAGE),
+        (routing, MANAGE),
+    ]
+
+
+def startups() -> list[Callable[[Runtime], Any]]:
+    return []
+
+
+def mounts(rt: Runtime) -> list[Callable[[FastAPI], None]]:
+    return []
+
+
+@asynccontextmanager
+async def nothing(_: Runtime) -> Any:
+    yield
+
+
+async def readiness(rt: Runtime) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        async with rt.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+        checks["database"] = f"error: {type(exc).__name__}"
+    for name, probe in rt.extras.get("readiness", {}).items():
+        try:
+            checks[name] = await probe()
+        except Exception as exc:  # noqa: BLE001
+            checks[name] = f"error: {type(exc).__name__}"
+    return checks

@@ -1,0 +1,28 @@
+"""Upstream LLM providers behind one interface; see ``base`` for the contract."""
+
+from .anthropic import AnthropicProvider
+from .base import (
+    ChatStream,
+    Provider,
+    UpstreamCredential,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    Usage,
+)
+from .openai_compatible import DEFAULT_BASE_URLS, OpenAICompatibleProvider
+from .registry import ProviderRegistry
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "AnthropicProvider",
+    "ChatStream",
+    "OpenAICompatibleProvider",
+    "Provider",
+    "ProviderRegistry",
+    "UpstreamCredential",
+    "UpstreamError",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+    "Usage",
+]

@@ -1,0 +1,193 @@
+"""The contract between the gateway and upstream LLM vendors.
+
+Every vendor adapter speaks OpenAI wire format on the gateway side, whatever the
+upstream speaks. The interface is deliberately small:
+
+    class Provider(Protocol):
+        name: str
+        async def chat(body, *, model, credential, timeout) -> UpstreamResponse
+        async def chat_stream(body, *, model, credential, timeout) -> ChatStream
+        async def embeddings(body, *, model, credential, timeout) -> UpstreamResponse
+
+``body`` is the client's OpenAI request JSON; it is never mutated. ``model`` is the
+upstream model id that replaces ``body["model"]``.
+
+Timeouts: for ``chat``/``embeddings`` ``timeout`` is a deadline for the whole call.
+For ``chat_stream`` it bounds the time until the first chunk is ready, and afterwards
+the longest silence allowed between two upstream reads.
+
+Errors: every failure surfaces as ``UpstreamError`` (``UpstreamTimeout`` for
+timeouts). ``retryable`` is True for 408/429/5xx, timeouts and connection failures:
+those are the cases where trying again or falling back to another upstream can help.
+
+Streaming: ``await provider.chat_stream(...)`` returns a ``ChatStream`` only after the
+upstream accepted the request *and* produced its first chunk, so a refusal (HTTP
+error, timeout, an error event as first event) raises before anything reaches the
+client and the gateway can still fall back or answer 502/504. Then::
+
+    async with stream:                # always releases the upstream connection
+        async for chunk in stream:    # OpenAI SSE bytes, ends with b"data: [DONE]\\n\\n"
+            ...
+    log(stream.usage)                 # Usage | None, known once the stream is drained
+
+A failure after the first chunk raises ``UpstreamError`` from the iteration; the
+gateway can only end its own response at that point.
+"""
+
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+# as an overall deadline, which an outer asyncio.timeout alone cannot express.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, raw: object) -> Usage | None:
+        """Read an OpenAI ``usage`` object; None when absent or malformed."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            prompt = int(raw.get("prompt_tokens") or 0)
+            completion = int(raw.get("completion_tokens") or 0)
+            total = int(raw.get("total_tokens") or prompt + completion)
+        except (TypeError, ValueError):
+            return None
+        return cls(prompt, completion, total)
+
+    def to_openai(self) -> JSON:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCredential:
+    vendor: str
+    # Kept out of repr so a logged credential or traceback never shows the key.
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    body: JSON
+    usage: Usage | None
+
+
+class UpstreamError(Exception):
+    """The upstream answered with an error, or could not be reached."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = is_retryable_status(status) if retryable is None else retryable
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, "
+            f"retryable={self.retryable!r}, message={self.message!r})"
+        )
+
+
+class UpstreamTimeout(UpstreamError):
+    def __init__(self, message: str = "upstream timed out") -> None:
+        super().__init__(message, status=None, retryable=True)
+
+
+def is_retryable_status(status: int | None) -> bool:
+    # None means no HTTP answer at all (connection refused/reset): worth another try.
+    return status is None or status in (408, 429) or status >= 500
+
+
+class ChatStream:
+    """An opened upstream stream of OpenAI SSE bytes; see the module docstring.
+
+    Providers build it from a factory producing the chunk generator; the generator
+    receives the stream so it can fill in ``usage`` as the final chunk goes by.
+    """
+
+    def __init__(self, chunks: Callable[[ChatStream], AsyncGenerator[bytes, None]]) -> None:
+        self.usage: Usage | None = None
+        self._chunks = chunks(self)
+        self._first: bytes | None = None
+
+    @classmethod
+    async def open(
+        cls, chunks: Callable[[ChatStream], AsyncGenerator[bytes, None]], timeout: float
+    ) -> ChatStream:
+        """Start the stream and wait (at most ``timeout``) for its first chunk.
+
+        Pulling the first chunk here is what lets refusals surface before the gateway
+        commits to a 200 response.
+        """
+        stream = cls(chunks)
+        try:
+            async with asyncio.timeout(timeout):
+                stream._first = await anext(stream._chunks)
+        except TimeoutError:
+            await stream.aclose()
+            raise UpstreamTimeout(f"upstream sent nothing within {timeout:g}s") from None
+        except StopAsyncIteration:
+            raise UpstreamError("upstream closed the stream without sending data") from None
+        return stream
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        self._first = None
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    async def chat(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> UpstreamResponse: ...
+
+    async def chat_stream(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> ChatStream: ...
+
+    async def embeddings(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> UpstreamResponse: ...

@@ -1,0 +1,163 @@
+"""Adapter for upstreams that already speak the OpenAI API (OpenAI, Groq, Together, vLLM...).
+
+Requests pass through with only ``model`` swapped. For streams the adapter always asks
+the upstream for ``stream_options.include_usage`` so the request log gets token counts;
+when the client did not ask for it, the extra usage-only chunk is dropped again so the
+client sees exactly what it requested.
+"""
+
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+# as an overall deadline, which an outer asyncio.timeout alone cannot express.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+
+import httpx
+
+from ._http import SSE_DONE, SSEBuffer, post_json, sse_fields, stream_post
+from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together": "https://api.together.xyz/v1",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "google": "https://generativelanguage.googleapis.com/v1beta/openai",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "xai": "https://api.x.ai/v1",
+}
+
+
+def base_url_for(credential: UpstreamCredential) -> str:
+    base = credential.base_url or DEFAULT_BASE_URLS.get(credential.vendor)
+    if not base:
+        raise UpstreamError(
+            f"no base_url configured for vendor {credential.vendor!r}", retryable=False
+        )
+    return base.rstrip("/")
+
+
+class OpenAICompatibleProvider:
+    name = "openai-compatible"
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    def _headers(self, credential: UpstreamCredential) -> dict[str, str]:
+        return {"authorization": f"Bearer {credential.api_key}"}
+
+    async def chat(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> UpstreamResponse:
+        payload = {**body, "model": model, "stream": False}
+        payload.pop("stream_options", None)
+        status, answer = await post_json(
+            self._client,
+            base_url_for(credential) + "/chat/completions",
+            headers=self._headers(credential),
+            payload=payload,
+            timeout=timeout,
+        )
+        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")))
+
+    async def chat_stream(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> ChatStream:
+        options = body.get("stream_options")
+        client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        payload = {
+            **body,
+            "model": model,
+            "stream": True,
+            "stream_options": {**(options or {}), "include_usage": True},
+        }
+        url = base_url_for(credential) + "/chat/completions"
+        headers = self._headers(credential)
+
+        def relay(stream: ChatStream) -> AsyncGenerator[bytes, None]:
+            return self._relay(stream, url, headers, payload, timeout, client_wants_usage)
+
+        return await ChatStream.open(relay, timeout)
+
+    async def _relay(
+        self,
+        stream: ChatStream,
+        url: str,
+        headers: dict[str, str],
+        payload: JSON,
+        timeout: float,
+        keep_usage_chunk: bool,
+    ) -> AsyncGenerator[bytes, None]:
+        sse = SSEBuffer()
+        done = False
+        async with stream_post(
+            self._client, url, headers=headers, payload=payload, timeout=timeout
+        ) as chunks:
+            async for data in chunks:
+                out: list[bytes] = []
+                for event in sse.feed(data):
+                    _, payload_bytes = sse_fields(event)
+                    if payload_bytes == b"[DONE]":
+                        done = True
+                    elif payload_bytes.lstrip().startswith(b'{"error"'):
+                        raise _stream_error(payload_bytes)
+                    elif (
+                        # Parse only the rare chunk that can carry usage; the rest
+                        # pass through untouched.
+                        b'"prompt_tokens"' in payload_bytes
+                        and _take_usage(stream, payload_bytes)
+                        and not keep_usage_chunk
+                    ):
+                        continue
+                    out.append(event + b"\n\n")
+                if out:
+                    yield b"".join(out)
+                if done:
+                    return
+        # Some servers just close after the last chunk; clients still expect [DONE].
+        yield SSE_DONE
+
+    async def embeddings(
+        self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
+    ) -> UpstreamResponse:
+        status, answer = await post_json(
+            self._client,
+            base_url_for(credential) + "/embeddings",
+            headers=self._headers(credential),
+            payload={**body, "model": model},
+            timeout=timeout,
+        )
+        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")))
+
+
+def _take_usage(stream: ChatStream, payload: bytes) -> bool:
+    """Record usage from a chunk; True when the chunk is usage-only (no choices)."""
+    try:
+        chunk = json.loads(payload)
+    except ValueError:
+        return False
+    if not isinstance(chunk, dict):
+        return False
+    usage = Usage.from_openai(chunk.get("usage"))
+    if usage is None:
+        return False
+    stream.usage = usage
+    return not chunk.get("choices")
+
+
+def _stream_error(payload: bytes) -> UpstreamError:
+    try:
+        err = json.loads(payload).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    message = err.get("message") if isinstance(err, dict) else None
+    status = err.get("code") if isinstance(err, dict) else None
+    return UpstreamError(
+        str(message or "upstream reported an error mid-stream"),
+        status=status if isinstance(status, int) else None,
+    )

@@ -1,0 +1,54 @@
+"""Vendor name -> adapter, plus ownership of the one pooled HTTP client they share."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import httpx
+
+from ._http import make_http_client
+from .anthropic import AnthropicProvider
+from .base import Provider, UpstreamCredential
+from .openai_compatible import OpenAICompatibleProvider
+
+
+class ProviderRegistry:
+    """Create once at startup, ``await aclose()`` at shutdown.
+
+    Any vendor without a dedicated adapter is treated as OpenAI-compatible, so new
+    OpenAI-style upstreams only need a credential with a ``base_url``.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient | None = None, *, max_connections: int = 512
+    ) -> None:
+        self._owns_client = client is None
+        self.client = client or make_http_client(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._default: Provider = OpenAICompatibleProvider(self.client)
+        self._by_vendor: dict[str, Provider] = {"anthropic": AnthropicProvider(self.client)}
+
+    def register(self, vendor: str, provider: Provider) -> None:
+        self._by_vendor[vendor] = provider
+
+    def get(self, vendor: str) -> Provider:
+        return self._by_vendor.get(vendor, self._default)
+
+    def for_credential(self, credential: UpstreamCredential) -> Provider:
+        return self.get(credential.vendor)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> ProviderRegistry:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelux_server.kit.schemas import iso
+from modelux_server.models import RoutingConfigVersion
+from modelux_server.routing.service import ConfigView
+
+
+class RoutingConfigCreate(BaseModel):
+    # the strategy's own fields sit beside these and are validated by the
+    # strategy (routing/strategies.py), so unknown ones are still refused
+    model_config = ConfigDict(extra="allow")
+    project_id: Annotated[str, Field(min_length=1, max_length=40)]
+    slug: Annotated[str, Field(min_length=1, max_length=63)]
+    strategy: Annotated[str, Field(min_length=1, max_length=40)]
+
+    def strategy_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RoutingConfigUpdate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    strategy: str | None = None
+
+    def strategy_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Annotated[int, Field(ge=1)]
+
+
+def render(view: ConfigView) -> dict[str, Any]:
+    c, v = view.config, view.version
+    return {
+        "id": c.id,
+        "object": "routing_config",
+        "project_id": c.project_id,
+        "slug": c.slug,
+        "strategy": v.strategy,
+        **v.spec,
+        "version": v.version,
+        "active": view.active,
+        "inactive_reason": view.inactive_reason,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(v.created_at),
+    }
+
+
+def render_version(v: RoutingConfigVersion) -> dict[str, Any]:
+    return {
+        "object": "routing_config_version",
+        "config_id": v.config_id,
+        "version": v.version,
+        "strategy": v.strategy,
+        "spec": v.spec,
+        "created_by": v.created_by,
+        "created_at": iso(v.created_at),
+    }

@@ -1,0 +1,146 @@
+"""Routing strategies: their stored shape, validation, and the plan feature each needs.
+
+A routing config is `{strategy, ...fields}`; the fields are validated by the
+strategy's model here when the config is saved, so a config that is stored
+can always be executed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelux_server.errors import ValidationFailed
+
+STRATEGY_FEATURE: dict[str, str | None] = {
+    "single": None,
+    "fallback": None,
+    "ensemble": "ensembles",
+    "custom_rules": "custom_routing_rules",
+}
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TARGET_RE = re.compile(r"^(@[a-z0-9][a-z0-9_-]{0,62}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.:@/-]+)$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Target(_Spec):
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    provider_id: str | None = None
+    timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
+
+
+class SingleSpec(_Spec):
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    provider_id: str | None = None
+    timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
+
+
+class FallbackSpec(_Spec):
+    targets: Annotated[list[Target], Field(min_length=1, max_length=8)]
+    retry_on: list[Literal["429", "5xx", "timeout", "connection"]] = ["429", "5xx", "timeout", "connection"]
+
+
+class EnsembleMember(_Spec):
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    provider_id: str | None = None
+    weight: Annotated[float, Field(gt=0, le=1000)] = 1.0
+
+
+class EnsembleSpec(_Spec):
+    members: Annotated[list[EnsembleMember], Field(min_length=2, max_length=8)]
+    aggregation: Literal["first_valid", "majority_vote", "weighted_vote"] = "first_valid"
+    member_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 30_000
+    timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 60_000
+
+    @model_validator(mode="after")
+    def _overall_covers_member(self) -> EnsembleSpec:
+        if self.timeout_ms < self.member_timeout_ms:
+            raise ValueError("timeout_ms must be at least member_timeout_ms")
+        return self
+
+
+class Rule(_Spec):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    if_: Annotated[str, Field(alias="if", min_length=1, max_length=2000)]
+    then: str
+
+    @field_validator("then")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_target(value)
+
+
+class CustomRulesSpec(_Spec):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    rules: Annotated[list[Rule], Field(min_length=1, max_length=50)]
+    else_: str = Field(alias="else")
+
+    @field_validator("else_")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_target(value)
+
+
+def _check_target(value: str) -> str:
+    if not TARGET_RE.match(value):
+        raise ValueError("a target is '@slug' (another routing config) or 'vendor/model'")
+    return value
+
+
+SPECS: dict[str, type[_Spec]] = {
+    "single": SingleSpec,
+    "fallback": FallbackSpec,
+    "ensemble": EnsembleSpec,
+    "custom_rules": CustomRulesSpec,
+}
+
+
+def validate_spec(strategy: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate the strategy's fields; return them normalised for storage."""
+    model = SPECS.get(strategy)
+    if model is None:
+        raise ValidationFailed(
+            f"unknown strategy '{strategy}' (known: {', '.join(SPECS)})",
+            code="unknown_strategy",
+            param="strategy",
+        )
+    try:
+        spec = model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or strategy
+        raise ValidationFailed(
+            f"{where}: {first['msg']}", code="invalid_routing_config", param=where
+        ) from None
+    stored = spec.model_dump(by_alias=True, exclude_none=True)
+    if strategy == "custom_rules":
+        _parse_rule_expressions(stored)
+    return stored
+
+
+def _parse_rule_expressions(stored: dict[str, Any]) -> None:
+    from modelux_server.routing.expressions import ExpressionError, parse
+
+    for index, rule in enumerate(stored["rules"]):
+        try:
+            parse(rule["if"])
+        except ExpressionError as exc:
+            raise ValidationFailed(
+                f"rules[{index}].if: {exc}",
+                code="invalid_rule_expression",
+                param=f"rules[{index}].if",
+                position=exc.position,
+            ) from None
+
+
+def targets_of(strategy: str, spec: dict[str, Any]) -> list[str]:
+    """The other configs (`@slug`) a config routes to."""
+    if strategy != "custom_rules":
+        return []
+    found = [rule["then"] for rule in spec["rules"]] + [spec["else"]]
+    return [t[1:] for t in found if t.startswith("@")]

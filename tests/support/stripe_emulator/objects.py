@@ -1,0 +1,484 @@
+"""Constructors for Stripe object shapes (as of the API version the SDK pins).
+
+Fields an integration never reads are still present with Stripe's defaults, so code
+that touches e.g. ``invoice.parent.subscription_details`` or ``customer.invoice_settings``
+sees the same structure it will see in production.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .store import new_id
+
+
+def customer(now: int, p: dict[str, Any]) -> dict[str, Any]:
+    settings = p.get("invoice_settings") or {}
+    return {
+        "id": new_id("cus_"),
+        "object": "customer",
+        "address": p.get("address") or None,
+        "balance": p.get("balance", 0),
+        "created": now,
+        "currency": None,
+        "default_source": None,
+        "delinquent": False,
+        "description": p.get("description") or None,
+        "discount": None,
+        "email": p.get("email") or None,
+        "invoice_prefix": new_id("")[:8].upper(),
+        "invoice_settings": {
+            "custom_fields": settings.get("custom_fields") or None,
+            "default_payment_method": settings.get("default_payment_method"),
+            "footer": settings.get("footer") or None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {},
+        "name": p.get("name") or None,
+        "next_invoice_sequence": 1,
+        "phone": p.get("phone") or None,
+        "preferred_locales": p.get("preferred_locales") or [],
+        "shipping": None,
+        "tax_exempt": p.get("tax_exempt", "none"),
+        "test_clock": None,
+    }
+
+
+def tax_id(now: int, customer_id: str, type_: str, value: str) -> dict[str, Any]:
+    return {
+        "id": new_id("txi_"),
+        "object": "tax_id",
+        "country": value[:2].upper() if type_.endswith("_vat") else None,
+        "created": now,
+        "customer": customer_id,
+        "livemode": False,
+        "owner": {"customer": customer_id, "type": "customer"},
+        "type": type_,
+        "value": value,
+        "verification": {"status": "pending", "verified_address": None, "verified_name": None},
+    }
+
+
+def product(now: int, p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": p.get("id") or new_id("prod_"),
+        "object": "product",
+        "active": p.get("active", True),
+        "created": now,
+        "default_price": None,
+        "description": p.get("description") or None,
+        "images": p.get("images") or [],
+        "livemode": False,
+        "marketing_features": p.get("marketing_features") or [],
+        "metadata": {},
+        "name": p["name"],
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": p.get("statement_descriptor"),
+        "tax_code": p.get("tax_code"),
+        "type": "service",
+        "unit_label": p.get("unit_label"),
+        "updated": now,
+        "url": p.get("url"),
+    }
+
+
+def price(now: int, p: dict[str, Any], product_id: str) -> dict[str, Any]:
+    recurring = p.get("recurring")
+    amount = p.get("unit_amount")
+    if amount is None and p.get("unit_amount_decimal") is not None:
+        amount = int(p["unit_amount_decimal"])
+    return {
+        "id": new_id("price_"),
+        "object": "price",
+        "active": p.get("active", True),
+        "billing_scheme": p.get("billing_scheme", "per_unit"),
+        "created": now,
+        "currency": p["currency"].lower(),
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": p.get("lookup_key"),
+        "metadata": {},
+        "nickname": p.get("nickname"),
+        "product": product_id,
+        "recurring": None
+        if not recurring
+        else {
+            "interval": recurring["interval"],
+            "interval_count": recurring.get("interval_count", 1),
+            "meter": None,
+            "trial_period_days": recurring.get("trial_period_days"),
+            "usage_type": recurring.get("usage_type", "licensed"),
+        },
+        "tax_behavior": p.get("tax_behavior", "unspecified"),
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring" if recurring else "one_time",
+        "unit_amount": amount,
+        "unit_amount_decimal": None if amount is None else str(amount),
+    }
+
+
+def checkout_session(now: int, p: dict[str, Any], base_url: str) -> dict[str, Any]:
+    session_id = new_id("cs_test_")
+    tax_collection = p.get("tax_id_collection") or {}
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "after_expiration": None,
+        "allow_promotion_codes": p.get("allow_promotion_codes"),
+        "amount_subtotal": None,
+        "amount_total": None,
+        "automatic_tax": {"enabled": False, "liability": None, "status": None},
+        "billing_address_collection": p.get("billing_address_collection"),
+        "cancel_url": p.get("cancel_url"),
+        "client_reference_id": p.get("client_reference_id"),
+        "created": now,
+        "currency": None,
+        "customer": p.get("customer"),
+        "customer_creation": None if p.get("customer") else "always",
+        "customer_details": None,
+        "customer_email": p.get("customer_email"),
+        "expires_at": p.get("expires_at") or now + 24 * 3600,
+        "invoice": None,
+        "livemode": False,
+        "locale": p.get("locale"),
+        "metadata": dict(p.get("metadata") or {}),
+        "mode": p.get("mode"),
+        "payment_status": "unpaid",
+        "status": "open",
+        "subscription": None,
+        "success_url": p.get("success_url"),
+        "tax_id_collection": {
+            "enabled": bool(tax_collection.get("enabled", False)),
+            "required": tax_collection.get("required", "never"),
+        },
+        "ui_mode": p.get("ui_mode", "hosted"),
+        "url": f"{base_url}/checkout/{session_id}",
+    }
+
+
+def portal_configuration(now: int, p: dict[str, Any], is_default: bool) -> dict[str, Any]:
+    features = p.get("features") or {}
+    profile = p.get("business_profile") or {}
+    return {
+        "id": new_id("bpc_"),
+        "object": "billing_portal.configuration",
+        "active": True,
+        "application": None,
+        "business_profile": {
+            "headline": profile.get("headline"),
+            "privacy_policy_url": profile.get("privacy_policy_url"),
+            "terms_of_service_url": profile.get("terms_of_service_url"),
+        },
+        "created": now,
+        "default_return_url": p.get("default_return_url"),
+        "features": features,
+        "is_default": is_default,
+        "livemode": False,
+        "login_page": {"enabled": False, "url": None},
+        "metadata": dict(p.get("metadata") or {}),
+        "name": p.get("name"),
+        "updated": now,
+    }
+
+
+def portal_session(
+    now: int, customer_id: str, configuration_id: str, p: dict[str, Any], base_url: str
+) -> dict[str, Any]:
+    session_id = new_id("bps_")
+    return {
+        "id": session_id,
+        "object": "billing_portal.session",
+        "configuration": configuration_id,
+        "created": now,
+        "customer": customer_id,
+        "flow": None,
+        "livemode": False,
+        "locale": p.get("locale"),
+        "on_behalf_of": p.get("on_behalf_of"),
+        "return_url": p.get("return_url"),
+        "url": f"{base_url}/portal/{session_id}",
+    }
+
+
+def subscription_item(now: int, sub_id: str, price_id: str, quantity: int) -> dict[str, Any]:
+    return {
+        "id": new_id("si_"),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": now,
+        "current_period_end": None,
+        "current_period_start": None,
+        "discounts": [],
+        "metadata": {},
+        "price": price_id,  # stored as an id, rendered as the full price object
+        "quantity": quantity,
+        "subscription": sub_id,
+        "tax_rates": [],
+    }
+
+
+def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
+    sub_id = new_id("sub_")
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": now,
+        "billing_cycle_anchor_config": None,
+        "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": currency,
+        # Removed from the Subscription in the Basil API (now on items); kept for convenience.
+        "current_period_end": None,
+        "current_period_start": None,
+        "customer": customer_id,
+        "days_until_due": None,
+        "default_payment_method": None,
+        "default_source": None,
+        "description": None,
+        "discounts": [],
+        "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "items": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": now,
+        "status": "incomplete",
+        "test_clock": None,
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": None,
+    }
+
+
+def invoice_item(
+    now: int,
+    *,
+    customer_id: str,
+    sub_id: str,
+    item_id: str,
+    price: dict[str, Any],
+    amount: int,
+    quantity: int,
+    description: str,
+    start: int,
+    end: int,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("ii_"),
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": price["currency"],
+        "customer": customer_id,
+        "date": now,
+        "description": description,
+        "discountable": False,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": sub_id, "subscription_item": item_id},
+        },
+        "period": {"start": start, "end": end},
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "unit_amount_decimal": str(price["unit_amount"]),
+        },
+        "proration": True,
+        "proration_details": {"discount_amounts": []},
+        "quantity": quantity,
+        "tax_rates": [],
+        "test_clock": None,
+    }
+
+
+def invoice(
+    now: int, customer: dict[str, Any], sub: dict[str, Any] | None, billing_reason: str
+) -> dict[str, Any]:
+    invoice_id = new_id("in_")
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Stripe Emulator",
+        "amount_due": 0,
+        "amount_overpaid": 0,
+        "amount_paid": 0,
+        "amount_remaining": 0,
+        "amount_shipping": 0,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": True,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_reason": billing_reason,
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": sub["currency"] if sub else "usd",
+        "customer": customer["id"],
+        "customer_address": customer.get("address"),
+        "customer_email": customer.get("email"),
+        "customer_name": customer.get("name"),
+        "customer_tax_exempt": customer.get("tax_exempt"),
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "description": None,
+        "discounts": [],
+        "due_date": None,
+        "effective_at": None,
+        "ending_balance": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "issuer": {"type": "self"},
+        "last_finalization_error": None,
+        "lines": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/invoices/{invoice_id}/lines",
+        },
+        "livemode": False,
+        "metadata": {},
+        "next_payment_attempt": None,
+        "number": None,
+        "parent": None
+        if sub is None
+        else {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]},
+        },
+        "period_end": now,
+        "period_start": now,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "subtotal": 0,
+        "subtotal_excluding_tax": 0,
+        "test_clock": None,
+        "total": 0,
+        "total_discount_amounts": [],
+        "total_excluding_tax": 0,
+        "total_taxes": [],
+        "webhooks_delivered_at": None,
+    }
+
+
+def invoice_line(
+    *,
+    invoice_id: str,
+    sub_id: str | None,
+    item_id: str | None,
+    price: dict[str, Any],
+    amount: int,
+    quantity: int,
+    description: str,
+    start: int,
+    end: int,
+    proration: bool,
+    invoice_item_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("il_"),
+        "object": "line_item",
+        "amount": amount,
+        "currency": price["currency"],
+        "description": description,
+        "discount_amounts": [],
+        "discountable": not proration,
+        "discounts": [],
+        "invoice": invoice_id,
+        "livemode": False,
+        "metadata": {},
+        "parent": {
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": invoice_item_id,
+                "proration": proration,
+                "proration_details": {"credited_items": None},
+                "subscription": sub_id,
+                "subscription_item": item_id,
+            },
+        },
+        "period": {"start": start, "end": end},
+        "pretax_credit_amounts": [],
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "unit_amount_decimal": str(price["unit_amount"]),
+        },
+        # Moved under parent.subscription_item_details in Basil; kept for convenience.
+        "proration": proration,
+        "quantity": quantity,
+        "subscription": sub_id,
+        "subtotal": amount,
+        "taxes": [],
+    }
+
+
+def event(
+    now: int,
+    type_: str,
+    obj: dict[str, Any],
+    api_version: str,
+    request: dict[str, Any] | None,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"object": obj}
+    if previous:
+        data["previous_attributes"] = previous
+    return {
+        "id": new_id("evt_"),
+        "object": "event",
+        "api_version": api_version,
+        "context": None,
+        "created": now,
+        "data": data,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": request or {"id": None, "idempotency_key": None},
+        "type": type_,
+    }
