@@ -103,7 +103,11 @@ def _error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
         if first.get("type") == "json_invalid":
-            body = {"type": "invalid_request_error", "code": "invalid_json", "message": "The body is not valid JSON."}
+            body = {
+                "type": "invalid_request_error",
+                "code": "invalid_json",
+                "message": "The body is not valid JSON.",
+            }
             return JSONResponse({"error": body}, status_code=400)
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(loc) or None
@@ -111,11 +115,22 @@ def _error_handlers(app: FastAPI) -> None:
         code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
         if kind == "model_attributes_type" or (kind == "missing" and not loc):
             return JSONResponse(
-                {"error": {"type": "invalid_request_error", "code": "invalid_json", "message": "The body must be a JSON object."}},
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "invalid_json",
+                        "message": "The body must be a JSON object.",
+                    }
+                },
                 status_code=400,
             )
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        body = {"type": "invalid_request_error", "code": code, "message": message, "param": param}
+        body: dict[str, Any] = {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+        }
         return JSONResponse({"error": body}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -134,7 +149,9 @@ def _error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the trace goes to our log, never to the client
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = {"type": "api_error", "code": "internal_error", "message": "Something went wrong on our side."}
+        body = {
+            "type": "api_error",
+            "code": "internal_error",
+            "message": "Something went wrong on our side.",
+        }
         return JSONResponse({"error": body}, status_code=500)
-
-

@@ -70,23 +70,36 @@ def serve(
     if migrate:
         upgrade(settings.resolved_database_url)
     try:
+        asyncio.run(_check_schema(settings.resolved_database_url))
+    except NotMigrated as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    try:
         application = create_app(settings)
     except CatalogError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    typer.echo(f"modelux serving on http://{host or settings.host}:{port or settings.port}", err=True)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+async def _check_schema(url: str) -> None:
+    from modelux_server.kit.db import Database
+    from modelux_server.kit.migrations import ensure_migrated
+
+    db = Database(url)
     try:
-        uvicorn.run(
-            application,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level="warning",
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
-    except NotMigrated as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from None
+        await ensure_migrated(db)
+    finally:
+        await db.dispose()
 
 
 @app.command()
@@ -111,7 +124,9 @@ def bootstrap(
 
     async def work(rt: Any) -> Any:
         async with rt.db.session() as session:
-            return await create_organization(session, rt, name=org, owner_email=email, owner_password=password)
+            return await create_organization(
+                session, rt, name=org, owner_email=email, owner_password=password
+            )
 
     created = _with_runtime(work)
     typer.echo(f"organization   {created.org.id} ({created.org.name}) on the Free plan")
@@ -152,7 +167,8 @@ def create_enterprise_plan(
     sla: str = typer.Option(None, help="SLA, e.g. '99.95% uptime'."),
 ) -> None:
     """Create a custom Enterprise plan for one organization and move it there."""
-    from modelux_server.billing.operator import create_enterprise_plan as create, parse_limits
+    from modelux_server.billing.operator import create_enterprise_plan as create
+    from modelux_server.billing.operator import parse_limits
 
     async def work(rt: Any) -> Any:
         limits = parse_limits(limit)
@@ -172,8 +188,18 @@ def create_enterprise_plan(
             )
 
     plan = _with_runtime(work)
-    typer.echo(json.dumps({"id": plan.id, "org_id": plan.org_id, "name": plan.name,
-                           "limits": plan.limits, "features": plan.features}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "id": plan.id,
+                "org_id": plan.org_id,
+                "name": plan.name,
+                "limits": plan.limits,
+                "features": plan.features,
+            },
+            indent=2,
+        )
+    )
 
 
 @admin.command("plans")

@@ -209,7 +209,7 @@ class FakeUpstream:
             return await self._error(send, status, message, anthropic)
         if path == "/v1/embeddings":
             return await _send_json(send, 200, _embeddings(body, model))
-        await self._chat(send, body, model, behaviour, anthropic)
+        await self._chat(send, receive, body, model, behaviour, anthropic)
 
     def _record(self, scope: Scope, headers: dict[str, str], body: JSON) -> None:
         self.requests.append(
@@ -237,7 +237,7 @@ class FakeUpstream:
         await _send_json(send, status, payload)
 
     async def _chat(
-        self, send: Any, body: JSON, model: str, behaviour: Behaviour, anthropic: bool
+        self, send: Any, receive: Any, body: JSON, model: str, behaviour: Behaviour, anthropic: bool
     ) -> None:
         messages = body.get("messages") or []
         if behaviour.echo:
@@ -267,7 +267,7 @@ class FakeUpstream:
             events = answer.openai_chunks(bool(options.get("include_usage")))
         else:
             return await _send_json(send, 200, answer.openai_completion())
-        await _send_stream(send, events, behaviour)
+        await _send_stream(send, receive, events, behaviour)
 
 
 @dataclass
@@ -420,7 +420,9 @@ async def _send_json(send: Any, status: int, payload: JSON) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_stream(send: Any, events: list[tuple[bytes, bool]], behaviour: Behaviour) -> None:
+async def _send_stream(
+    send: Any, receive: Any, events: list[tuple[bytes, bool]], behaviour: Behaviour
+) -> None:
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if behaviour.cut_after is not None:
@@ -433,7 +435,8 @@ async def _send_stream(send: Any, events: list[tuple[bytes, bool]], behaviour: B
     if behaviour.chunk_delay:
         for data, _ in events:
             await send({"type": "http.response.body", "body": data, "more_body": True})
-            await asyncio.sleep(behaviour.chunk_delay)
+            if not await _still_connected_after(receive, behaviour.chunk_delay):
+                return
     else:
         body = b"".join(data for data, _ in events)
         await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.service import reserve_slot
@@ -39,7 +41,7 @@ async def create(
 async def list_keys(
     session: AsyncSession, org_id: str, page: PageRequest, project_id: str | None = None
 ) -> Page[ApiKey]:
-    filters = [ApiKey.revoked_at.is_(None)]
+    filters: list[Any] = [ApiKey.revoked_at.is_(None)]
     if project_id:
         filters.append(ApiKey.project_id == project_id)
     return await list_owned(session, ApiKey, org_id, page, *filters)

@@ -34,9 +34,7 @@ async def authenticate_management_key(
     if not token.startswith(PREFIX):
         raise Unauthorized("This endpoint needs a management key (mlx_mk_...).")
     key = (
-        await session.execute(
-            select(ManagementKey).where(ManagementKey.token_hash == token_hash(token))
-        )
+        await session.execute(select(ManagementKey).where(ManagementKey.token_hash == token_hash(token)))
     ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked management key.")

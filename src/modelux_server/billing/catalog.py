@@ -130,8 +130,16 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
         raise return_error
     if not isinstance(raw, dict):
         raise fail(None, "must be a table")
-    known = {"name", "order", "self_serve", "monthly_price_cents", "annual_price_cents",
-             "description", "features", "limits"}
+    known = {
+        "name",
+        "order",
+        "self_serve",
+        "monthly_price_cents",
+        "annual_price_cents",
+        "description",
+        "features",
+        "limits",
+    }
     for key in raw:
         if key not in known:
             raise fail(key, f"unknown key '{key}'")

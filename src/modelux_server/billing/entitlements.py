@@ -55,7 +55,12 @@ class Entitlements:
         return feature in self.plan.features
 
     def ensure_room(
-        self, name: str, used: int, *, now: datetime | None = None, resets_at: datetime | None = None
+        self,
+        name: str,
+        used: int,
+        *,
+        now: datetime | None = None,
+        resets_at: datetime | None = None,
     ) -> None:
         """Raise the limit 402 unless one more `name` fits under the plan."""
         limit = self.limit(name)

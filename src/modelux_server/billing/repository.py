@@ -45,12 +45,7 @@ async def count_resource(session: AsyncSession, org_id: str, limit_name: str) ->
 
 
 async def list_plan_changes(session: AsyncSession, org_id: str, limit: int = 50) -> list[PlanChange]:
-    stmt = (
-        select(PlanChange)
-        .where(PlanChange.org_id == org_id)
-        .order_by(PlanChange.id.desc())
-        .limit(limit)
-    )
+    stmt = select(PlanChange).where(PlanChange.org_id == org_id).order_by(PlanChange.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
 
 

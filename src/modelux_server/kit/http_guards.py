@@ -15,9 +15,7 @@ JSON_PREFIXES = ("/manage/", "/v1/", "/admin/")
 
 
 def _error(status: int, code: str, message: str) -> bytes:
-    return json.dumps(
-        {"error": {"type": "invalid_request_error", "code": code, "message": message}}
-    ).encode()
+    return json.dumps({"error": {"type": "invalid_request_error", "code": code, "message": message}}).encode()
 
 
 class BodyGuard:
@@ -38,9 +36,7 @@ class BodyGuard:
         if path.startswith(JSON_PREFIXES) and (length is None or length != "0"):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-                await _reply(
-                    send, 400, "unsupported_content_type", "Send the body as application/json."
-                )
+                await _reply(send, 400, "unsupported_content_type", "Send the body as application/json.")
                 return
         await self.app(scope, self._limited(receive, send), send)
 
@@ -66,6 +62,9 @@ class BodyTooLarge(Exception):
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
     body = _error(status, code, message)
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

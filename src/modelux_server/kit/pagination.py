@@ -45,4 +45,4 @@ async def paginate(session: AsyncSession, stmt: Select[Any], id_column: Any, pag
     rows = list((await session.execute(stmt.order_by(id_column).limit(page.limit + 1))).scalars())
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return Page(items=rows, next_cursor=str(getattr(rows[-1], "id")) if more and rows else None)
+    return Page(items=rows, next_cursor=str(rows[-1].id) if more and rows else None)

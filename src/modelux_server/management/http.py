@@ -87,7 +87,9 @@ async def _replay(session: AsyncSession, org_id: str, key: str, fingerprint: str
             "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
         )
     return JSONResponse(
-        record.response_body, status_code=record.status_code, headers={"Idempotent-Replayed": "true"}
+        record.response_body,
+        status_code=record.status_code,
+        headers={"Idempotent-Replayed": "true"},
     )
 
 

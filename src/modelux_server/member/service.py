@@ -57,9 +57,7 @@ async def invite(
     return membership
 
 
-async def change_role(
-    session: AsyncSession, principal: Principal, member_id: str, role: str
-) -> Membership:
+async def change_role(session: AsyncSession, principal: Principal, member_id: str, role: str) -> Membership:
     membership = await get(session, principal.org_id, member_id)
     if not (principal.can_grant(role) and principal.can_grant(membership.role)):
         raise Forbidden(f"A {principal.role} cannot change this member to {role}.")

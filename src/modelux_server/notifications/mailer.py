@@ -136,9 +136,7 @@ class SmtpMailer:
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
             shown = f" {scheme!r}" if re.fullmatch(r"[a-z0-9+.-]*", scheme) else ""
-            raise _bad_url(
-                f"unsupported scheme{shown}; expected smtp://, smtp+starttls:// or smtps://"
-            )
+            raise _bad_url(f"unsupported scheme{shown}; expected smtp://, smtp+starttls:// or smtps://")
         security = _SCHEMES[scheme]
 
         # Checked before the port: an unencoded '/' in a password also garbles
@@ -283,15 +281,11 @@ class SmtpMailer:
         if isinstance(exc, ssl.SSLError):
             return MailerError(f"TLS error talking to SMTP server {where}: {exc}", transient=False)
         if isinstance(exc, OSError | TimeoutError):
-            return MailerError(
-                f"network error talking to SMTP server {where}: {exc}", transient=True
-            )
+            return MailerError(f"network error talking to SMTP server {where}: {exc}", transient=True)
         if isinstance(exc, ValueError):
             # aiosmtplib raises ValueError for messages without From/To headers.
             return MailerError(f"message cannot be sent: {exc}", transient=False)
-        return MailerError(
-            f"unexpected error sending via SMTP server {where}: {exc!r}", transient=True
-        )
+        return MailerError(f"unexpected error sending via SMTP server {where}: {exc!r}", transient=True)
 
 
 def _is_cert_error(exc: BaseException) -> bool:

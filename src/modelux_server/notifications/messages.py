@@ -235,9 +235,7 @@ def _build(
 # ------------------------------------------------------------------------ builders
 
 
-def usage_email(
-    notice: UsageNotice, *, to: list[str], sender: str, message_id: str
-) -> EmailMessage:
+def usage_email(notice: UsageNotice, *, to: list[str], sender: str, message_id: str) -> EmailMessage:
     org = _one_line(notice.org_name)
     limit_label, limit_phrase = _limit_labels(notice.limit_name)
     if notice.kind == "hard_cap":
@@ -283,9 +281,7 @@ def payment_failed_email(
         "org_name": notice.org_name,
         "plan_name": notice.plan_name,
         "amount_due": format_money(notice.amount_due_cents, notice.currency),
-        "next_attempt_at": (
-            format_datetime_utc(notice.next_attempt_at) if notice.next_attempt_at else None
-        ),
+        "next_attempt_at": (format_datetime_utc(notice.next_attempt_at) if notice.next_attempt_at else None),
         "billing_url": notice.billing_url,
         "portal_hint": notice.portal_hint,
     }

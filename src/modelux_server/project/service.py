@@ -18,7 +18,11 @@ async def create(
 ) -> Project:
     await reserve_slot(session, rt, org_id, "projects")
     project = Project(
-        id=new_id("proj"), org_id=org_id, name=name, description=description, created_at=rt.clock.now()
+        id=new_id("proj"),
+        org_id=org_id,
+        name=name,
+        description=description,
+        created_at=rt.clock.now(),
     )
     session.add(project)
     await session.flush()

@@ -48,7 +48,9 @@ async def get_provider(provider_id: str, request: Request) -> JSONResponse:
 async def update_provider(provider_id: str, body: schemas.ProviderUpdate, request: Request) -> JSONResponse:
     async def handle(session, p):
         changes = body.model_dump(exclude_unset=True)
-        credential = await service.update_credential(session, runtime(request), p.org_id, provider_id, changes)
+        credential = await service.update_credential(
+            session, runtime(request), p.org_id, provider_id, changes
+        )
         return {"data": schemas.render(credential)}
 
     return await run(request, handle, role="admin")

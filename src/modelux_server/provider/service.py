@@ -31,7 +31,9 @@ VENDORS = (
 def _check_vendor(vendor: str) -> None:
     if vendor not in VENDORS:
         raise ValidationFailed(
-            f"unknown vendor '{vendor}' (known: {', '.join(VENDORS)})", code="unknown_vendor", param="vendor"
+            f"unknown vendor '{vendor}' (known: {', '.join(VENDORS)})",
+            code="unknown_vendor",
+            param="vendor",
         )
 
 
@@ -63,7 +65,9 @@ async def create(
 
 
 async def list_credentials(session: AsyncSession, org_id: str, page: PageRequest) -> Page[ProviderCredential]:
-    return await list_owned(session, ProviderCredential, org_id, page, ProviderCredential.deleted_at.is_(None))
+    return await list_owned(
+        session, ProviderCredential, org_id, page, ProviderCredential.deleted_at.is_(None)
+    )
 
 
 async def get(session: AsyncSession, org_id: str, credential_id: str) -> ProviderCredential:

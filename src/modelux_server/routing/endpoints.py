@@ -90,7 +90,11 @@ async def delete_routing_config(config_id: str, request: Request) -> JSONRespons
 async def list_versions(config_id: str, request: Request) -> JSONResponse:
     async def handle(session, p):
         versions = await service.list_versions(session, p.org_id, config_id)
-        return {"data": [schemas.render_version(v) for v in versions], "next_cursor": None, "has_more": False}
+        return {
+            "data": [schemas.render_version(v) for v in versions],
+            "next_cursor": None,
+            "has_more": False,
+        }
 
     return await run(request, handle)
 
@@ -98,7 +102,9 @@ async def list_versions(config_id: str, request: Request) -> JSONResponse:
 @router.get("/{config_id}/versions/{version}")
 async def get_version(config_id: str, version: int, request: Request) -> JSONResponse:
     async def handle(session, p):
-        return {"data": schemas.render_version(await service.get_version(session, p.org_id, config_id, version))}
+        return {
+            "data": schemas.render_version(await service.get_version(session, p.org_id, config_id, version))
+        }
 
     return await run(request, handle)
 

@@ -400,9 +400,7 @@ class _Parser:
             return left
         right = self._operand()
         if self._comparison_operator() is not None:
-            raise ExpressionError(
-                "comparisons cannot be chained; combine them with 'and'", op_token.pos
-            )
+            raise ExpressionError("comparisons cannot be chained; combine them with 'and'", op_token.pos)
         return Compare(op, left, right, op_token.pos)
 
     def _comparison_operator(self) -> str | None:
@@ -475,9 +473,7 @@ class _Parser:
         with self._nested(opening):
             items = self._items("]")
         if all(isinstance(item, Const) for item in items):
-            return Const(
-                tuple(item.value for item in items if isinstance(item, Const)), opening.pos
-            )
+            return Const(tuple(item.value for item in items if isinstance(item, Const)), opening.pos)
         return ListExpr(tuple(items), opening.pos)
 
     def _items(self, closing: str) -> list[Node]:
@@ -501,9 +497,7 @@ class _Parser:
             args = self._items(")")
         if len(args) != arity:
             plural = "argument" if arity == 1 else "arguments"
-            raise ExpressionError(
-                f"{name.value}() takes {arity} {plural}, got {len(args)}", name.pos
-            )
+            raise ExpressionError(f"{name.value}() takes {arity} {plural}, got {len(args)}", name.pos)
         return Call(name.value, tuple(args), name.pos)
 
     def _path(self) -> Node:
@@ -692,9 +686,7 @@ def _compile_compare(node: Compare) -> Evaluator:
 
 def _is_string_tuple(node: Node) -> bool:
     return (
-        isinstance(node, Const)
-        and isinstance(node.value, tuple)
-        and all(type(v) is str for v in node.value)
+        isinstance(node, Const) and isinstance(node.value, tuple) and all(type(v) is str for v in node.value)
     )
 
 

@@ -64,7 +64,12 @@ async def _current_versions(session: AsyncSession, project_id: str) -> dict[str,
 
 
 async def _check_graph(
-    session: AsyncSession, ent: Entitlements, project_id: str, slug: str, strategy: str, spec: dict[str, Any]
+    session: AsyncSession,
+    ent: Entitlements,
+    project_id: str,
+    slug: str,
+    strategy: str,
+    spec: dict[str, Any],
 ) -> None:
     """Targets exist, their strategies are in the plan, and no loop is formed."""
     versions = await _current_versions(session, project_id)
@@ -75,15 +80,14 @@ async def _check_graph(
             raise ValidationFailed(f"rule target @{target} is this config itself", code="routing_loop")
         if target not in versions:
             raise ValidationFailed(
-                f"rule target @{target} is not a routing config of this project", code="unknown_target"
+                f"rule target @{target} is not a routing config of this project",
+                code="unknown_target",
             )
         for feature in required_features(versions[target].strategy):
             ent.require(feature)
     path = _find_cycle(graph, slug)
     if path:
-        raise ValidationFailed(
-            "routing loop: " + " -> ".join("@" + s for s in path), code="routing_loop"
-        )
+        raise ValidationFailed("routing loop: " + " -> ".join("@" + s for s in path), code="routing_loop")
 
 
 def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
@@ -112,9 +116,7 @@ async def create(
 ) -> ConfigView:
     await projects.get(session, org_id, project_id)
     if not SLUG_RE.match(slug):
-        raise ValidationFailed(
-            "slug must be lowercase letters, digits, '-' or '_' (max 63)", param="slug"
-        )
+        raise ValidationFailed("slug must be lowercase letters, digits, '-' or '_' (max 63)", param="slug")
     spec = validate_spec(strategy, fields)
     for feature in required_features(strategy):
         ent.require(feature)
@@ -129,10 +131,20 @@ async def create(
     await _check_graph(session, ent, project_id, slug, strategy, spec)
     now = rt.clock.now()
     config = RoutingConfig(
-        id=new_id("rc"), org_id=org_id, project_id=project_id, slug=slug, current_version=1, created_at=now
+        id=new_id("rc"),
+        org_id=org_id,
+        project_id=project_id,
+        slug=slug,
+        current_version=1,
+        created_at=now,
     )
     version = RoutingConfigVersion(
-        config_id=config.id, version=1, strategy=strategy, spec=spec, created_by=actor, created_at=now
+        config_id=config.id,
+        version=1,
+        strategy=strategy,
+        spec=spec,
+        created_by=actor,
+        created_at=now,
     )
     session.add_all([config, version])
     await session.flush()
@@ -161,7 +173,13 @@ async def update(
 
 
 async def rollback(
-    session: AsyncSession, rt: Runtime, ent: Entitlements, org_id: str, config_id: str, version: int, actor: str | None
+    session: AsyncSession,
+    rt: Runtime,
+    ent: Entitlements,
+    org_id: str,
+    config_id: str,
+    version: int,
+    actor: str | None,
 ) -> ConfigView:
     """Roll back by saving an old version again as the newest one."""
     config = await _get_config(session, org_id, config_id)
@@ -173,7 +191,12 @@ async def rollback(
 
 
 async def _new_version(
-    session: AsyncSession, rt: Runtime, config: RoutingConfig, strategy: str, spec: dict[str, Any], actor: str | None
+    session: AsyncSession,
+    rt: Runtime,
+    config: RoutingConfig,
+    strategy: str,
+    spec: dict[str, Any],
+    actor: str | None,
 ) -> ConfigView:
     config.current_version += 1
     version = RoutingConfigVersion(
@@ -191,7 +214,12 @@ async def _new_version(
 
 async def _get_config(session: AsyncSession, org_id: str, config_id: str) -> RoutingConfig:
     return await get_owned(
-        session, RoutingConfig, org_id, config_id, label="routing config", live=RoutingConfig.deleted_at.is_(None)
+        session,
+        RoutingConfig,
+        org_id,
+        config_id,
+        label="routing config",
+        live=RoutingConfig.deleted_at.is_(None),
     )
 
 
@@ -217,9 +245,13 @@ async def _view(session: AsyncSession, ent: Entitlements, config: RoutingConfig)
 
 
 async def list_configs(
-    session: AsyncSession, ent: Entitlements, org_id: str, page: PageRequest, project_id: str | None = None
+    session: AsyncSession,
+    ent: Entitlements,
+    org_id: str,
+    page: PageRequest,
+    project_id: str | None = None,
 ) -> tuple[Page[RoutingConfig], list[ConfigView]]:
-    filters = [RoutingConfig.deleted_at.is_(None)]
+    filters: list[Any] = [RoutingConfig.deleted_at.is_(None)]
     if project_id:
         filters.append(RoutingConfig.project_id == project_id)
     result = await list_owned(session, RoutingConfig, org_id, page, *filters)
@@ -236,7 +268,9 @@ async def list_versions(session: AsyncSession, org_id: str, config_id: str) -> l
     return list((await session.execute(stmt)).scalars())
 
 
-async def get_version(session: AsyncSession, org_id: str, config_id: str, version: int) -> RoutingConfigVersion:
+async def get_version(
+    session: AsyncSession, org_id: str, config_id: str, version: int
+) -> RoutingConfigVersion:
     config = await _get_config(session, org_id, config_id)
     return await _version(session, config.id, version)
 

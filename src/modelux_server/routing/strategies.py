@@ -42,7 +42,12 @@ class SingleSpec(_Spec):
 
 class FallbackSpec(_Spec):
     targets: Annotated[list[Target], Field(min_length=1, max_length=8)]
-    retry_on: list[Literal["429", "5xx", "timeout", "connection"]] = ["429", "5xx", "timeout", "connection"]
+    retry_on: list[Literal["429", "5xx", "timeout", "connection"]] = [
+        "429",
+        "5xx",
+        "timeout",
+        "connection",
+    ]
 
 
 class EnsembleMember(_Spec):

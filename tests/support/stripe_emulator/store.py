@@ -74,7 +74,9 @@ def paginate(
     limit = params.get("limit", 10)
     if not 1 <= limit <= 100:
         raise StripeApiError(
-            "Invalid limit: must be between 1 and 100", param="limit", code="parameter_invalid_integer"
+            "Invalid limit: must be between 1 and 100",
+            param="limit",
+            code="parameter_invalid_integer",
         )
     ids = [o["id"] for o in data]
     if "starting_after" in params:

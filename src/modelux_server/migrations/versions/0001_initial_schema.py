@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -99,9 +98,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["org_id"], ["organizations.id"], name=op.f("fk_memberships_org_id_organizations")
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_memberships_user_id_users")
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_memberships_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_memberships")),
         sa.UniqueConstraint("org_id", "user_id", name=op.f("uq_memberships_org_id_user_id")),
     )
@@ -192,9 +189,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_credentials")),
     )
     with op.batch_alter_table("provider_credentials", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_provider_credentials_org_id"), ["org_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_provider_credentials_org_id"), ["org_id"], unique=False)
 
     op.create_table(
         "api_keys",
@@ -239,9 +234,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("routing_configs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_routing_configs_org_id"), ["org_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_routing_configs_project_id"), ["project_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_routing_configs_project_id"), ["project_id"], unique=False)
 
     op.create_table(
         "routing_config_versions",
@@ -263,9 +256,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("routing_config_versions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_routing_config_versions_config_id"), ["config_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_routing_config_versions_config_id"), ["config_id"], unique=False)
 
 
 def downgrade() -> None:

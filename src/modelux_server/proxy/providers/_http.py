@@ -80,9 +80,7 @@ async def post_json(
     try:
         # httpx timeouts are per phase; the outer deadline caps the whole call.
         async with asyncio.timeout(timeout):
-            resp = await client.post(
-                url, json=payload, headers=headers, timeout=_request_timeout(timeout)
-            )
+            resp = await client.post(url, json=payload, headers=headers, timeout=_request_timeout(timeout))
     except TimeoutError:
         raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
     except httpx.HTTPError as exc:

@@ -119,9 +119,7 @@ def to_anthropic(body: JSON, model: str) -> JSON:
     out: JSON = {
         "model": model,
         "messages": messages,
-        "max_tokens": body.get("max_completion_tokens")
-        or body.get("max_tokens")
-        or DEFAULT_MAX_TOKENS,
+        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }
     if system:
         out["system"] = "\n\n".join(s for s in system if s)
@@ -151,9 +149,7 @@ def usage_from_anthropic(raw: Any) -> Usage | None:
 
 def to_openai(answer: JSON) -> JSON:
     """Translate an Anthropic Messages response into an OpenAI ``chat.completion``."""
-    text = "".join(
-        b.get("text", "") for b in answer.get("content") or [] if b.get("type") == "text"
-    )
+    text = "".join(b.get("text", "") for b in answer.get("content") or [] if b.get("type") == "text")
     usage = usage_from_anthropic(answer.get("usage"))
     return {
         "id": f"chatcmpl-{answer.get('id', '')}",
@@ -265,9 +261,7 @@ class _StreamState:
                 "object": "chat.completion.chunk",
                 "created": self.created,
                 "model": self.model,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                ],
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
             }
         )
 

@@ -94,9 +94,7 @@ class UpstreamResponse:
 class UpstreamError(Exception):
     """The upstream answered with an error, or could not be reached."""
 
-    def __init__(
-        self, message: str, *, status: int | None = None, retryable: bool | None = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status

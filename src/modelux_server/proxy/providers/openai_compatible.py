@@ -36,9 +36,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 def base_url_for(credential: UpstreamCredential) -> str:
     base = credential.base_url or DEFAULT_BASE_URLS.get(credential.vendor)
     if not base:
-        raise UpstreamError(
-            f"no base_url configured for vendor {credential.vendor!r}", retryable=False
-        )
+        raise UpstreamError(f"no base_url configured for vendor {credential.vendor!r}", retryable=False)
     return base.rstrip("/")
 
 

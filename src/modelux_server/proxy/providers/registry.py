@@ -19,9 +19,7 @@ class ProviderRegistry:
     OpenAI-style upstreams only need a credential with a ``base_url``.
     """
 
-    def __init__(
-        self, client: httpx.AsyncClient | None = None, *, max_connections: int = 512
-    ) -> None:
+    def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 512) -> None:
         self._owns_client = client is None
         self.client = client or make_http_client(
             max_connections=max_connections, max_keepalive_connections=max_connections

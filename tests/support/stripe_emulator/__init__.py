@@ -1,0 +1,207 @@
+"""A stateful, Stripe-compatible HTTP emulator for tests.
+
+Start it on loopback and point the official SDK at it::
+
+    emu = StripeEmulator(webhook_url="http://127.0.0.1:8000/stripe/webhook")
+    emu.start()
+    client = stripe.StripeClient(emu.api_key, base_addresses={"api": emu.base_url})
+    ...
+    emu.stop()
+
+The emulator keeps its own frozen clock (like a Stripe test clock), validates every
+request against the SDK's parameter TypedDicts, signs webhooks exactly as Stripe does
+and lets tests hold, reorder, duplicate or drop deliveries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stripe._api_version import _ApiVersion
+
+from .app import build_app
+from .billing import Engine
+from .clock import Clock
+from .server import BackgroundServer
+from .webhooks import DeliveryResult, Dispatcher, sign
+
+__all__ = ["DeliveryResult", "StripeEmulator", "sign"]
+
+
+class StripeEmulator:
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str = "whsec_test",
+        api_key: str = "sk_test_emulator",
+        start_time: int | None = None,
+        api_version: str = _ApiVersion.CURRENT,
+    ) -> None:
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.api_key = api_key
+        self.base_url = ""
+        self._clock = Clock(start_time)
+        self._dispatcher = Dispatcher(
+            url_getter=lambda: self.webhook_url, secret_getter=lambda: self.webhook_secret
+        )
+        self._engine = Engine(
+            self._clock, self._dispatcher.submit, lambda: self.base_url, api_version
+        )
+        self._server: BackgroundServer | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._server = BackgroundServer(build_app(self))
+        self.base_url = f"http://127.0.0.1:{self._server.port}"
+        self._dispatcher.start()
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._dispatcher.stop()
+
+    def __enter__(self) -> StripeEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- clock
+    def now(self) -> int:
+        return self._clock.now()
+
+    def advance(self, seconds: int) -> None:
+        """Move the clock; renew/cancel/expire whatever falls due, in time order."""
+        self._run(lambda: self._engine.advance(seconds))
+
+    # ---------------------------------------------------------------- test hooks
+    def complete_checkout(
+        self,
+        session_id: str,
+        *,
+        payment_fails: bool = False,
+        email: str | None = None,
+        name: str | None = None,
+        tax_id: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Pay a Checkout Session as a customer would; returns the session.
+
+        With ``payment_fails`` the card is declined: customer and an ``incomplete``
+        subscription exist, the first invoice is open and the session stays open.
+        ``tax_id`` is ``(type, value)``, e.g. ``("eu_vat", "DE123456789")``, and is only
+        saved when the session enabled ``tax_id_collection``.
+        """
+        return self._run(
+            lambda: self._engine.render(
+                self._engine.complete_checkout(
+                    session_id, payment_fails=payment_fails, email=email, name=name, tax_id=tax_id
+                )
+            )
+        )
+
+    def fail_next_payment(self, subscription_id: str) -> None:
+        """Decline the next non-zero payment attempt for this subscription."""
+        self._run(lambda: self._engine.fail_next_payment(subscription_id))
+
+    def set_subscription_status(self, subscription_id: str, status: str) -> None:
+        self._run(lambda: self._engine.set_subscription_status(subscription_id, status))
+
+    def portal_change_price(
+        self,
+        subscription_id: str,
+        price_id: str,
+        *,
+        proration_behavior: str = "create_prorations",
+    ) -> None:
+        """What a customer does in the portal: switch the (first) item's price."""
+
+        def change() -> None:
+            sub = self._engine.store.get(subscription_id, "subscription")
+            item_id = sub["items"]["data"][0]["id"]
+            self._engine.update_subscription(
+                subscription_id,
+                {
+                    "items": [{"id": item_id, "price": price_id}],
+                    "proration_behavior": proration_behavior,
+                },
+            )
+
+        self._run(change)
+
+    def portal_cancel_at_period_end(self, subscription_id: str) -> None:
+        self._run(
+            lambda: self._engine.update_subscription(
+                subscription_id, {"cancel_at_period_end": True}
+            )
+        )
+
+    def portal_update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        tax_id: str | None = None,
+        tax_id_type: str = "eu_vat",
+    ) -> None:
+        """Email changes emit ``customer.updated``; a tax id emits ``customer.tax_id.*``."""
+        tax = (tax_id_type, tax_id) if tax_id is not None else None
+        self._run(lambda: self._engine.portal_update_customer(customer_id, email, tax))
+
+    # ---------------------------------------------------------------- webhooks
+    def hold_webhooks(self) -> None:
+        """Queue new events instead of delivering them, until :meth:`release_webhooks`."""
+        self._dispatcher.hold()
+
+    def release_webhooks(
+        self, *, order: str = "fifo", duplicate: bool = False, seed: int | None = None
+    ) -> list[DeliveryResult]:
+        """Deliver held events (``fifo``/``reverse``/``shuffle``), optionally each twice.
+
+        Stops holding. Returns one :class:`DeliveryResult` per delivery attempt.
+        """
+        return self._dispatcher.release(order, duplicate, seed)
+
+    def drop_next_webhooks(self, n: int) -> None:
+        """The next ``n`` events are recorded (``GET /v1/events``) but never delivered."""
+        self._dispatcher.drop_next(n)
+
+    def redeliver(self, event_id: str) -> DeliveryResult:
+        with self._engine.lock:
+            event = self._engine.store.get(event_id, "event")
+        return self._dispatcher.redeliver(event)
+
+    def wait_for_webhooks(self, timeout: float = 30.0) -> None:
+        """Block until every delivery queued so far (e.g. by an SDK call) has finished."""
+        self._dispatcher.wait_idle(timeout)
+
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        return self._dispatcher.delivered
+
+    @property
+    def dropped(self) -> list[str]:
+        return self._dispatcher.dropped
+
+    def events(self, type: str | None = None) -> list[dict[str, Any]]:
+        """All events, oldest first (``GET /v1/events`` lists newest first)."""
+        with self._engine.lock:
+            return [e for e in self._engine.store.all("events") if type in (None, e["type"])]
+
+    def get(self, object_id: str) -> dict[str, Any]:
+        """Rendered snapshot of any stored object, for assertions."""
+        with self._engine.lock:
+            return self._engine.render(self._engine.store.get(object_id))
+
+    # ---------------------------------------------------------------- internals
+    def _run(self, fn):  # type: ignore[no-untyped-def]
+        # Mutate under the lock, then wait outside it for the deliveries this caused, so a
+        # receiver that calls back into the API is served while we wait.
+        with self._engine.lock:
+            result = fn()
+        self._dispatcher.wait_idle()
+        return result
