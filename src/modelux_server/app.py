@@ -103,7 +103,7 @@ def _error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
         if first.get("type") == "json_invalid":
-            body = {
+            body: dict[str, Any] = {
                 "type": "invalid_request_error",
                 "code": "invalid_json",
                 "message": "The body is not valid JSON.",
