@@ -125,7 +125,7 @@ def _error_handlers(app: FastAPI) -> None:
                 status_code=400,
             )
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        body: dict[str, Any] = {
+        body = {
             "type": "invalid_request_error",
             "code": code,
             "message": message,
