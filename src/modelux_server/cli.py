@@ -135,6 +135,30 @@ def bootstrap(
     typer.echo(f"management key {created.management_key}   (shown once)")
 
 
+@app.command("mcp")
+def mcp_stdio(
+    url: str = typer.Option(
+        None, "--url", envvar="MODELUX_MCP_URL", help="e.g. http://host:8080 (or MODELUX_MCP_URL)."
+    ),
+    key: str = typer.Option(
+        None, "--key", envvar="MODELUX_MCP_KEY", help="A management key, mlx_mk_... (or MODELUX_MCP_KEY)."
+    ),
+) -> None:
+    """Serve the MCP tools over stdio for desktop assistants, forwarding to a server's management API."""
+    from urllib.parse import urlsplit
+
+    from modelux_server.mcp.stdio import serve_stdio
+
+    # stderr only: stdout is the protocol channel
+    if not url or urlsplit(url).scheme not in ("http", "https"):
+        typer.echo("error: give the server as --url http(s)://host:port or MODELUX_MCP_URL", err=True)
+        raise typer.Exit(2)
+    if not key:
+        typer.echo("error: give a management key as --key mlx_mk_... or MODELUX_MCP_KEY", err=True)
+        raise typer.Exit(2)
+    asyncio.run(serve_stdio(url, key))
+
+
 @admin.command("set-plan")
 def set_plan(
     org_id: str = typer.Argument(..., help="org_..."),
@@ -215,6 +239,66 @@ def plans() -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps([render_plan(p) for p in catalog.ordered()], indent=2))
+
+
+@admin.command("notifications")
+def notifications(
+    status: str = typer.Option(None, "--status", help="Only queued, sent or failed ones."),
+    org: str = typer.Option(None, "--org", help="Only this organization (org_...)."),
+    retry: str = typer.Option(None, "--retry", help="Requeue this failed notification (ntf_...)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="How many, newest first."),
+) -> None:
+    """List the email outbox (what was sent, is queued or failed); --retry requeues a failed one."""
+    from modelux_server.notifications import service
+    from modelux_server.notifications.listing import format_table
+
+    async def work(rt: Any) -> str:
+        async with rt.db.session() as session:
+            if retry:
+                row = await service.requeue(session, rt, retry)
+                return f"{row.id} requeued ({row.kind} to {', '.join(row.recipients)})"
+            rows = await service.list_notifications(session, status=status, org_id=org, limit=limit)
+            return format_table(rows)
+
+    typer.echo(_with_runtime(work))
+
+
+
+@admin.command("stripe-sync")
+def stripe_sync() -> None:
+    """Create or update the Stripe products, prices and portal settings for the catalog."""
+    from modelux_server.billing.catalog_sync import sync_catalog, webhook_events
+    from modelux_server.billing.startup import billing_provider
+    from modelux_server.billing.stripe_gateway import StripeBilling
+
+    async def work(rt: Any) -> list[str]:
+        async with billing_provider(rt) as stripe:
+            if not isinstance(stripe, StripeBilling):
+                typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (billing is in manual mode)", err=True)
+                raise typer.Exit(2)
+            return await sync_catalog(rt, stripe)
+
+    changes = _with_runtime(work)
+    for line in changes:
+        typer.echo(line)
+    typer.echo(f"{len(changes)} change(s)" if changes else "Stripe is in sync with the catalog; nothing changed")
+    typer.echo("webhook events to subscribe: " + ", ".join(webhook_events()))
+
+
+@admin.command("reconcile")
+def reconcile() -> None:
+    """Compare every Stripe-linked organization with Stripe and repair drift (missed webhooks)."""
+    from modelux_server.billing.reconcile import reconcile as run_reconcile
+    from modelux_server.billing.startup import billing_provider
+
+    async def work(rt: Any) -> Any:
+        async with billing_provider(rt):
+            return await run_reconcile(rt)
+
+    repairs = _with_runtime(work)
+    for repair in repairs:
+        typer.echo(str(repair))
+    typer.echo(f"{len(repairs)} organization(s) repaired" if repairs else "no drift found")
 
 
 def main() -> None:

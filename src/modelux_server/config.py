@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     redis_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
     request_log_flush_ms: int = Field(200, ge=10)
+    # requests reserved in the durable ledger ahead of use: the most a crash
+    # can over-count (never under-count); see usage/backends/local.py
+    counter_reserve_block: int = Field(32, ge=1, le=10_000)
+    upstream_timeout_s: float = Field(60.0, gt=0)
     clock_control: bool = False
     workers_enabled: bool = True
+    # how often the mailer worker looks for due emails when nothing wakes it
+    notifications_poll_seconds: float = Field(1.0, gt=0)
 
     @field_validator("public_url", "stripe_api_base")
     @classmethod

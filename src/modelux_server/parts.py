@@ -20,10 +20,14 @@ MANAGE = "/manage/v1"
 def routers() -> list[tuple[APIRouter, str]]:
     from modelux_server.api_key.endpoints import router as api_keys
     from modelux_server.billing.endpoints import router as billing
+    from modelux_server.billing.webhook_endpoints import router as stripe_webhooks
+    from modelux_server.dashboard.endpoints import router as dashboard
     from modelux_server.management_key.endpoints import router as management_keys
     from modelux_server.member.endpoints import router as members
     from modelux_server.project.endpoints import router as projects
     from modelux_server.provider.endpoints import router as providers
+    from modelux_server.proxy.endpoints import router as proxy
+    from modelux_server.proxy.metrics_endpoint import router as metrics
     from modelux_server.routing.endpoints import router as routing
 
     return [
@@ -34,15 +38,40 @@ def routers() -> list[tuple[APIRouter, str]]:
         (management_keys, MANAGE),
         (members, MANAGE),
         (routing, MANAGE),
+        (proxy, ""),
+        (metrics, ""),
+        (dashboard, ""),
+        (stripe_webhooks, ""),
     ]
 
 
 def startups() -> list[Callable[[Runtime], Any]]:
-    return []
+    from modelux_server.billing.reconcile import nightly as billing_reconcile
+    from modelux_server.billing.startup import billing_provider
+    from modelux_server.mcp.http import lifespan as mcp_lifetime
+    from modelux_server.notifications.worker import notifications_lifetime
+    from modelux_server.proxy.state import proxy_lifetime
+    from modelux_server.usage.setup import counter_lifetime
+
+    # notifications after the counter: on shutdown the worker stops first,
+    # while the counter it reads for plan-change re-checks is still open
+    # the billing provider first, so every later part (and the nightly
+    # reconciliation, last) finds it in rt.extras["billing"]
+    return [
+        billing_provider,
+        counter_lifetime,
+        notifications_lifetime,
+        proxy_lifetime,
+        mcp_lifetime,
+        billing_reconcile,
+    ]
 
 
 def mounts(rt: Runtime) -> list[Callable[[FastAPI], None]]:
-    return []
+    from modelux_server.dashboard.endpoints import mount as dashboard
+    from modelux_server.mcp.http import mount as mcp
+
+    return [mcp(rt), dashboard]
 
 
 @asynccontextmanager

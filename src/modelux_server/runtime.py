@@ -6,6 +6,7 @@ parts they need as arguments, so they stay free of HTTP and globals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,3 +31,11 @@ class Runtime:
     @property
     def public_url(self) -> str:
         return self.settings.public_url
+
+    def add_invalidator(self, invalidate: Callable[..., None]) -> None:
+        self.extras.setdefault("invalidators", []).append(invalidate)
+
+    def invalidate(self, **what: Any) -> None:
+        """Tell in-process caches that something changed (token_hash=, org_id=, configs=, credentials=)."""
+        for invalidate in self.extras.get("invalidators", []):
+            invalidate(**what)

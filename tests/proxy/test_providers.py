@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -53,6 +54,14 @@ def openai_cred(fake: FakeUpstream) -> UpstreamCredential:
 @pytest.fixture
 def anthropic_cred(fake: FakeUpstream) -> UpstreamCredential:
     return UpstreamCredential("anthropic", "sk-ant-test", fake.url)
+
+
+def in_flight(registry: ProviderRegistry) -> int:
+    from modelux_server.proxy.providers._transport import ShardedTransport
+
+    transport = registry.client._transport
+    assert isinstance(transport, ShardedTransport)
+    return transport.in_flight
 
 
 def sse_payloads(raw: bytes) -> list[str]:
@@ -117,9 +126,7 @@ async def test_openai_stream_is_incremental(fake, registry, openai_cred) -> None
 
 async def test_openai_stream_keeps_usage_chunk_when_asked(fake, registry, openai_cred) -> None:
     body = {"messages": MESSAGES, "stream_options": {"include_usage": True}}
-    stream = await registry.get("groq").chat_stream(
-        body, model="gpt-up", credential=openai_cred, timeout=5
-    )
+    stream = await registry.get("groq").chat_stream(body, model="gpt-up", credential=openai_cred, timeout=5)
     payloads = sse_payloads(b"".join(await collect(stream)))
     assert json.loads(payloads[-2])["usage"]["total_tokens"] == stream.usage.total_tokens
     assert payloads[-1] == "[DONE]"
@@ -135,9 +142,7 @@ async def test_openai_retryable_errors(registry, openai_cred, model, status, ret
         await provider.chat({"messages": MESSAGES}, model=model, credential=openai_cred, timeout=5)
     assert (err.value.status, err.value.retryable) == (status, retryable)
     with pytest.raises(UpstreamError) as err:
-        await provider.chat_stream(
-            {"messages": MESSAGES}, model=model, credential=openai_cred, timeout=5
-        )
+        await provider.chat_stream({"messages": MESSAGES}, model=model, credential=openai_cred, timeout=5)
     assert err.value.status == status
 
 
@@ -168,6 +173,7 @@ async def test_timeouts(registry, openai_cred, anthropic_cred) -> None:
             {"messages": MESSAGES}, model="slow-2.0", credential=anthropic_cred, timeout=0.2
         )
     assert time.monotonic() - started < 1.5
+    assert in_flight(registry) == 0  # cancelled requests gave their pool slot back
 
 
 async def test_connection_refused(registry) -> None:
@@ -231,9 +237,7 @@ async def test_anthropic_chat_translation(fake, registry, anthropic_cred) -> Non
     assert sent["body"]["system"] == "Be terse."
     assert sent["body"]["max_tokens"] == 1024
     assert sent["body"]["stop_sequences"] == ["END"]
-    assert sent["body"]["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Say hello"}]}
-    ]
+    assert sent["body"]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Say hello"}]}]
     assert resp.body["object"] == "chat.completion"
     choice = resp.body["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": "Hello human"}
@@ -244,9 +248,7 @@ async def test_anthropic_chat_translation(fake, registry, anthropic_cred) -> Non
 
 async def test_anthropic_max_tokens_maps_to_length(registry, anthropic_cred) -> None:
     body = {"messages": MESSAGES, "max_tokens": 2}
-    resp = await registry.get("anthropic").chat(
-        body, model="claude-up", credential=anthropic_cred, timeout=5
-    )
+    resp = await registry.get("anthropic").chat(body, model="claude-up", credential=anthropic_cred, timeout=5)
     assert resp.body["choices"][0]["finish_reason"] == "length"
     assert resp.usage is not None and resp.usage.completion_tokens == 2
 
@@ -313,6 +315,7 @@ async def test_early_close_releases_stream_quickly(registry, openai_cred) -> Non
     async with stream:
         assert (await anext(stream)).startswith(b"data: ")
     assert time.monotonic() - started < 0.5  # did not wait for the remaining chunks
+    assert in_flight(registry) == 0
     # The pool stays usable after a connection was dropped mid-stream.
     resp = await registry.get("openai").chat(
         {"messages": MESSAGES}, model="gpt-up", credential=openai_cred, timeout=5
@@ -327,3 +330,34 @@ def test_anthropic_error_event_is_mapped() -> None:
     with pytest.raises(UpstreamError) as err:
         _StreamState(include_usage=False).translate("error", event)
     assert (err.value.status, err.value.retryable, err.value.message) == (529, True, "Overloaded")
+
+
+async def test_many_concurrent_requests_release_their_pool_slots(fake, registry, openai_cred) -> None:
+    provider = registry.get("openai")
+
+    async def one(i: int) -> None:
+        if i % 2:
+            await provider.chat({"messages": MESSAGES}, model="m", credential=openai_cred, timeout=5)
+        else:
+            stream = await provider.chat_stream(
+                {"messages": MESSAGES}, model="m", credential=openai_cred, timeout=5
+            )
+            await collect(stream)
+
+    await asyncio.gather(*(one(i) for i in range(200)))
+    with pytest.raises(UpstreamError):
+        await provider.chat({"messages": MESSAGES}, model="fail-500", credential=openai_cred, timeout=5)
+    assert in_flight(registry) == 0
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_finished_streams_reuse_the_connection(
+    fake, registry, openai_cred, anthropic_cred, vendor
+) -> None:
+    cred = openai_cred if vendor == "openai" else anthropic_cred
+    for _ in range(3):
+        stream = await registry.get(vendor).chat_stream(
+            {"messages": MESSAGES}, model="m", credential=cred, timeout=5
+        )
+        await collect(stream)
+    assert len({r["client"] for r in fake.requests}) == 1

@@ -213,7 +213,13 @@ class FakeUpstream:
 
     def _record(self, scope: Scope, headers: dict[str, str], body: JSON) -> None:
         self.requests.append(
-            {"method": scope["method"], "path": scope["path"], "headers": headers, "body": body}
+            {
+                "method": scope["method"],
+                "path": scope["path"],
+                "headers": headers,
+                "body": body,
+                "client": scope.get("client"),  # (host, port): shows connection reuse
+            }
         )
         if len(self.requests) > self._max_recorded:
             del self.requests[: len(self.requests) - self._max_recorded]
@@ -359,9 +365,7 @@ class _Answer:
         ]
         events += [
             (
-                event(
-                    "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}}
-                ),
+                event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}}),
                 True,
             )
             for p in self.pieces

@@ -61,7 +61,5 @@ async def revoke(session: AsyncSession, rt: Runtime, org_id: str, key_id: str) -
     key = await get(session, org_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = rt.clock.now()
-    invalidate = rt.extras.get("invalidate_api_key")
-    if invalidate is not None:
-        invalidate(key.token_hash)
+    rt.invalidate(token_hash=key.token_hash)
     return key

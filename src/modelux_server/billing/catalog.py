@@ -80,10 +80,17 @@ class Catalog:
     def cheapest_with_feature(self, feature: str) -> Plan | None:
         return next((p for p in self.ordered() if feature in p.features), None)
 
-    def cheapest_with_higher_limit(self, name: str, current: int | None) -> Plan | None:
+    def cheapest_with_higher_limit(self, name: str, current: int | None, above: Plan | None = None) -> Plan | None:
+        """The cheapest self-serve plan above `above` whose limit beats `current`.
+
+        Only plans ranked above the current one count as upgrades, so a custom
+        Enterprise plan with a small limit is never pointed "up" to Free.
+        """
         if current is None:
             return None
         for plan in self.self_serve():
+            if above is not None and plan.sort_key <= above.sort_key:
+                continue
             limit = plan.limit(name)
             if limit is None or limit > current:
                 return plan

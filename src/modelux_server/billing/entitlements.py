@@ -83,7 +83,7 @@ class Entitlements:
         resets_at: datetime | None = None,
     ) -> PlanLimitExceeded:
         limit = self.limit(name)
-        target = self.catalog.cheapest_with_higher_limit(name, limit)
+        target = self.catalog.cheapest_with_higher_limit(name, limit, above=self.plan)
         words = _LIMIT_WORDS.get(name, name)
         monthly = name in MONTHLY_LIMITS
         if monthly:

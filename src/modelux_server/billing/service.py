@@ -91,12 +91,21 @@ async def record_plan_change(
         actor=actor,
         created_at=rt.clock.now(),
     )
+    from_custom_plan_id = state.custom_plan_id
     state.plan_id = plan_id
     state.interval = interval
     state.custom_plan_id = custom_plan_id
     state.updated_at = rt.clock.now()
     state.revision += 1
     session.add(change)
+    # every change, whatever its source, is receipted by email in this same
+    # transaction, and the usage thresholds are re-armed for the new limit
+    from modelux_server.notifications import service as notifications
+    from modelux_server.notifications.thresholds import check_org
+
+    await notifications.enqueue_plan_changed(session, rt, change, from_custom_plan_id=from_custom_plan_id)
+    await check_org(session, rt, state.org_id)
+    rt.invalidate(org_id=state.org_id)
     return change
 
 

@@ -53,6 +53,7 @@ async def delete(session: AsyncSession, rt: Runtime, org_id: str, project_id: st
     project = await get(session, org_id, project_id)
     now = rt.clock.now()
     project.deleted_at = now
+    rt.invalidate(configs=True, all_keys=True)
     await session.execute(
         update(ApiKey)
         .where(ApiKey.project_id == project.id, ApiKey.revoked_at.is_(None))

@@ -61,6 +61,7 @@ async def create(
     )
     session.add(credential)
     await session.flush()
+    rt.invalidate(credentials=True)
     return credential
 
 
@@ -93,12 +94,14 @@ async def update_credential(
         secret = str(changes["api_key"])
         credential.secret_encrypted = rt.encryptor.encrypt(secret)
         credential.hint = masked_hint(secret)
+    rt.invalidate(credentials=True)
     return credential
 
 
 async def delete(session: AsyncSession, rt: Runtime, org_id: str, credential_id: str) -> ProviderCredential:
     credential = await get(session, org_id, credential_id)
     credential.deleted_at = rt.clock.now()
+    rt.invalidate(credentials=True)
     return credential
 
 

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible edge `/v1`: authenticate, resolve, admit, route, log."""

@@ -148,6 +148,7 @@ async def create(
     )
     session.add_all([config, version])
     await session.flush()
+    rt.invalidate(configs=True)
     return ConfigView(config, version, True, None)
 
 
@@ -209,6 +210,7 @@ async def _new_version(
     )
     session.add(version)
     await session.flush()
+    rt.invalidate(configs=True)
     return ConfigView(config, version, True, None)
 
 
@@ -280,6 +282,7 @@ async def delete(session: AsyncSession, rt: Runtime, org_id: str, config_id: str
     config.deleted_at = rt.clock.now()
     # free the slug for reuse while keeping the history under a tombstone name
     config.slug = f"{config.slug}~{config.id[-8:].lower()}"
+    rt.invalidate(configs=True)
     return config
 
 

@@ -15,7 +15,8 @@ and lets tests hold, reorder, duplicate or drop deliveries.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from stripe._api_version import _ApiVersion
 
@@ -26,6 +27,8 @@ from .server import BackgroundServer
 from .webhooks import DeliveryResult, Dispatcher, sign
 
 __all__ = ["DeliveryResult", "StripeEmulator", "sign"]
+
+T = TypeVar("T")
 
 
 class StripeEmulator:
@@ -46,9 +49,7 @@ class StripeEmulator:
         self._dispatcher = Dispatcher(
             url_getter=lambda: self.webhook_url, secret_getter=lambda: self.webhook_secret
         )
-        self._engine = Engine(
-            self._clock, self._dispatcher.submit, lambda: self.base_url, api_version
-        )
+        self._engine = Engine(self._clock, self._dispatcher.submit, lambda: self.base_url, api_version)
         self._server: BackgroundServer | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -134,11 +135,7 @@ class StripeEmulator:
         self._run(change)
 
     def portal_cancel_at_period_end(self, subscription_id: str) -> None:
-        self._run(
-            lambda: self._engine.update_subscription(
-                subscription_id, {"cancel_at_period_end": True}
-            )
-        )
+        self._run(lambda: self._engine.update_subscription(subscription_id, {"cancel_at_period_end": True}))
 
     def portal_update_customer(
         self,
@@ -198,7 +195,7 @@ class StripeEmulator:
             return self._engine.render(self._engine.store.get(object_id))
 
     # ---------------------------------------------------------------- internals
-    def _run(self, fn):  # type: ignore[no-untyped-def]
+    def _run(self, fn: Callable[[], T]) -> T:
         # Mutate under the lock, then wait outside it for the deliveries this caused, so a
         # receiver that calls back into the API is served while we wait.
         with self._engine.lock:

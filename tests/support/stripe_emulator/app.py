@@ -67,12 +67,14 @@ class _Idempotency:
 
 
 def _json(status: int, body: dict[str, Any], request_id: str, extra: dict[str, str] | None = None):
-    headers = {"Request-Id": request_id, "Stripe-Version": "emulator"}
+    headers = {"Request-Id": request_id}
     headers.update(extra or {})
     return Response(
-        json.dumps(body, indent=2), status_code=status, media_type="application/json",
+        json.dumps(body, indent=2),
+        status_code=status,
+        media_type="application/json",
         headers=headers,
-    )  # fmt: skip
+    )
 
 
 def _authenticate(request: Request, api_key: str) -> None:
@@ -107,8 +109,12 @@ def _expand(engine: Engine, node: Any, parts: list[str], full: str) -> None:
     key, rest = parts[0], parts[1:]
     if key == "line_items" and node.get("object") == "checkout.session":
         items = engine.session_line_items(node["id"])
-        node[key] = {"object": "list", "data": items, "has_more": False,
-                     "url": f"/v1/checkout/sessions/{node['id']}/line_items"}  # fmt: skip
+        node[key] = {
+            "object": "list",
+            "data": items,
+            "has_more": False,
+            "url": f"/v1/checkout/sessions/{node['id']}/line_items",
+        }
     if key not in node:
         raise StripeApiError(f"This property cannot be expanded ({full}).", param="expand")
     value = node[key]
@@ -131,6 +137,12 @@ def build_app(emulator: StripeEmulator) -> Starlette:
         try:
             found = match(method, path)
             if found is None:
+                if path.endswith("/search"):
+                    raise StripeApiError(
+                        f"Unrecognized request URL ({method}: {path}). The Stripe emulator "
+                        "does not implement search; use the list endpoints.",
+                        status=404,
+                    )
                 if path_exists(path):
                     raise StripeApiError(
                         f"Unrecognized request URL ({method}: {path}). This endpoint does not "
@@ -154,10 +166,11 @@ def build_app(emulator: StripeEmulator) -> Starlette:
                 return _json(exc.status, exc.body(), request_id)
             if replay is not None:
                 return Response(
-                    replay[1], status_code=replay[0], media_type="application/json",
-                    headers={"Request-Id": request_id, "Idempotent-Replayed": "true",
-                             "Idempotency-Key": key},
-                )  # fmt: skip
+                    replay[1],
+                    status_code=replay[0],
+                    media_type="application/json",
+                    headers={"Request-Id": request_id, "Idempotent-Replayed": "true", "Idempotency-Key": key},
+                )
         status, body = 500, {}
         try:
             with engine.lock:
@@ -184,10 +197,8 @@ def build_app(emulator: StripeEmulator) -> Starlette:
             _authenticate(request, emulator.api_key)
         except StripeApiError as exc:
             return _json(exc.status, exc.body(), request_id)
-        if request.method == "POST":
-            raw = (await request.body()).decode()
-        else:
-            raw = request.url.query
+        is_post = request.method == "POST"
+        raw = (await request.body()).decode() if is_post else request.url.query
         headers = {k.lower(): v for k, v in request.headers.items()}
         # Engine work is synchronous and lock-guarded; keep it off the event loop so a
         # webhook receiver calling back into us is served concurrently.
@@ -304,9 +315,7 @@ def _checkout_pay(emulator: StripeEmulator, session_id: str, form: dict[str, str
     except StripeApiError as exc:
         return _page("Checkout failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
     if session["status"] != "complete":
-        return _page(
-            "Your card was declined", f"<p><a href='/checkout/{session_id}'>Retry</a></p>", 402
-        )
+        return _page("Your card was declined", f"<p><a href='/checkout/{session_id}'>Retry</a></p>", 402)
     target = (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session_id)
     if not target:
         return _page("Payment complete", "<p id='done'>Thanks!</p>")

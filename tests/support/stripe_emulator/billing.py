@@ -68,6 +68,7 @@ class Engine:
         self._request = threading.local()
         # Checkout line items and subscription_data, which the session object omits.
         self._session_extras: dict[str, dict[str, Any]] = {}
+        self._invoice_snaps: dict[str, dict[str, dict[str, Any]]] = {}
 
     # ================================================================ plumbing
     def set_request(self, request_id: str | None, idempotency_key: str | None) -> None:
@@ -83,11 +84,16 @@ class Engine:
                 item["price"] = copy.deepcopy(self.store.get(item["price"]))
         return out
 
-    def emit(self, type_: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+    def emit(
+        self,
+        type_: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
         request = getattr(self._request, "value", None)
-        event = objects.event(
-            self.now(), type_, self.render(obj), self.api_version, request, previous
-        )
+        data = snapshot if snapshot is not None else self.render(obj)
+        event = objects.event(self.now(), type_, data, self.api_version, request, previous)
         self.store.add("events", event)
         self._submit(event)
 
@@ -117,9 +123,7 @@ class Engine:
         if "preferred_locales" in p:
             cust["preferred_locales"] = p["preferred_locales"] or []
         if "invoice_settings" in p:
-            cust["invoice_settings"].update(
-                {k: v or None for k, v in p["invoice_settings"].items()}
-            )
+            cust["invoice_settings"].update({k: v or None for k, v in p["invoice_settings"].items()})
         if "balance" in p:
             cust["balance"] = p["balance"]
         if "metadata" in p:
@@ -210,14 +214,8 @@ class Engine:
 
     def create_price(self, p: dict[str, Any]) -> dict[str, Any]:
         if "product" in p and "product_data" in p:
-            raise invalid(
-                "You may only specify one of these parameters: product, product_data.", "product"
-            )
-        if "product_data" in p:
-            product_id = self.create_product(p["product_data"])["id"]
-        elif "product" in p:
-            product_id = self.store.get(p["product"], "product", "product")["id"]
-        else:
+            raise invalid("You may only specify one of these parameters: product, product_data.", "product")
+        if "product" not in p and "product_data" not in p:
             raise StripeApiError(
                 "Missing required param: product.", param="product", code="parameter_missing"
             )
@@ -227,8 +225,12 @@ class Engine:
                 param="unit_amount",
                 code="parameter_missing",
             )
+        if "product" in p:
+            product_id = self.store.get(p["product"], "product", "product")["id"]
         if p.get("lookup_key"):
             self._claim_lookup_key(p["lookup_key"], p.get("transfer_lookup_key", False), None)
+        if "product_data" in p:  # only create side effects once everything validated
+            product_id = self.create_product(p["product_data"])["id"]
         price = objects.price(self.now(), p, product_id)
         price["metadata"] = merge_metadata({}, p.get("metadata"))
         self.store.add("prices", price)
@@ -240,9 +242,7 @@ class Engine:
         before = self.render(price)
         if "lookup_key" in p:
             if p["lookup_key"]:
-                self._claim_lookup_key(
-                    p["lookup_key"], p.get("transfer_lookup_key", False), price_id
-                )
+                self._claim_lookup_key(p["lookup_key"], p.get("transfer_lookup_key", False), price_id)
             price["lookup_key"] = p["lookup_key"] or None
         for key in ("active", "nickname", "tax_behavior"):
             if key in p:
@@ -264,8 +264,7 @@ class Engine:
             and ("type" not in p or x["type"] == p["type"])
             and (not keys or x["lookup_key"] in keys)
             and (
-                "interval" not in recurring
-                or (x["recurring"] or {}).get("interval") == recurring["interval"]
+                "interval" not in recurring or (x["recurring"] or {}).get("interval") == recurring["interval"]
             )
             and created_matches(x["created"], p.get("created"))
         ]
@@ -274,9 +273,7 @@ class Engine:
     def create_checkout_session(self, p: dict[str, Any]) -> dict[str, Any]:
         mode = p.get("mode")
         if mode is None:
-            raise StripeApiError(
-                "Missing required param: mode.", param="mode", code="parameter_missing"
-            )
+            raise StripeApiError("Missing required param: mode.", param="mode", code="parameter_missing")
         if mode != "subscription":
             raise invalid(f"The emulator only implements mode=subscription, got {mode}.", "mode")
         if p.get("customer") and p.get("customer_email"):
@@ -301,14 +298,11 @@ class Engine:
                 )
             price = self.store.get(li["price"], "price", f"line_items[{i}][price]")
             if not price["active"]:
-                raise invalid(
-                    f"The price specified ({price['id']}) is inactive.", f"line_items[{i}][price]"
-                )
+                raise invalid(f"The price specified ({price['id']}) is inactive.", f"line_items[{i}][price]")
             resolved.append({"price": price["id"], "quantity": li.get("quantity", 1)})
         if not any(self.store.get(li["price"])["type"] == "recurring" for li in resolved):
             raise invalid(
-                "You must provide at least one recurring price in `subscription` mode when "
-                "using prices.",
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
                 "line_items",
             )
         self._check_intervals([self.store.get(li["price"]) for li in resolved], "line_items")
@@ -326,7 +320,7 @@ class Engine:
 
     def session_line_items(self, session_id: str) -> list[dict[str, Any]]:
         self.store.get(session_id, "checkout.session")
-        out = []
+        out: list[dict[str, Any]] = []
         for li in self._session_extras[session_id]["line_items"]:
             price = self.store.get(li["price"])
             product = self.store.get(price["product"])
@@ -406,9 +400,7 @@ class Engine:
             "name": cust["name"],
             "phone": None,
             "tax_exempt": cust["tax_exempt"],
-            "tax_ids": [
-                {"type": t["type"], "value": t["value"]} for t in self.list_tax_ids(cust["id"])
-            ],
+            "tax_ids": [{"type": t["type"], "value": t["value"]} for t in self.list_tax_ids(cust["id"])],
         }
         session["customer"] = cust["id"]
         session["subscription"] = sub["id"]
@@ -450,9 +442,7 @@ class Engine:
             )
         cust = self.store.get(p["customer"], "customer", "customer")
         if "configuration" in p:
-            conf = self.store.get(
-                p["configuration"], "billing_portal.configuration", "configuration"
-            )
+            conf = self.store.get(p["configuration"], "billing_portal.configuration", "configuration")
         else:
             defaults = [c for c in self.store.all("portal_configurations") if c["is_default"]]
             conf = defaults[0] if defaults else self.create_portal_configuration({"features": {}})
@@ -537,20 +527,21 @@ class Engine:
                 False,
             )
         sub["latest_invoice"] = inv["id"]
-        paid = self._attempt_payment(inv, fail_key or sub["id"])
+        attempt = payment_behavior != "default_incomplete"
+        paid = self._attempt_payment(inv, fail_key or sub["id"], attempt=attempt)
         if not paid and payment_behavior == "error_if_incomplete":
             self._discard(sub, inv)
             raise card_declined()
         if not trial_end:
             sub["status"] = "active" if paid else "incomplete"
         self.emit("customer.subscription.created", sub)
-        self._emit_invoice_outcome(inv, paid)
+        self._emit_invoice_outcome(inv, paid, attempted=attempt)
         return sub, inv
 
     def _discard(self, sub: dict[str, Any], inv: dict[str, Any]) -> None:
-        for coll, obj in (("subscriptions", sub), ("invoices", inv)):
-            self.store.order[coll].remove(obj["id"])
-            del self.store.objects[obj["id"]]
+        self._void(inv, emit=False, remove=True)
+        self.store.order["subscriptions"].remove(sub["id"])
+        del self.store.objects[sub["id"]]
 
     def create_subscription(self, p: dict[str, Any]) -> dict[str, Any]:
         if "customer" not in p:
@@ -560,9 +551,7 @@ class Engine:
         cust = self.store.get(p["customer"], "customer", "customer")
         items = p.get("items") or []
         if not items:
-            raise StripeApiError(
-                "Missing required param: items.", param="items", code="parameter_missing"
-            )
+            raise StripeApiError("Missing required param: items.", param="items", code="parameter_missing")
         for i, item in enumerate(items):
             if "price" not in item:
                 raise StripeApiError(
@@ -628,8 +617,7 @@ class Engine:
             if "id" in change:
                 if change["id"] not in by_id:
                     raise invalid(
-                        f"Subscription item {change['id']} does not belong to subscription "
-                        f"{sub['id']}.",
+                        f"Subscription item {change['id']} does not belong to subscription {sub['id']}.",
                         f"{param}[id]",
                     )
                 target = by_id[change["id"]]
@@ -669,9 +657,7 @@ class Engine:
         for item in sub["items"]["data"]:
             new = next((n for n in new_items if n["id"] == item["id"]), None)
             unchanged = (
-                new is not None
-                and new["price"] == item["price"]
-                and new["quantity"] == item["quantity"]
+                new is not None and new["price"] == item["price"] and new["quantity"] == item["quantity"]
             )
             if unchanged and not reset:
                 continue
@@ -719,8 +705,7 @@ class Engine:
                     "billing_cycle_anchor": plan["anchor"],
                     "expires_at": self.now() + INCOMPLETE_WINDOW,
                     "subscription_items": [
-                        {"id": i["id"], "price": i["price"], "quantity": i["quantity"]}
-                        for i in plan["items"]
+                        {"id": i["id"], "price": i["price"], "quantity": i["quantity"]} for i in plan["items"]
                     ],
                     "trial_end": None,
                     "trial_from_plan": None,
@@ -751,9 +736,7 @@ class Engine:
         at = p.get("proration_date", now)
         start, end = sub["current_period_start"], sub["current_period_end"]
         if not start <= at <= end:
-            raise invalid(
-                "The proration_date must be within the current billing period.", "proration_date"
-            )
+            raise invalid("The proration_date must be within the current billing period.", "proration_date")
         new_items = (
             self._plan_item_changes(sub, p["items"])
             if "items" in p
@@ -836,9 +819,7 @@ class Engine:
         if plan["cancellation_details"]:
             sub["cancellation_details"].update(plan["cancellation_details"])
         if plan["cancel_at_period_end"] is not None:
-            self._set_cancel_at(
-                sub, sub["current_period_end"] if plan["cancel_at_period_end"] else None
-            )
+            self._set_cancel_at(sub, sub["current_period_end"] if plan["cancel_at_period_end"] else None)
         if plan["cancel_at"] is not _UNSET:
             value = plan["cancel_at"]
             if isinstance(value, str) and value:  # min_period_end / max_period_end ...
@@ -1051,9 +1032,16 @@ class Engine:
         cust["next_invoice_sequence"] += 1
         cust["balance"] = min(net, 0)
 
-    def _attempt_payment(self, inv: dict[str, Any], fail_key: str) -> bool:
+    def _attempt_payment(self, inv: dict[str, Any], fail_key: str, attempt: bool = True) -> bool:
+        """Finalize (if draft) and charge. Event snapshots are kept per step so that
+        ``invoice.created`` shows a draft and ``invoice.finalized`` an open invoice."""
+        snaps = self._invoice_snaps.setdefault(inv["id"], {})
         if inv["status"] == "draft":
+            snaps["invoice.created"] = self.render(inv)
             self._finalize(inv)
+            snaps["invoice.finalized"] = self.render(inv)
+        if inv["amount_due"] > 0 and not attempt:
+            return False  # default_incomplete: wait for the customer to confirm payment
         if inv["amount_due"] > 0:
             inv["attempted"] = True
             inv["attempt_count"] += 1
@@ -1066,11 +1054,14 @@ class Engine:
         inv["next_payment_attempt"] = None
         return True
 
-    def _emit_invoice_outcome(self, inv: dict[str, Any], paid: bool) -> None:
-        # Snapshots are rendered as the invoice is now; good enough for receivers that
-        # (correctly) re-fetch, and the order matches what Stripe sends.
-        self.emit("invoice.created", inv)
-        self.emit("invoice.finalized", inv)
+    def _emit_invoice_outcome(self, inv: dict[str, Any], paid: bool, attempted: bool = True):
+        # Emitted after the caller's own subscription event, in the order Stripe sends.
+        snaps = self._invoice_snaps.pop(inv["id"], {})
+        for type_ in ("invoice.created", "invoice.finalized"):
+            if type_ in snaps:
+                self.emit(type_, inv, snapshot=snaps[type_])
+        if not attempted and not paid:
+            return
         if paid:
             self.emit("invoice.paid", inv)
             self.emit("invoice.payment_succeeded", inv)
@@ -1078,9 +1069,15 @@ class Engine:
             self.emit("invoice.payment_failed", inv)
 
     def _void(self, inv: dict[str, Any], emit: bool = True, remove: bool = False) -> None:
+        """Void an unpaid invoice (or drop it entirely when the request is rejected)."""
         for ii in self.store.all("invoiceitems"):
             if ii["invoice"] == inv["id"]:
                 ii["invoice"] = None
+        if inv["ending_balance"] is not None:
+            # Give back the customer credit that finalization applied to this invoice.
+            cust = self.store.get(inv["customer"])
+            cust["balance"] += inv["starting_balance"] - inv["ending_balance"]
+        self._invoice_snaps.pop(inv["id"], None)
         if remove:
             self._discard_invoice(inv)
             return
@@ -1156,16 +1153,12 @@ class Engine:
     def preview_invoice(self, p: dict[str, Any]) -> dict[str, Any]:
         """``POST /v1/invoices/create_preview``: what the change would bill, without applying."""
         if "subscription" not in p:
-            raise invalid(
-                "The emulator only previews changes to an existing subscription.", "subscription"
-            )
+            raise invalid("The emulator only previews changes to an existing subscription.", "subscription")
         sub = self.store.get(p["subscription"], "subscription", "subscription")
         if "customer" in p and p["customer"] != sub["customer"]:
             raise invalid("The subscription does not belong to this customer.", "customer")
         details = dict(p.get("subscription_details") or {})
-        update = {
-            k: details[k] for k in ("items", "proration_date", "proration_behavior") if k in details
-        }
+        update = {k: details[k] for k in ("items", "proration_date", "proration_behavior") if k in details}
         if "billing_cycle_anchor" in details:
             update["billing_cycle_anchor"] = {"type": details["billing_cycle_anchor"]}
         plan = self._plan_update(sub, update)
@@ -1285,9 +1278,7 @@ class Engine:
                 else:
                     due.append((sub["current_period_end"], n, self._bind(self._renew, sub)))
             if sub["pending_update"]:
-                due.append(
-                    (sub["pending_update"]["expires_at"], n, self._bind(self._expire_pending, sub))
-                )
+                due.append((sub["pending_update"]["expires_at"], n, self._bind(self._expire_pending, sub)))
         for n, session in enumerate(self.store.all("checkout_sessions")):
             if session["status"] == "open":
                 due.append(

@@ -44,9 +44,7 @@ class StripeApiError(Exception):
 
 def missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
     # Stripe's wording for an unknown id, e.g. "No such customer: 'cus_123'".
-    return StripeApiError(
-        f"No such {kind}: '{object_id}'", status=404, code="resource_missing", param=param
-    )
+    return StripeApiError(f"No such {kind}: '{object_id}'", status=404, code="resource_missing", param=param)
 
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> StripeApiError:

@@ -286,7 +286,7 @@ def invoice_item(
     *,
     customer_id: str,
     sub_id: str,
-    item_id: str,
+    item_id: str | None,
     price: dict[str, Any],
     amount: int,
     quantity: int,

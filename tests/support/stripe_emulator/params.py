@@ -163,9 +163,7 @@ def _enum_error(text: str, allowed: tuple[Any, ...], path: tuple[str, ...]) -> S
 
 
 def _coerce_union(value: Any, options: tuple[Any, ...], path: tuple[str, ...]) -> Any:
-    literal_values = [
-        v for o in options if typing.get_origin(o) is Literal for v in typing.get_args(o)
-    ]
+    literal_values = [v for o in options if typing.get_origin(o) is Literal for v in typing.get_args(o)]
     # The generator adds "|str" to every enum for forward compatibility, but the server
     # still enforces the enum. Only "Literal['']|str" (empty string = unset) is free text.
     if any(v != "" for v in literal_values):
@@ -179,9 +177,9 @@ def _coerce_union(value: Any, options: tuple[Any, ...], path: tuple[str, ...]) -
     # Report the error of the alternative matching the value's shape: a nested unknown
     # key is more useful than "expected a string".
     if isinstance(value, dict):
-        for exc, option in errors:
+        for error, option in errors:
             if _is_container(option):
-                raise exc
+                raise error
     if isinstance(value, str) and any(typing.get_origin(o) is Literal for _, o in errors):
         scalar_types = [o for _, o in errors if typing.get_origin(o) is not Literal]
         if all(_is_container(o) for o in scalar_types):
@@ -196,39 +194,29 @@ def _is_container(tp: Any) -> bool:
 
 def _coerce_list(value: Any, item_tp: Any, path: tuple[str, ...]) -> list[Any]:
     if not isinstance(value, dict) or not all(_INT_RE.match(k) for k in value):
-        raise StripeApiError(
-            f"Invalid array: {param_name(path)} must be an array", param=param_name(path)
-        )
+        raise StripeApiError(f"Invalid array: {param_name(path)} must be an array", param=param_name(path))
     ordered = sorted(value.items(), key=lambda kv: int(kv[0]))
     return [_coerce(v, item_tp, (*path, str(i))) for i, (_, v) in enumerate(ordered)]
 
 
 def _coerce_mapping(value: Any, value_tp: Any, path: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise StripeApiError(
-            f"Invalid object: {param_name(path)} must be an object", param=param_name(path)
-        )
+        raise StripeApiError(f"Invalid object: {param_name(path)} must be an object", param=param_name(path))
     return {k: _coerce(v, value_tp, (*path, k)) for k, v in value.items()}
 
 
 def _coerce_typeddict(value: Any, td: type, path: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise StripeApiError(
-            f"Invalid object: {param_name(path)} must be an object", param=param_name(path)
-        )
+        raise StripeApiError(f"Invalid object: {param_name(path)} must be an object", param=param_name(path))
     hints = _hints(td)
     out: dict[str, Any] = {}
     for key, raw in value.items():
         if key not in hints:
             name = param_name((*path, key))
-            raise StripeApiError(
-                f"Received unknown parameter: {name}", param=name, code="parameter_unknown"
-            )
+            raise StripeApiError(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
         out[key] = _coerce(raw, hints[key], (*path, key))
     for key in sorted(td.__required_keys__ - _REQUEST_OPTION_KEYS):  # type: ignore[attr-defined]
         if key not in value:
             name = param_name((*path, key))
-            raise StripeApiError(
-                f"Missing required param: {name}.", param=name, code="parameter_missing"
-            )
+            raise StripeApiError(f"Missing required param: {name}.", param=name, code="parameter_missing")
     return out

@@ -46,7 +46,8 @@ def _list(fn: Callable[[Engine, dict[str, Any], dict[str, str]], list[dict[str, 
     return handler
 
 
-_ID = r"(?P<id>[A-Za-z0-9_]+)"
+# "search" is a sibling endpoint, not an id; the emulator does not implement search.
+_ID = r"(?P<id>(?!search$)[A-Za-z0-9_]+)"
 _TABLE: list[tuple[str, str, type, Handler]] = [
     # customers
     ("POST", "/v1/customers", P.CustomerCreateParams, lambda e, p, a: e.create_customer(p)),

@@ -21,9 +21,11 @@ class BackgroundServer:
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            daemon=True,
             name="stripe-emulator-http",
-        )  # fmt: skip
+        )
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from ._transport import ShardedTransport
 from .base import JSON, UpstreamError, UpstreamTimeout
 
 USER_AGENT = "modelux-server"
@@ -21,20 +22,18 @@ _MAX_ERROR_TEXT = 500
 
 
 def make_http_client(
-    *,
-    max_connections: int = 512,
-    max_keepalive_connections: int = 512,
-    keepalive_expiry: float = 30.0,
+    *, max_connections: int = 512, per_shard: int = 8, keepalive_expiry: float = 30.0
 ) -> httpx.AsyncClient:
-    # Keep-alive pool as large as the connection cap: under load every request
-    # would otherwise pay a fresh TCP+TLS handshake to the same few hosts.
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry=keepalive_expiry,
+    """The one client all adapters share: up to ``max_connections`` pooled connections.
+
+    Keep-alive covers the whole budget, since under load every request would otherwise
+    pay a fresh TCP+TLS handshake to the same few hosts.
+    """
+    transport = ShardedTransport(
+        max_connections=max_connections, per_shard=per_shard, keepalive_expiry=keepalive_expiry
     )
     return httpx.AsyncClient(
-        limits=limits,
+        transport=transport,
         timeout=httpx.Timeout(60.0, connect=10.0),
         headers={"user-agent": USER_AGENT},
         follow_redirects=False,

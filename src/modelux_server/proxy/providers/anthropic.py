@@ -225,14 +225,15 @@ class AnthropicProvider:
             self._client, url, headers=headers, payload=payload, timeout=timeout
         ) as chunks:
             async for data in chunks:
+                if state.finished:
+                    continue  # drain so the connection can be reused
                 out = [state.translate(*sse_fields(event)) for event in sse.feed(data)]
                 stream.usage = state.usage()
                 joined = b"".join(out)
                 if joined:
                     yield joined
-                if state.finished:
-                    return
-        raise UpstreamError("Anthropic stream ended before message_stop", retryable=True)
+        if not state.finished:
+            raise UpstreamError("Anthropic stream ended before message_stop", retryable=True)
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float

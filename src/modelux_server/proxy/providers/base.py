@@ -19,6 +19,9 @@ the longest silence allowed between two upstream reads.
 Errors: every failure surfaces as ``UpstreamError`` (``UpstreamTimeout`` for
 timeouts). ``retryable`` is True for 408/429/5xx, timeouts and connection failures:
 those are the cases where trying again or falling back to another upstream can help.
+A natural gateway mapping once fallbacks are exhausted: ``UpstreamTimeout`` -> 504,
+a non-retryable 4xx -> relay that status and ``message`` (e.g. context too long),
+anything else -> 502. ``status`` is None when no HTTP answer was received.
 
 Streaming: ``await provider.chat_stream(...)`` returns a ``ChatStream`` only after the
 upstream accepted the request *and* produced its first chunk, so a refusal (HTTP

@@ -97,6 +97,10 @@ class OpenAICompatibleProvider:
             self._client, url, headers=headers, payload=payload, timeout=timeout
         ) as chunks:
             async for data in chunks:
+                if done:
+                    # Keep reading to the end of the body: a connection released
+                    # mid-body cannot go back to the keep-alive pool.
+                    continue
                 out: list[bytes] = []
                 for event in sse.feed(data):
                     _, payload_bytes = sse_fields(event)
@@ -115,10 +119,9 @@ class OpenAICompatibleProvider:
                     out.append(event + b"\n\n")
                 if out:
                     yield b"".join(out)
-                if done:
-                    return
-        # Some servers just close after the last chunk; clients still expect [DONE].
-        yield SSE_DONE
+        if not done:
+            # Some servers just close after the last chunk; clients still expect [DONE].
+            yield SSE_DONE
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float

@@ -21,9 +21,7 @@ class ProviderRegistry:
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 512) -> None:
         self._owns_client = client is None
-        self.client = client or make_http_client(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
+        self.client = client or make_http_client(max_connections=max_connections)
         self._default: Provider = OpenAICompatibleProvider(self.client)
         self._by_vendor: dict[str, Provider] = {"anthropic": AnthropicProvider(self.client)}
 

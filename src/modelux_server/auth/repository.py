@@ -1,0 +1,61 @@
+"""SQL for dashboard logins: users, memberships, sessions and failed attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.models import DashboardSession, LoginAttempt, Membership, Organization, User
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+
+
+async def first_membership(session: AsyncSession, user_id: str) -> Membership | None:
+    """The organization a login lands in: the user's oldest membership."""
+    stmt = (
+        select(Membership)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Membership.id)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def membership(session: AsyncSession, org_id: str, user_id: str) -> Membership | None:
+    stmt = select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def session_by_token_hash(session: AsyncSession, token_hash: str) -> DashboardSession | None:
+    stmt = select(DashboardSession).where(DashboardSession.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def user_and_org(session: AsyncSession, user_id: str, org_id: str) -> tuple[User, Organization] | None:
+    row = (
+        await session.execute(select(User, Organization).where(User.id == user_id, Organization.id == org_id))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def count_failures(session: AsyncSession, key: str, since: datetime) -> tuple[int, datetime | None]:
+    """Failed attempts for `key` after `since`, and the oldest of them."""
+    stmt = select(func.count(), func.min(LoginAttempt.created_at)).where(
+        LoginAttempt.key == key, LoginAttempt.created_at > since
+    )
+    count, oldest = (await session.execute(stmt)).one()
+    return int(count), oldest
+
+
+async def record_failure(session: AsyncSession, key: str, now: datetime, prune_before: datetime) -> None:
+    # pruning on write keeps the table as small as the window without a job
+    await session.execute(delete(LoginAttempt).where(LoginAttempt.created_at <= prune_before))
+    session.add(LoginAttempt(key=key, created_at=now))
+
+
+async def clear_failures(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(LoginAttempt).where(LoginAttempt.key == key))

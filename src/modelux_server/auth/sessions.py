@@ -1,0 +1,94 @@
+"""Dashboard sessions: an opaque random token in a cookie, its hash in the table.
+
+The token carries 256 bits, so a plain SHA-256 is a safe lookup key (as for
+API keys). The role is read from the membership on every request, so a role
+change or removal takes effect on the next page, not at the next login.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.auth import repository
+from modelux_server.auth.principal import Principal
+from modelux_server.kit.ids import new_id
+from modelux_server.kit.secrets import new_token, token_hash
+from modelux_server.models import DashboardSession
+from modelux_server.runtime import Runtime
+
+TTL = timedelta(days=7)
+PREFIX = "mlx_sess_"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at a dashboard page."""
+
+    session_id: str
+    token_hash: str
+    user_id: str
+    email: str
+    org_id: str
+    org_name: str
+    role: str
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(org_id=self.org_id, role=self.role, actor=self.user_id, source="dashboard")
+
+    @property
+    def can_act(self) -> bool:
+        """Owners and admins change things; members see pages read-only."""
+        return self.role in ("owner", "admin")
+
+
+async def open_session(session: AsyncSession, rt: Runtime, *, user_id: str, org_id: str) -> str:
+    """Start a session and return its token (the cookie value, never stored)."""
+    token = new_token(PREFIX)
+    now = rt.clock.now()
+    session.add(
+        DashboardSession(
+            id=new_id("sess"),
+            token_hash=token_hash(token),
+            user_id=user_id,
+            org_id=org_id,
+            expires_at=now + TTL,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def resolve(session: AsyncSession, rt: Runtime, token: str | None) -> Viewer | None:
+    """The viewer behind a cookie, or None when it is missing, expired, revoked or orphaned."""
+    if not token or not token.startswith(PREFIX):
+        return None
+    record = await repository.session_by_token_hash(session, token_hash(token))
+    if record is None or record.revoked_at is not None or record.expires_at <= rt.clock.now():
+        return None
+    membership = await repository.membership(session, record.org_id, record.user_id)
+    found = await repository.user_and_org(session, record.user_id, record.org_id)
+    if membership is None or found is None:
+        return None
+    user, org = found
+    return Viewer(
+        session_id=record.id,
+        token_hash=record.token_hash,
+        user_id=user.id,
+        email=user.email,
+        org_id=org.id,
+        org_name=org.name,
+        role=membership.role,
+    )
+
+
+async def close_session(session: AsyncSession, rt: Runtime, token: str | None) -> None:
+    if not token:
+        return
+    record = await repository.session_by_token_hash(session, token_hash(token))
+    if record is not None and record.revoked_at is None:
+        record.revoked_at = rt.clock.now()

@@ -1,0 +1,82 @@
+"""Manual billing: the embedded default, with no payment processor.
+
+Operators assign plans with `modelux admin set-plan`; every self-serve
+payment action answers one clear 409 instead of half-working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NoReturn
+
+from modelux_server.billing.provider import (
+    CheckoutView,
+    CustomerView,
+    InvalidWebhook,
+    InvoiceView,
+    SubscriptionView,
+    WebhookEvent,
+)
+from modelux_server.errors import Conflict
+
+MESSAGE = (
+    "Billing is not configured on this server (manual mode): plans are assigned by the "
+    "operator with `modelux admin set-plan`. Set MODELUX_STRIPE_SECRET_KEY to enable Stripe."
+)
+
+
+def not_configured() -> Conflict:
+    return Conflict(MESSAGE, code="billing_not_configured")
+
+
+class ManualBilling:
+    mode = "manual"
+
+    def _refuse(self) -> NoReturn:
+        raise not_configured()
+
+    async def price_id(self, plan_id: str, interval: str) -> str:
+        self._refuse()
+
+    async def create_checkout(
+        self,
+        *,
+        org_id: str,
+        price_id: str,
+        customer_id: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        metadata: Mapping[str, str],
+    ) -> CheckoutView:
+        self._refuse()
+
+    async def retrieve_checkout(self, session_id: str) -> CheckoutView:
+        self._refuse()
+
+    async def create_portal(self, *, customer_id: str, return_url: str) -> str:
+        self._refuse()
+
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionView:
+        self._refuse()
+
+    async def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
+        self._refuse()
+
+    async def change_price(
+        self, subscription: SubscriptionView, price_id: str, *, idempotency_key: str
+    ) -> SubscriptionView:
+        self._refuse()
+
+    async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
+        self._refuse()
+
+    async def retrieve_customer(self, customer_id: str) -> CustomerView:
+        self._refuse()
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
+        self._refuse()
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        # without a webhook secret nothing can be verified, so nothing is accepted
+        raise InvalidWebhook("Stripe webhooks are not configured on this server.")

@@ -1,0 +1,323 @@
+"""The Stripe implementation of the billing provider: the only module that imports `stripe`.
+
+The API version is pinned here, so a Stripe account upgrade or an SDK bump
+cannot silently change the shapes we read (period fields moved from the
+subscription to its items in 2025, for example). SDK objects are turned into
+the value objects of `billing.provider` and SDK errors into
+`BillingProviderError` before anything leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from modelux_server.billing.provider import (
+    BillingProviderError,
+    CheckoutView,
+    CustomerView,
+    InvalidWebhook,
+    InvoiceView,
+    PriceRef,
+    SubscriptionView,
+    WebhookEvent,
+    lookup_key,
+)
+
+API_VERSION = "2026-10-28.endive"
+
+
+def _ts(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+
+def _dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, stripe.StripeObject):
+        return obj.to_dict()
+    return dict(obj)
+
+
+def subscription_view(raw: Mapping[str, Any]) -> SubscriptionView:
+    """Read the fields we rely on, wherever this API version keeps them."""
+    item = raw["items"]["data"][0]
+    price = item["price"]
+    if isinstance(price, str):  # not expanded: only the id is known
+        price = {"id": price}
+    recurring = price.get("recurring") or {}
+    anchor = _ts(raw.get("billing_cycle_anchor")) or _ts(raw.get("start_date"))
+    assert anchor is not None, "a subscription always has an anchor"
+    latest = raw.get("latest_invoice")
+    return SubscriptionView(
+        id=raw["id"],
+        customer_id=raw["customer"] if isinstance(raw["customer"], str) else raw["customer"]["id"],
+        status=raw["status"],
+        item_id=item["id"],
+        price=PriceRef(
+            id=price["id"],
+            lookup_key=price.get("lookup_key"),
+            metadata=dict(price.get("metadata") or {}),
+            recurring_interval=recurring.get("interval"),
+            unit_amount=price.get("unit_amount"),
+        ),
+        billing_cycle_anchor=anchor,
+        # Basil-era versions keep the period on the item; older ones on the subscription
+        current_period_start=_ts(item.get("current_period_start") or raw.get("current_period_start")),
+        current_period_end=_ts(item.get("current_period_end") or raw.get("current_period_end")),
+        cancel_at_period_end=bool(raw.get("cancel_at_period_end")),
+        metadata=dict(raw.get("metadata") or {}),
+        latest_invoice_id=latest if isinstance(latest, str) or latest is None else latest["id"],
+        has_pending_update=raw.get("pending_update") is not None,
+        created=_ts(raw.get("created")),
+        cancellation_reason=(raw.get("cancellation_details") or {}).get("reason"),
+    )
+
+
+def _checkout_view(raw: Mapping[str, Any]) -> CheckoutView:
+    return CheckoutView(
+        id=raw["id"],
+        url=raw.get("url"),
+        status=raw.get("status") or "open",
+        customer_id=raw.get("customer"),
+        subscription_id=raw.get("subscription"),
+        client_reference_id=raw.get("client_reference_id"),
+        metadata=dict(raw.get("metadata") or {}),
+    )
+
+
+class StripeBilling:
+    mode = "stripe"
+
+    def __init__(
+        self,
+        secret_key: str,
+        webhook_secret: str | None,
+        *,
+        api_base: str | None = None,
+        tolerance: int = 300,
+        timeout: float = 20.0,
+    ) -> None:
+        self._http = stripe.HTTPXClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            secret_key,
+            stripe_version=API_VERSION,
+            base_addresses={"api": api_base} if api_base else {},
+            http_client=self._http,
+            # the SDK retries with the same idempotency key, so a retry is safe
+            max_network_retries=2,
+        )
+        self._webhook_secret = webhook_secret
+        self._tolerance = tolerance
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
+
+    # ------------------------------------------------------------------ webhooks
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        """Check `Stripe-Signature` over the raw bytes, then read the event.
+
+        The timestamp tolerance is measured against wall-clock time, not the
+        service clock: Stripe signs with real time even for test clocks.
+        """
+        if not self._webhook_secret:
+            raise InvalidWebhook("MODELUX_STRIPE_WEBHOOK_SECRET is not set; webhooks cannot be verified.")
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._webhook_secret, tolerance=self._tolerance
+            )
+            data = json.loads(payload)
+            return WebhookEvent(id=data["id"], type=data["type"], object=data["data"]["object"])
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook(str(exc).split(". ")[0]) from None
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            raise InvalidWebhook("The webhook body is not a Stripe event.") from None
+
+    # ------------------------------------------------------------------ catalog
+    async def price_id(self, plan_id: str, interval: str) -> str:
+        key = lookup_key(plan_id, interval)
+        prices = await self.prices_by_lookup_keys([key])
+        live = [p for p in prices if p.get("active")]
+        if not live:
+            raise BillingProviderError(
+                f"Stripe has no active price '{key}'; run `modelux admin stripe-sync`.", not_found=True
+            )
+        return str(live[0]["id"])
+
+    async def prices_by_lookup_keys(self, keys: list[str]) -> list[dict[str, Any]]:
+        async with _converted():
+            page = await self._client.v1.prices.list_async(params={"lookup_keys": keys, "limit": 100})
+        return [_dict(p) for p in page.data]
+
+    async def retrieve_product(self, product_id: str) -> dict[str, Any] | None:
+        try:
+            async with _converted():
+                return _dict(await self._client.v1.products.retrieve_async(product_id))
+        except BillingProviderError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def create_product(self, params: Any) -> dict[str, Any]:
+        async with _converted():
+            return _dict(await self._client.v1.products.create_async(params=params))
+
+    async def update_product(self, product_id: str, params: Any) -> dict[str, Any]:
+        async with _converted():
+            return _dict(await self._client.v1.products.update_async(product_id, params=params))
+
+    async def create_price(self, params: Any) -> dict[str, Any]:
+        async with _converted():
+            return _dict(await self._client.v1.prices.create_async(params=params))
+
+    async def update_price(self, price_id: str, params: Any) -> dict[str, Any]:
+        async with _converted():
+            return _dict(await self._client.v1.prices.update_async(price_id, params=params))
+
+    async def portal_configurations(self) -> list[dict[str, Any]]:
+        async with _converted():
+            page = await self._client.v1.billing_portal.configurations.list_async(
+                params={"active": True, "limit": 100}
+            )
+        return [_dict(c) for c in page.data]
+
+    async def create_portal_configuration(self, params: Any) -> dict[str, Any]:
+        async with _converted():
+            return _dict(await self._client.v1.billing_portal.configurations.create_async(params=params))
+
+    async def update_portal_configuration(self, conf_id: str, params: Any) -> dict[str, Any]:
+        async with _converted():
+            conf = await self._client.v1.billing_portal.configurations.update_async(conf_id, params=params)
+        return _dict(conf)
+
+    # ------------------------------------------------------------------ checkout and portal
+    async def create_checkout(
+        self,
+        *,
+        org_id: str,
+        price_id: str,
+        customer_id: str | None,
+        customer_email: str | None,
+        success_url: str,
+        cancel_url: str,
+        metadata: Mapping[str, str],
+    ) -> CheckoutView:
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            # the session carries the org; later subscription events only carry
+            # the subscription's metadata, so the org id travels there too
+            "client_reference_id": org_id,
+            "metadata": dict(metadata),
+            "subscription_data": {"metadata": dict(metadata)},
+            "tax_id_collection": {"enabled": True},
+            "billing_address_collection": "auto",
+        }
+        if customer_id:
+            params["customer"] = customer_id
+            # Stripe saves a collected tax ID on an existing customer only with these
+            params["customer_update"] = {"name": "auto", "address": "auto"}
+        elif customer_email:
+            params["customer_email"] = customer_email
+        async with _converted():
+            session = await self._client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
+        return _checkout_view(_dict(session))
+
+    async def retrieve_checkout(self, session_id: str) -> CheckoutView:
+        async with _converted():
+            return _checkout_view(_dict(await self._client.v1.checkout.sessions.retrieve_async(session_id)))
+
+    async def create_portal(self, *, customer_id: str, return_url: str) -> str:
+        async with _converted():
+            session = await self._client.v1.billing_portal.sessions.create_async(
+                params={"customer": customer_id, "return_url": return_url}
+            )
+        return str(session.url)
+
+    # ------------------------------------------------------------------ subscriptions
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionView:
+        async with _converted():
+            sub = await self._client.v1.subscriptions.retrieve_async(subscription_id)
+        return subscription_view(_dict(sub))
+
+    async def live_subscriptions(self, customer_id: str) -> list[SubscriptionView]:
+        async with _converted():
+            page = await self._client.v1.subscriptions.list_async(
+                params={"customer": customer_id, "limit": 100}
+            )
+        views = [subscription_view(_dict(s)) for s in page.data]
+        return sorted(views, key=lambda s: s.created or s.billing_cycle_anchor, reverse=True)
+
+    async def change_price(
+        self, subscription: SubscriptionView, price_id: str, *, idempotency_key: str
+    ) -> SubscriptionView:
+        """Switch the subscription's price now and bill the proration now.
+
+        `always_invoice` charges (or credits) the prorated difference at once
+        rather than on the next renewal, matching "plan changes take effect
+        immediately". `pending_if_incomplete` keeps the old price if that
+        charge fails, so a declined card never buys an upgrade.
+        """
+        async with _converted():
+            sub = await self._client.v1.subscriptions.update_async(
+                subscription.id,
+                params={
+                    "items": [{"id": subscription.item_id, "price": price_id}],
+                    "proration_behavior": "always_invoice",
+                    "payment_behavior": "pending_if_incomplete",
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        return subscription_view(_dict(sub))
+
+    async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
+        """End the subscription now; the unused time becomes credit on the customer's balance."""
+        async with _converted():
+            sub = await self._client.v1.subscriptions.cancel_async(
+                subscription_id,
+                params={"prorate": True, "invoice_now": True},
+                options={"idempotency_key": idempotency_key},
+            )
+        return subscription_view(_dict(sub))
+
+    # ------------------------------------------------------------------ customers and invoices
+    async def retrieve_customer(self, customer_id: str) -> CustomerView:
+        async with _converted():
+            raw = _dict(await self._client.v1.customers.retrieve_async(customer_id))
+        return CustomerView(id=raw["id"], email=raw.get("email"), deleted=bool(raw.get("deleted")))
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
+        async with _converted():
+            raw = _dict(await self._client.v1.invoices.retrieve_async(invoice_id))
+        return InvoiceView(
+            id=raw["id"],
+            status=raw.get("status") or "draft",
+            amount_due=int(raw.get("amount_due") or 0),
+            amount_paid=int(raw.get("amount_paid") or 0),
+            total=int(raw.get("total") or 0),
+            currency=raw.get("currency") or "usd",
+            billing_reason=raw.get("billing_reason"),
+        )
+
+
+class _converted:
+    """Turn SDK errors into `BillingProviderError` at the boundary (async with)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    # returns None (never swallows): mypy then knows every `return` inside runs
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or not isinstance(exc, stripe.StripeError):
+            return
+        message = exc.user_message or str(exc) or type(exc).__name__
+        if isinstance(exc, stripe.CardError):
+            raise BillingProviderError(message, declined=True) from exc
+        missing = isinstance(exc, stripe.InvalidRequestError) and (
+            exc.http_status == 404 or exc.code == "resource_missing"
+        )
+        raise BillingProviderError(f"Stripe: {message}", not_found=missing) from exc

@@ -1,0 +1,236 @@
+"""Self-serve subscription actions: Checkout, the customer portal, change-plan.
+
+The management API, the dashboard and MCP all call these three functions with
+their `Principal`; `principal.source` ("api", "dashboard", "mcp") is what the
+plan-change record says. Each raises the contract's errors and never commits.
+
+The processor is called while the organization's row is locked, so a webhook
+about the same organization waits for our transaction and then finds the
+change already applied (and records nothing twice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.auth.principal import Principal
+from modelux_server.billing import service
+from modelux_server.billing.catalog import Plan
+from modelux_server.billing.manual import not_configured
+from modelux_server.billing.provider import BillingProvider, BillingProviderError
+from modelux_server.billing.sync import apply_subscription
+from modelux_server.errors import Conflict, ServiceUnavailable, ValidationFailed
+from modelux_server.models import CheckoutSession, Membership, PlanState, User
+from modelux_server.runtime import Runtime
+
+MANAGE_ROLE = "admin"  # owners and admins; members only read billing
+
+
+def provider(rt: Runtime) -> BillingProvider:
+    billing: BillingProvider | None = rt.extras.get("billing")
+    if billing is None or billing.mode != "stripe":
+        raise not_configured()
+    return billing
+
+
+async def start_checkout(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, plan: str, interval: str
+) -> dict[str, Any]:
+    """A Stripe Checkout Session that subscribes the organization to `plan`: {"url", "id"}."""
+    principal.require(MANAGE_ROLE)
+    billing = provider(rt)
+    target = _self_serve_plan(rt, plan, interval)
+    if not target.price_cents(interval):
+        raise ValidationFailed(
+            f"{target.name} is free and needs no checkout; use change-plan to move to it.",
+            code="plan_needs_no_checkout",
+            param="plan",
+        )
+    current = await service.org_plan(session, rt, principal.org_id, lock=True)
+    state = current.state
+    _refuse_custom(state)
+    if state.stripe_subscription_id:
+        raise Conflict(
+            "This organization already has a subscription: change plans with "
+            "POST /manage/v1/billing/change-plan, or manage payment in the portal.",
+            code="subscription_exists",
+        )
+    price_id = await _price(billing, target.id, interval)
+    billing_page = f"{rt.public_url}/settings/billing"
+    try:
+        checkout = await billing.create_checkout(
+            org_id=principal.org_id,
+            price_id=price_id,
+            customer_id=state.stripe_customer_id,
+            customer_email=None if state.stripe_customer_id else await _billing_email(session, state),
+            success_url=f"{billing_page}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{billing_page}?checkout=cancel",
+            metadata={"org_id": principal.org_id, "modelux_plan": target.id, "modelux_interval": interval},
+        )
+    except BillingProviderError as exc:
+        raise _unavailable(exc) from exc
+    session.add(
+        CheckoutSession(
+            id=checkout.id,
+            org_id=principal.org_id,
+            plan_id=target.id,
+            interval=interval,
+            source=principal.source,
+            actor=principal.actor,
+            status="open",
+            completed_at=None,
+            created_at=rt.clock.now(),
+        )
+    )
+    return {"url": checkout.url, "id": checkout.id}
+
+
+async def open_portal(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, return_url: str | None
+) -> dict[str, Any]:
+    """A Stripe customer-portal session (payment method, billing email, tax IDs): {"url"}."""
+    principal.require(MANAGE_ROLE)
+    billing = provider(rt)
+    state = (await service.org_plan(session, rt, principal.org_id)).state
+    if not state.stripe_customer_id:
+        raise Conflict(
+            "This organization has no Stripe customer yet: start a subscription with "
+            "POST /manage/v1/billing/checkout first.",
+            code="no_billing_account",
+        )
+    target = return_url or f"{rt.public_url}/settings/billing"
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationFailed("return_url must be an absolute http(s) URL", param="return_url")
+    try:
+        url = await billing.create_portal(customer_id=state.stripe_customer_id, return_url=target)
+    except BillingProviderError as exc:
+        raise _unavailable(exc) from exc
+    return {"url": url}
+
+
+async def change_plan(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, plan: str, interval: str
+) -> dict[str, Any]:
+    """Move between self-serve plans and intervals now, prorated by Stripe.
+
+    A paid plan updates the subscription's price (proration invoiced now);
+    the free plan cancels the subscription. Returns the new billing summary.
+    """
+    principal.require(MANAGE_ROLE)
+    billing = provider(rt)
+    target = _self_serve_plan(rt, plan, interval)
+    current = await service.org_plan(session, rt, principal.org_id, lock=True)
+    state = current.state
+    _refuse_custom(state)
+    free = not target.price_cents(interval)
+    if free:
+        interval = "monthly"  # Free has no interval worth keeping
+    if state.stripe_subscription_id is None:
+        if not free:
+            raise Conflict(
+                f"This organization has no subscription yet: subscribe to {target.name} with "
+                "POST /manage/v1/billing/checkout.",
+                code="checkout_required",
+            )
+        # already without a subscription: at most a bookkeeping move to Free
+        await service.record_plan_change(
+            session,
+            rt,
+            state,
+            plan_id=target.id,
+            interval=interval,
+            source=principal.source,
+            actor=principal.actor,
+        )
+        return await service.billing_summary(session, rt, principal.org_id)
+    if (state.plan_id, state.interval) == (target.id, interval):
+        return await service.billing_summary(session, rt, principal.org_id)
+    price_id = None if free else await _price(billing, target.id, interval)
+    try:
+        live = await billing.retrieve_subscription(state.stripe_subscription_id)
+        # Stable for one attempt: a retry after a failure on our side replays
+        # Stripe's first answer instead of acting twice. The latest invoice is
+        # in it so that after a declined card a new attempt is a new request.
+        key = f"change-plan:{live.id}:{state.revision}:{live.latest_invoice_id}:{target.id}:{interval}"
+        if price_id is None:
+            sub = await billing.cancel(live.id, idempotency_key=key)
+        else:
+            sub = await billing.change_price(live, price_id, idempotency_key=key)
+    except BillingProviderError as exc:
+        if exc.declined:
+            raise _declined() from exc
+        raise _unavailable(exc) from exc
+    if sub.has_pending_update:
+        # pending_if_incomplete: Stripe kept the old price because the prorated
+        # invoice was not paid; nothing changed on our side either
+        raise _declined()
+    await apply_subscription(session, rt, state, sub, source=principal.source, actor=principal.actor)
+    return await service.billing_summary(session, rt, principal.org_id)
+
+
+def _self_serve_plan(rt: Runtime, plan_id: str, interval: str) -> Plan:
+    if interval not in service.INTERVALS:
+        raise ValidationFailed("interval must be 'monthly' or 'annual'", param="interval")
+    plan = rt.catalog.get(plan_id)
+    if plan is None:
+        known = ", ".join(p.id for p in rt.catalog.self_serve())
+        raise ValidationFailed(
+            f"unknown plan '{plan_id}' (self-serve plans: {known})", code="unknown_plan", param="plan"
+        )
+    if not plan.self_serve:
+        raise ValidationFailed(
+            f"{plan.name} is not self-serve: it is made per customer. Contact sales to scope one.",
+            code="plan_not_self_serve",
+            param="plan",
+        )
+    return plan
+
+
+def _refuse_custom(state: PlanState) -> None:
+    if state.custom_plan_id is not None:
+        raise Conflict(
+            "This organization is on a custom Enterprise plan, managed with your account team; "
+            "contact sales to change it.",
+            code="custom_plan",
+        )
+
+
+async def _price(billing: BillingProvider, plan_id: str, interval: str) -> str:
+    try:
+        return await billing.price_id(plan_id, interval)
+    except BillingProviderError as exc:
+        if exc.not_found:
+            raise Conflict(str(exc), code="stripe_catalog_not_synced") from exc
+        raise _unavailable(exc) from exc
+
+
+async def _billing_email(session: AsyncSession, state: PlanState) -> str | None:
+    if state.billing_email:
+        return state.billing_email
+    stmt = (
+        select(User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == state.org_id, Membership.role == "owner")
+        .order_by(Membership.created_at)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _declined() -> Conflict:
+    return Conflict(
+        "The card on file was declined, so the plan did not change. Update the payment method "
+        "in the billing portal (POST /manage/v1/billing/portal) and try again.",
+        code="payment_failed",
+    )
+
+
+def _unavailable(exc: BillingProviderError) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"The payment processor could not complete this: {exc}", code="billing_unavailable"
+    )

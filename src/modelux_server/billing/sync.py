@@ -1,0 +1,177 @@
+"""Make an organization's plan state match a subscription as Stripe reports it.
+
+Webhooks, change-plan and reconciliation all end here, always with a
+subscription freshly read from Stripe (never a webhook's payload snapshot),
+under the organization's row lock. Applying the same truth twice changes
+nothing, so duplicate and out-of-order deliveries converge.
+
+Status to plan:
+  active, trialing, past_due        the subscription's plan (past_due: grace
+                                    while Stripe retries the card)
+  canceled, unpaid, incomplete_expired  back to the free plan; the link to the
+                                    subscription is dropped, the customer kept
+  incomplete, paused                not entitled yet / any more: the plan is
+                                    left as it is and only the status recorded
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.billing.catalog import Catalog
+from modelux_server.billing.provider import LOOKUP_PREFIX, PriceRef, SubscriptionView
+from modelux_server.billing.service import INTERVALS, record_plan_change
+from modelux_server.models import Organization, PlanChange, PlanState
+from modelux_server.runtime import Runtime
+
+log = logging.getLogger("modelux.billing")
+
+ENTITLED = ("active", "trialing", "past_due")
+ENDED = ("canceled", "unpaid", "incomplete_expired")
+_STRIPE_TO_INTERVAL = {"month": "monthly", "year": "annual"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    plan_id: str
+    interval: str
+    status: str
+    subscription_id: str | None
+    customer_id: str | None
+    anchor_at: datetime
+    current_period_end: datetime | None
+
+    @classmethod
+    def of(cls, state: PlanState) -> Snapshot:
+        return cls(
+            state.plan_id,
+            state.interval,
+            state.status,
+            state.stripe_subscription_id,
+            state.stripe_customer_id,
+            state.anchor_at,
+            state.current_period_end,
+        )
+
+    def differences(self, other: Snapshot) -> list[str]:
+        """Human lines for what moved from self to other (reconcile prints these)."""
+        out = []
+        for name in self.__dataclass_fields__:
+            old, new = getattr(self, name), getattr(other, name)
+            if old != new:
+                show = [
+                    v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, datetime) else v for v in (old, new)
+                ]
+                out.append(f"{name}: {show[0]} -> {show[1]}")
+        return out
+
+
+@dataclass(frozen=True)
+class Applied:
+    before: Snapshot
+    after: Snapshot
+    change: PlanChange | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def plan_of_price(catalog: Catalog, price: PriceRef) -> tuple[str, str] | None:
+    """(plan, interval) of one of our prices, by lookup key, else by metadata.
+
+    Never by product or price name: names are for people and get edited.
+    """
+    key = price.lookup_key or ""
+    if key.startswith(LOOKUP_PREFIX):
+        plan_id, _, interval = key[len(LOOKUP_PREFIX) :].rpartition("_")
+        if plan_id in catalog.plans and interval in INTERVALS:
+            return plan_id, interval
+    plan_id = price.metadata.get("modelux_plan", "")
+    interval = price.metadata.get("modelux_interval") or _STRIPE_TO_INTERVAL.get(
+        price.recurring_interval or "", ""
+    )
+    if plan_id in catalog.plans and interval in INTERVALS:
+        return plan_id, interval
+    return None
+
+
+async def apply_subscription(
+    session: AsyncSession,
+    rt: Runtime,
+    state: PlanState,
+    sub: SubscriptionView,
+    *,
+    source: str,
+    actor: str | None,
+) -> Applied:
+    """Bring `state` (locked by the caller) in line with `sub`; records any plan change.
+
+    `record_plan_change` queues the plan-changed email in this same transaction.
+    """
+    before = Snapshot.of(state)
+    change: PlanChange | None = None
+    if not _follows(state, sub):
+        return Applied(before, before, None)
+    if sub.status in ENDED:
+        state.stripe_subscription_id = None
+        state.stripe_customer_id = state.stripe_customer_id or sub.customer_id
+        state.status = "active"  # the free plan itself is active
+        state.current_period_end = None
+        # on Free the request window is anchored on the organization's creation day
+        org = await session.get(Organization, state.org_id)
+        if org is not None:
+            state.anchor_at = org.created_at
+        change = await record_plan_change(
+            session,
+            rt,
+            state,
+            plan_id=rt.catalog.default_plan.id,
+            interval="monthly",
+            source=source,
+            actor=actor,
+        )
+    elif sub.status in ENTITLED:
+        mapped = plan_of_price(rt.catalog, sub.price)
+        if mapped is None:
+            log.error("subscription %s has price %s, which maps to no plan", sub.id, sub.price.id)
+            return Applied(before, before, None)
+        state.stripe_subscription_id = sub.id
+        state.stripe_customer_id = sub.customer_id
+        state.status = sub.status
+        # the request window's day follows the billing-cycle anchor; an
+        # interval switch moves the anchor, and the window follows from then on
+        state.anchor_at = sub.billing_cycle_anchor
+        state.current_period_end = sub.current_period_end
+        change = await record_plan_change(
+            session, rt, state, plan_id=mapped[0], interval=mapped[1], source=source, actor=actor
+        )
+    elif state.stripe_subscription_id == sub.id:
+        state.status = sub.status
+    after = Snapshot.of(state)
+    if after != before:
+        state.updated_at = rt.clock.now()
+    return Applied(before, after, change)
+
+
+def _follows(state: PlanState, sub: SubscriptionView) -> bool:
+    """Whether this subscription is the one that governs the organization."""
+    if state.custom_plan_id is not None:
+        # an Enterprise plan is the operator's; Stripe events do not move it
+        log.warning("ignoring subscription %s for %s: it has a custom plan", sub.id, state.org_id)
+        return False
+    if state.stripe_subscription_id in (None, sub.id):
+        # a new subscription is adopted only once it is live; an ended one we
+        # never followed (a late event for an old subscription) changes nothing
+        return state.stripe_subscription_id == sub.id or sub.status in ENTITLED
+    log.warning(
+        "ignoring subscription %s for %s, which follows %s",
+        sub.id,
+        state.org_id,
+        state.stripe_subscription_id,
+    )
+    return False

@@ -1,0 +1,24 @@
+"""`POST /webhooks/stripe`: Stripe's door in; authenticated by signature, not by key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from modelux_server.billing import webhooks
+from modelux_server.billing.provider import InvalidWebhook
+from modelux_server.errors import BadRequest
+from modelux_server.management.http import runtime
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post("/webhooks/stripe", include_in_schema=False)
+async def stripe_webhook(request: Request) -> JSONResponse:
+    # the raw bytes: the signature covers exactly what Stripe sent
+    payload = await request.body()
+    try:
+        result = await webhooks.receive(runtime(request), payload, request.headers.get("stripe-signature"))
+    except InvalidWebhook as exc:
+        raise BadRequest(f"Webhook refused: {exc}", code="invalid_signature") from None
+    return JSONResponse({"received": True, "result": result})

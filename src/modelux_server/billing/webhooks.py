@@ -1,0 +1,229 @@
+"""Stripe webhooks: verify, apply each event exactly once, converge on Stripe's truth.
+
+1. The signature and its timestamp are checked on the raw body; a bad one
+   changes nothing.
+2. The event id goes into `stripe_events` in the same transaction as its
+   effect: a redelivery finds it and is acknowledged without effect; a
+   failure rolls both back, so Stripe's retry applies it later.
+3. Handlers never trust the payload's snapshot of a subscription: they lock
+   the organization and re-read the subscription from Stripe, so any order of
+   delivery ends in the same state.
+
+Who gets the credit in the plan-change record (`source`):
+  * a subscription we start following (Checkout): the source and actor that
+    created the Checkout Session (api, dashboard, mcp), else "webhook";
+  * a price change on a subscription we follow that we did not make ourselves
+    (our own changes are applied before the webhook arrives and so record
+    nothing again): "portal", the customer's only other way to change it;
+  * an end the customer asked for (cancellation_requested): "portal";
+    any other end (payment failed, unpaid, incomplete_expired): "webhook".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.billing import repository
+from modelux_server.billing.manual import ManualBilling
+from modelux_server.billing.provider import (
+    BillingProvider,
+    BillingProviderError,
+    SubscriptionView,
+    WebhookEvent,
+)
+from modelux_server.billing.sync import ENDED, apply_subscription
+from modelux_server.errors import ServiceUnavailable
+from modelux_server.models import CheckoutSession, PlanState, StripeEvent
+from modelux_server.notifications.service import enqueue_payment_failed
+from modelux_server.runtime import Runtime
+
+log = logging.getLogger("modelux.billing")
+
+Handler = Callable[[AsyncSession, Runtime, BillingProvider, WebhookEvent], Awaitable[str | None]]
+
+
+async def receive(rt: Runtime, payload: bytes, signature: str | None) -> str:
+    """Verify and apply one delivery: "processed", "duplicate" or "ignored".
+
+    Raises `InvalidWebhook` for a bad signature, before anything is read or written.
+    """
+    billing: BillingProvider = rt.extras.get("billing") or ManualBilling()
+    event = billing.verify_webhook(payload, signature)
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return "ignored"  # correctly signed, not ours to act on: 200, nothing changes
+    try:
+        async with rt.db.session() as session:
+            if await session.get(StripeEvent, event.id) is not None:
+                return "duplicate"
+            record = StripeEvent(id=event.id, type=event.type, org_id=None, received_at=rt.clock.now())
+            session.add(record)
+            # on PostgreSQL a concurrent delivery of the same event waits here
+            # for the first one's commit, then fails on the primary key
+            await session.flush()
+            record.org_id = await handler(session, rt, billing, event)
+    except IntegrityError:
+        async with rt.db.session() as session:
+            if await session.get(StripeEvent, event.id) is None:
+                raise
+        return "duplicate"
+    except BillingProviderError as exc:
+        # Stripe could not be read back; a non-2xx makes it deliver again later
+        raise ServiceUnavailable(f"Could not re-read the event's object from Stripe: {exc}") from exc
+    return "processed"
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+async def _checkout_completed(
+    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+) -> str | None:
+    obj = event.object
+    ours = await session.get(CheckoutSession, obj["id"])
+    hints = [obj.get("client_reference_id"), _meta(obj).get("org_id"), ours.org_id if ours else None]
+    state = await _locked_state(session, hints, obj.get("customer"))
+    if state is None:
+        log.warning("checkout %s completed for no organization we know", obj["id"])
+        return None
+    if ours is not None and ours.status != "complete":
+        ours.status, ours.completed_at = "complete", rt.clock.now()
+    state.stripe_customer_id = state.stripe_customer_id or obj.get("customer")
+    if obj.get("subscription"):
+        sub = await billing.retrieve_subscription(obj["subscription"])
+        source, actor = await _source(session, state, sub)
+        await apply_subscription(session, rt, state, sub, source=source, actor=actor)
+    return state.org_id
+
+
+async def _checkout_expired(
+    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+) -> str | None:
+    ours = await session.get(CheckoutSession, event.object["id"])
+    if ours is None:
+        return None
+    if ours.status == "open":
+        ours.status = "expired"
+    return ours.org_id
+
+
+async def _subscription_changed(
+    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+) -> str | None:
+    obj = event.object
+    state = await _locked_state(session, [_meta(obj).get("org_id")], obj.get("customer"))
+    if state is None:
+        log.info("subscription %s belongs to no organization we know", obj["id"])
+        return None
+    sub = await billing.retrieve_subscription(obj["id"])
+    source, actor = await _source(session, state, sub)
+    await apply_subscription(session, rt, state, sub, source=source, actor=actor)
+    return state.org_id
+
+
+async def _invoice(
+    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+) -> str | None:
+    """invoice.paid / invoice.payment_failed: refresh the subscription's status.
+
+    A failed payment also queues the dunning email, once per event (Stripe
+    sends one event per attempt, and the event id is deduplicated).
+    """
+    obj = event.object
+    details = (obj.get("parent") or {}).get("subscription_details") or {}
+    sub_id = details.get("subscription") or obj.get("subscription")
+    state = await _locked_state(session, [_meta(details).get("org_id")], obj.get("customer"))
+    if state is None or not sub_id:
+        return state.org_id if state else None
+    sub = await billing.retrieve_subscription(sub_id)
+    source, actor = await _source(session, state, sub)
+    await apply_subscription(session, rt, state, sub, source=source, actor=actor)
+    if event.type == "invoice.payment_failed" and state.stripe_subscription_id == sub.id:
+        next_attempt = obj.get("next_payment_attempt")
+        await enqueue_payment_failed(
+            session,
+            rt,
+            state.org_id,
+            invoice_id=obj["id"],
+            attempt=int(obj.get("attempt_count") or 1),
+            amount_due_cents=int(obj.get("amount_due") or 0),
+            currency=obj.get("currency") or "usd",
+            next_attempt_at=datetime.fromtimestamp(next_attempt, UTC) if next_attempt else None,
+        )
+    return state.org_id
+
+
+async def _customer_updated(
+    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+) -> str | None:
+    """The billing email follows the Stripe customer's email (edited in the portal)."""
+    state = await _locked_state(session, [_meta(event.object).get("org_id")], event.object["id"])
+    if state is None:
+        return None
+    customer = await billing.retrieve_customer(event.object["id"])
+    if customer.email and customer.email != state.billing_email and not customer.deleted:
+        state.billing_email = customer.email
+        state.updated_at = rt.clock.now()
+    return state.org_id
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _checkout_completed,
+    "checkout.session.expired": _checkout_expired,
+    "customer.subscription.created": _subscription_changed,
+    "customer.subscription.updated": _subscription_changed,
+    "customer.subscription.deleted": _subscription_changed,
+    "customer.subscription.pending_update_applied": _subscription_changed,
+    "invoice.paid": _invoice,
+    "invoice.payment_failed": _invoice,
+    "customer.updated": _customer_updated,
+}
+EVENT_TYPES = sorted(HANDLERS)
+
+
+# ---------------------------------------------------------------------- mapping
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj.get("metadata") or {})
+
+
+async def _locked_state(
+    session: AsyncSession, org_hints: list[str | None], customer_id: str | None
+) -> PlanState | None:
+    """The organization an event concerns, locked: by org id hint, else by customer."""
+    for org_id in org_hints:
+        if org_id:
+            state = await repository.get_plan_state(session, org_id, lock=True)
+            if state is not None:
+                return state
+    if customer_id:
+        found = await repository.find_by_customer(session, customer_id)
+        if found is not None:
+            return await repository.get_plan_state(session, found.org_id, lock=True)
+    return None
+
+
+async def _source(session: AsyncSession, state: PlanState, sub: SubscriptionView) -> tuple[str, str | None]:
+    """Which door a change we did not apply ourselves came through (see module docstring)."""
+    if state.stripe_subscription_id is None:
+        stmt = (
+            select(CheckoutSession)
+            .where(CheckoutSession.org_id == state.org_id, CheckoutSession.status != "expired")
+            .order_by(CheckoutSession.created_at.desc())
+            .limit(1)
+        )
+        checkout = (await session.execute(stmt)).scalar_one_or_none()
+        if checkout is not None:
+            return checkout.source, checkout.actor
+        return "webhook", None
+    if sub.status in ENDED:
+        return ("portal" if sub.cancellation_reason == "cancellation_requested" else "webhook"), None
+    return "portal", None

@@ -1,0 +1,157 @@
+"""Settings -> Billing: plan, meters, plan table, Checkout, plan changes, portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from modelux_server.auth.sessions import Viewer
+from modelux_server.billing.entitlements import Entitlements
+from modelux_server.billing.service import billing_summary
+from modelux_server.dashboard import billing_view, web
+from modelux_server.errors import ModeluxError, ValidationFailed
+from modelux_server.routing.service import inactive_configs
+
+router = APIRouter(prefix="/settings/billing", include_in_schema=False)
+
+NOTICES = {
+    "welcome": "Welcome! Your organization is on the Free plan: no card needed.",
+    "subscribed": "Your subscription is active. Thanks!",
+    "changed": "Your plan was changed. It is in effect now.",
+    "canceled": "Checkout was canceled; nothing changed.",
+}
+
+
+def _interval(value: object, default: str) -> str:
+    return value if value in ("monthly", "annual") else default  # type: ignore[return-value]
+
+
+async def _billing_page(
+    request: Request, viewer: Viewer, *, status: int = 200, problem: dict[str, Any] | None = None
+) -> Response:
+    rt = web.runtime(request)
+    async with rt.db.session() as session:
+        summary = await billing_summary(session, rt, viewer.org_id)
+    query = request.query_params
+    interval = _interval(query.get("interval"), summary["plan"]["interval"])
+    highlight = query.get("plan") if query.get("plan") in rt.catalog.plans else None
+    checkout = query.get("checkout")
+    pending = checkout == "success" and not summary["has_subscription"]
+    notice = NOTICES.get(query.get("notice") or ("canceled" if checkout == "cancel" else ""))
+    return web.page(
+        request,
+        "billing.html",
+        viewer,
+        status=status,
+        summary=summary,
+        meters=billing_view.meters(summary),
+        cards=billing_view.plan_cards(rt.catalog, summary, interval, highlight),
+        interval=interval,
+        highlight=highlight,
+        pending=pending,
+        notice=notice,
+        problem=problem,
+    )
+
+
+@router.get("")
+async def billing(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    return await _billing_page(request, viewer)
+
+
+@router.get("/status")
+async def billing_status(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> JSONResponse:
+    """Polled by the page after Checkout until the subscription webhook has landed."""
+    rt = web.runtime(request)
+    async with rt.db.session() as session:
+        summary = await billing_summary(session, rt, viewer.org_id)
+    body = {
+        "plan": summary["plan"],
+        "status": summary["status"],
+        "has_subscription": summary["has_subscription"],
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/checkout")
+async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    from modelux_server.billing import subscriptions
+
+    form = await web.checked_form(request, viewer)
+    rt = web.runtime(request)
+    try:
+        async with rt.db.session() as session:
+            started = await subscriptions.start_checkout(
+                session,
+                rt,
+                viewer.principal,
+                plan=str(form.get("plan", "")),
+                interval=_interval(form.get("interval"), "monthly"),
+            )
+    except ModeluxError as exc:
+        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+    return web.see_other(started["url"])
+
+
+@router.post("/portal")
+async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    from modelux_server.billing import subscriptions
+
+    await web.checked_form(request, viewer)
+    rt = web.runtime(request)
+    try:
+        async with rt.db.session() as session:
+            opened = await subscriptions.open_portal(
+                session, rt, viewer.principal, return_url=f"{rt.public_url}/settings/billing"
+            )
+    except ModeluxError as exc:
+        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+    return web.see_other(opened["url"])
+
+
+@router.get("/change")
+async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    """The confirmation step: what changes, that it is immediate and prorated."""
+    rt = web.runtime(request)
+    plan = rt.catalog.get(request.query_params.get("plan", ""))
+    if plan is None or not plan.self_serve:
+        return web.see_other("/settings/billing")
+    async with rt.db.session() as session:
+        summary = await billing_summary(session, rt, viewer.org_id)
+        interval = _interval(request.query_params.get("interval"), summary["plan"]["interval"])
+        target = Entitlements(plan=plan, catalog=rt.catalog, public_url=rt.public_url)
+        turned_off = await inactive_configs(session, rt, viewer.org_id, target)
+    already_off = {item["id"] for item in summary["dormant"]}
+    return web.page(
+        request,
+        "billing_change.html",
+        viewer,
+        summary=summary,
+        plan=plan,
+        interval=interval,
+        price=plan.price_cents(interval),
+        impact=billing_view.impact(rt.catalog, summary, plan),
+        title=billing_view.change_label(rt.catalog, summary, plan, interval),
+        configs_off=[c for c in turned_off if c["id"] not in already_off],
+    )
+
+
+@router.post("/change")
+async def change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    from modelux_server.billing import subscriptions
+
+    form = await web.checked_form(request, viewer)
+    rt = web.runtime(request)
+    try:
+        interval = form.get("interval")
+        if interval not in ("monthly", "annual"):
+            raise ValidationFailed("interval must be 'monthly' or 'annual'", param="interval")
+        async with rt.db.session() as session:
+            await subscriptions.change_plan(
+                session, rt, viewer.principal, plan=str(form.get("plan", "")), interval=str(interval)
+            )
+    except ModeluxError as exc:
+        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+    return web.see_other("/settings/billing?notice=changed")

@@ -1,0 +1,130 @@
+"""What the Billing page shows, computed from the billing summary and the catalog.
+
+Pure functions (no I/O), so the rules for buttons and meters are easy to
+read in one place and to test without a browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelux_server.billing.catalog import FEATURES, LIMIT_NAMES, Catalog, Plan
+
+WARN_AT = 80.0  # percent: amber from here (the soft-nudge email threshold)
+
+
+@dataclass(frozen=True)
+class Meter:
+    name: str
+    used: int
+    limit: int | None
+    percent: float  # 0-100, for the bar width
+    level: str  # "ok", "warn" or "full"
+    resets_at: str | None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit is None
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    plan: Plan
+    price_cents: int | None
+    saving_cents: int | None  # the annual saving, when annual is shown
+    action: str  # "current", "checkout", "change", "contact" or "none"
+    action_label: str
+    highlighted: bool
+
+
+def meters(summary: dict[str, Any]) -> list[Meter]:
+    rows = []
+    for name in LIMIT_NAMES:
+        raw = summary["meters"][name]
+        limit, used = raw["limit"], raw["used"]
+        if limit is None:
+            percent, level = 0.0, "ok"
+        else:
+            percent = 100.0 if limit == 0 else min(100.0, 100 * used / limit)
+            level = "full" if used >= limit else "warn" if percent >= WARN_AT else "ok"
+        rows.append(Meter(name, used, limit, round(percent, 1), level, raw.get("resets_at")))
+    return rows
+
+
+def _is_current(plan: Plan, interval: str, summary: dict[str, Any]) -> bool:
+    current = summary["plan"]
+    if plan.id != current["id"]:
+        return False
+    # a free plan has no interval worth switching
+    return not plan.monthly_price_cents or interval == current["interval"]
+
+
+def _rank(catalog: Catalog, plan_id: str) -> int:
+    ordered = [p.id for p in catalog.ordered()]
+    return ordered.index(plan_id) if plan_id in ordered else len(ordered)
+
+
+def change_label(catalog: Catalog, summary: dict[str, Any], plan: Plan, interval: str) -> str:
+    current = summary["plan"]["id"]
+    if plan.id == current:
+        return f"Switch to {interval} billing"
+    verb = "Upgrade" if _rank(catalog, plan.id) > _rank(catalog, current) else "Downgrade"
+    return f"{verb} to {plan.name}"
+
+
+def plan_cards(
+    catalog: Catalog, summary: dict[str, Any], interval: str, highlight: str | None
+) -> list[PlanCard]:
+    cards = []
+    for plan in catalog.ordered():
+        price = plan.price_cents(interval)
+        saving = None
+        if interval == "annual" and plan.monthly_price_cents and plan.annual_price_cents is not None:
+            saving = plan.monthly_price_cents * 12 - plan.annual_price_cents
+        action, text = _action(catalog, summary, plan, interval)
+        cards.append(PlanCard(plan, price, saving, action, text, highlighted=plan.id == highlight))
+    return cards
+
+
+def _action(catalog: Catalog, summary: dict[str, Any], plan: Plan, interval: str) -> tuple[str, str]:
+    if not plan.self_serve:
+        return "contact", "Contact sales"
+    if summary.get("custom_plan"):
+        # an Enterprise organization's plan is managed with sales, not here
+        return "none", ""
+    if _is_current(plan, interval, summary):
+        return "current", "Current plan"
+    if not summary["has_subscription"] and plan.monthly_price_cents:
+        return "checkout", f"Upgrade to {plan.name}"
+    return "change", change_label(catalog, summary, plan, interval)
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What a plan change does, for the confirmation page."""
+
+    direction: str  # "upgrade", "downgrade" or "interval"
+    features_lost: list[str]
+    features_gained: list[str]
+    over_limit: list[tuple[str, int, int]]  # (limit name, used, new limit)
+
+
+def impact(catalog: Catalog, summary: dict[str, Any], target: Plan) -> Impact:
+    current_id = summary["plan"]["id"]
+    if target.id == current_id:
+        direction = "interval"
+    elif _rank(catalog, target.id) > _rank(catalog, current_id):
+        direction = "upgrade"
+    else:
+        direction = "downgrade"
+    has = summary["features"]
+    lost = [f for f in FEATURES if has.get(f) and f not in target.features]
+    gained = [f for f in FEATURES if not has.get(f) and f in target.features]
+    over = []
+    for name in LIMIT_NAMES:
+        new_limit = target.limit(name)
+        used = summary["meters"][name]["used"]
+        if name != "monthly_requests" and new_limit is not None and used > new_limit:
+            over.append((name, used, new_limit))
+    return Impact(direction, lost, gained, over)

@@ -1,0 +1,97 @@
+"""Cookies and CSRF for the dashboard.
+
+* The session cookie holds an opaque token (see auth/sessions.py): HttpOnly,
+  SameSite=Lax, Secure whenever the public URL is https.
+* Every unsafe request carries a CSRF token in a hidden `csrf_token` field.
+  Logged in, the token is an HMAC of the session, so it needs no storage
+  and dies with the session. Before login (the login and signup forms), it
+  is an HMAC of a random pre-session cookie: the double-submit pattern,
+  signed so a cookie planted by a sibling subdomain cannot forge a match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from fastapi import Request, Response
+
+from modelux_server.auth.sessions import TTL, Viewer
+from modelux_server.runtime import Runtime
+
+SESSION_COOKIE = "mlx_session"
+PRE_COOKIE = "mlx_pre"
+CSRF_FIELD = "csrf_token"
+
+
+class CsrfFailed(Exception):
+    """A POST without the right token: answered with a 403 page."""
+
+
+class LoginRequired(Exception):
+    """No valid session: answered with a redirect to /login."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def _key(rt: Runtime) -> bytes:
+    # derived once per runtime; the secret key may live in a file in development
+    key = rt.extras.get("dashboard_csrf_key")
+    if key is None:
+        key = hashlib.sha256(b"dashboard-csrf|" + rt.settings.resolved_secret_key().encode()).digest()
+        rt.extras["dashboard_csrf_key"] = key
+    return bytes(key)
+
+
+def _sign(rt: Runtime, message: str) -> str:
+    return hmac.new(_key(rt), message.encode(), hashlib.sha256).hexdigest()
+
+
+def session_csrf(rt: Runtime, viewer: Viewer) -> str:
+    return _sign(rt, "session|" + viewer.token_hash)
+
+
+def pre_session_value(request: Request) -> tuple[str, bool]:
+    """The pre-session cookie value, and whether it must be (re)set."""
+    value = request.cookies.get(PRE_COOKIE, "")
+    if len(value) >= 32:
+        return value, False
+    return secrets.token_urlsafe(32), True
+
+
+def pre_session_csrf(rt: Runtime, value: str) -> str:
+    return _sign(rt, "pre|" + value)
+
+
+def check_token(expected: str, form_value: object) -> None:
+    if not isinstance(form_value, str) or not hmac.compare_digest(expected, form_value):
+        raise CsrfFailed()
+
+
+def _secure(rt: Runtime) -> bool:
+    return rt.public_url.startswith("https://")
+
+
+def set_session_cookie(response: Response, rt: Runtime, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(rt),
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response, rt: Runtime) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(rt))
+
+
+def set_pre_cookie(response: Response, rt: Runtime, value: str) -> None:
+    response.set_cookie(
+        PRE_COOKIE, value, max_age=3600, httponly=True, samesite="lax", secure=_secure(rt), path="/"
+    )

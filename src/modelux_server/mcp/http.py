@@ -1,0 +1,96 @@
+"""`/mcp` on the app's port: management-key auth in front of streamable HTTP.
+
+The SDK's session manager runs stateless and answers JSON: every POST
+carries its own credential and needs no server-side session, so several
+`modelux serve` processes behind one load balancer serve MCP without sticky
+sessions, as they serve the management API.
+
+Its DNS-rebinding protection (a Host/Origin allow-list) stays off: it guards
+servers that trust whoever can reach them, while `/mcp` needs a management
+key that a rebinding page does not have, and the allow-list would refuse the
+operator's real host names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from modelux_server.auth.management import authenticate_management_key
+from modelux_server.errors import Unauthorized
+from modelux_server.mcp.local import LocalBackend
+from modelux_server.mcp.server import build_server
+from modelux_server.runtime import Runtime
+
+PATH = "/mcp"
+EXTRA = "mcp_sessions"  # rt.extras key: the session manager the startup runs
+
+
+class McpEndpoint:
+    """ASGI app: refuse a missing or bad key with the contract's 401, else hand over to the SDK.
+
+    Tools authenticate again in their own transaction (see local.py); this
+    check exists so a bad key gets an HTTP 401 a client can act on, not a
+    JSON-RPC session that fails on every call.
+    """
+
+    def __init__(self, rt: Runtime, sessions: StreamableHTTPSessionManager) -> None:
+        self.rt = rt
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = Headers(scope=scope).get("authorization")
+        try:
+            async with self.rt.db.session() as session:
+                await authenticate_management_key(session, authorization, source="mcp")
+        except Unauthorized as exc:
+            response = JSONResponse(
+                exc.body(), status_code=exc.status, headers={"WWW-Authenticate": "Bearer"}
+            )
+            await response(scope, receive, send)
+            return
+        await self.sessions.handle_request(scope, receive, send)
+
+
+def mount(rt: Runtime) -> Callable[[FastAPI], None]:
+    server = build_server(LocalBackend(rt))
+    # Building the SDK's own app is its public way to create the session
+    # manager; we route to the manager ourselves, behind the key check.
+    server.streamable_http_app(
+        streamable_http_path=PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    sessions = server.session_manager
+    rt.extras[EXTRA] = sessions
+    # The SDK logs each stateless request's transport teardown at INFO.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
+
+    def add(app: FastAPI) -> None:
+        # A Route whose endpoint is an ASGI object (not a function) accepts
+        # every method, which streamable HTTP needs (POST, GET, DELETE), and
+        # answers `/mcp` itself rather than redirecting to `/mcp/` as a Mount would.
+        app.router.routes.append(Route(PATH, endpoint=McpEndpoint(rt, sessions), include_in_schema=False))
+
+    return add
+
+
+@asynccontextmanager
+async def lifespan(rt: Runtime) -> AsyncIterator[None]:
+    """Run the session manager's task group for as long as the app serves."""
+    sessions: StreamableHTTPSessionManager | None = rt.extras.get(EXTRA)
+    if sessions is None:  # the app was assembled without the MCP mount
+        yield
+        return
+    async with sessions.run():
+        yield

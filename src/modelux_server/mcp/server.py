@@ -1,0 +1,87 @@
+"""The MCPServer: the tools of tools.py over one backend.
+
+The SDK validates tool arguments before a tool runs and reports a failure as
+plain text. The management API answers bad input with a 422 in the
+contract's shape, so `ArgumentCheck` validates first, with the same argument
+models, and answers the same body the API would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ValidationError
+
+from modelux_server.mcp.tools import Backend, build_tools, failure
+
+INSTRUCTIONS = """\
+Tools for one modelux organization (the one the management key belongs to):
+read the plan, usage meters and plan catalog; create projects, API keys and
+provider credentials; start or change a subscription.
+
+Results are the management API's JSON. Errors are tool errors whose content
+is {"status": <HTTP status>, "error": {"type", "code", "message", ...}}. A
+status 402 means a plan limit or a missing feature: error.upgrade names the
+plan that lifts it and the billing page URL; tell the user, and only call
+change_plan or create_checkout_session when they ask for the upgrade.
+change_plan charges the card on file immediately.
+"""
+
+
+def build_server(backend: Backend) -> MCPServer:
+    tools = build_tools(backend)
+    return MCPServer(
+        "modelux",
+        title="modelux",
+        instructions=INSTRUCTIONS,
+        tools=tools,
+        middleware=[ArgumentCheck(tools)],
+        # only applies where nothing configured logging yet (`modelux mcp`),
+        # and there only warnings belong on stderr next to the assistant
+        log_level="WARNING",
+        # no resources or subscriptions are served, so none are advertised
+        subscriptions=False,
+    )
+
+
+class ArgumentCheck:
+    """Refuses bad tool arguments with the 422 body the management API sends."""
+
+    def __init__(self, tools: list[Tool]) -> None:
+        self.tools = {tool.name: tool for tool in tools}
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call" or not isinstance(ctx.params, dict):
+            return await call_next(ctx)
+        tool = self.tools.get(str(ctx.params.get("name")))
+        arguments = ctx.params.get("arguments") or {}
+        if tool is None or not isinstance(arguments, dict):
+            return await call_next(ctx)  # the SDK's own answer (unknown tool, malformed call)
+        unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
+        if unknown:
+            return failure(
+                422, invalid(f"{unknown[0]}: Extra inputs are not permitted", "unknown_field", unknown[0])
+            )
+        try:
+            tool.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            return failure(422, validation_body(exc))
+        return await call_next(ctx)
+
+
+def validation_body(exc: ValidationError) -> dict[str, Any]:
+    # the same codes and message as the app's RequestValidationError handler
+    first = exc.errors()[0]
+    param = ".".join(str(part) for part in first.get("loc", ())) or None
+    code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(
+        first["type"], "invalid_field"
+    )
+    message = f"{param}: {first['msg']}" if param else str(first["msg"])
+    return invalid(message, code, param)
+
+
+def invalid(message: str, code: str, param: str | None) -> dict[str, Any]:
+    return {"error": {"type": "invalid_request_error", "code": code, "message": message, "param": param}}

@@ -1,0 +1,285 @@
+"""The tools an assistant sees: names, descriptions, typed arguments, answers.
+
+Arguments reuse the REST body types (project.schemas.Name, billing's
+Interval, ...), so a tool accepts exactly what its endpoint accepts. Each
+tool hands its arguments to a `Backend` and turns the REST body it gets back
+into a tool result: the body's `data` as structured content and as JSON
+text, or a tool error carrying the error body and status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Protocol
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from modelux_server.api_key.schemas import Name as KeyName
+from modelux_server.billing.schemas import Interval
+from modelux_server.kit.pagination import MAX_LIMIT
+from modelux_server.mcp.operations import OPERATIONS, Operation
+from modelux_server.project.schemas import Description as ProjectDescription
+from modelux_server.project.schemas import Name as ProjectName
+from modelux_server.provider.schemas import Name as ProviderName
+from modelux_server.provider.schemas import Secret
+
+
+class ToolFailure(Exception):
+    """An error answer from the management API or its services: status + contract body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class Backend(Protocol):
+    async def call(self, op: Operation, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        """Run one operation; return the REST body or raise ToolFailure."""
+        ...
+
+
+def success(body: dict[str, Any]) -> CallToolResult:
+    # Structured content must be an object: single objects come as `data`,
+    # lists keep their envelope so an assistant can follow `next_cursor`.
+    data = body.get("data")
+    content = data if isinstance(data, dict) else body
+    return CallToolResult(content=[_text(content)], structured_content=content)
+
+
+def failure(status: int, body: dict[str, Any]) -> CallToolResult:
+    content = {"status": status, **body}
+    return CallToolResult(content=[_text(content)], structured_content=content, is_error=True)
+
+
+def _text(content: dict[str, Any]) -> TextContent:
+    return TextContent(type="text", text=json.dumps(content, indent=2))
+
+
+# Typed arguments, with what an assistant needs to fill them in.
+PlanId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description="A self-serve plan id from list_plans: 'free', 'pro' or 'team'.",
+    ),
+]
+BillingInterval = Annotated[Interval, Field(description="'monthly', or 'annual' (two months free).")]
+ReturnUrl = Annotated[
+    str | None,
+    Field(description="Where the portal's back link goes; default: the dashboard's billing page."),
+]
+Cursor = Annotated[
+    str | None, Field(description="`next_cursor` from the previous page; omit for the first page.")
+]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")]
+ProjectId = Annotated[str, Field(min_length=1, max_length=40, description="The project's id (proj_...).")]
+Vendor = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description=(
+            "openai, anthropic, google, azure, bedrock, groq, together, fireworks, mistral "
+            "or openai_compatible."
+        ),
+    ),
+]
+
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+CREATE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+LIMITED = (
+    " Counts against the plan's {limit} limit: at the limit the call fails with status 402, "
+    "error.type 'plan_limit_exceeded', and error.upgrade naming the plan (and billing page URL) "
+    "that allows more. Needs an admin or owner key."
+)
+
+
+def build_tools(backend: Backend) -> list[Tool]:
+    """The tools, each forwarding to `backend` through its operation."""
+
+    # positional-only, so tool arguments called `name` pass through **args
+    async def run(tool: str, ctx: Context, /, **args: Any) -> CallToolResult:
+        given = {k: v for k, v in args.items() if v is not None}
+        try:
+            return success(await backend.call(OPERATIONS[tool], given, ctx))
+        except ToolFailure as exc:
+            return failure(exc.status, exc.body)
+
+    async def get_billing(ctx: Context) -> CallToolResult:
+        return await run("get_billing", ctx)
+
+    async def list_plans(ctx: Context) -> CallToolResult:
+        return await run("list_plans", ctx)
+
+    async def create_checkout_session(
+        plan: PlanId, ctx: Context, interval: BillingInterval = "monthly"
+    ) -> CallToolResult:
+        return await run("create_checkout_session", ctx, plan=plan, interval=interval)
+
+    async def change_plan(
+        plan: PlanId, ctx: Context, interval: BillingInterval = "monthly"
+    ) -> CallToolResult:
+        return await run("change_plan", ctx, plan=plan, interval=interval)
+
+    async def create_portal_session(ctx: Context, return_url: ReturnUrl = None) -> CallToolResult:
+        return await run("create_portal_session", ctx, return_url=return_url)
+
+    async def list_projects(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> CallToolResult:
+        return await run("list_projects", ctx, cursor=cursor, limit=limit)
+
+    async def create_project(
+        name: Annotated[ProjectName, Field(description="The project's name.")],
+        ctx: Context,
+        description: Annotated[ProjectDescription | None, Field(description="Optional description.")] = None,
+    ) -> CallToolResult:
+        return await run("create_project", ctx, name=name, description=description)
+
+    async def list_providers(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> CallToolResult:
+        return await run("list_providers", ctx, cursor=cursor, limit=limit)
+
+    async def add_provider(
+        vendor: Vendor,
+        name: Annotated[ProviderName, Field(description="A label for this credential, e.g. 'openai prod'.")],
+        api_key: Annotated[Secret, Field(description="The vendor's API key; stored encrypted.")],
+        ctx: Context,
+        base_url: Annotated[
+            str | None, Field(description="Only for self-hosted or OpenAI-compatible endpoints.")
+        ] = None,
+    ) -> CallToolResult:
+        return await run("add_provider", ctx, vendor=vendor, name=name, api_key=api_key, base_url=base_url)
+
+    async def list_api_keys(
+        ctx: Context,
+        project_id: Annotated[str | None, Field(description="Only this project's keys.")] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> CallToolResult:
+        return await run("list_api_keys", ctx, project_id=project_id, cursor=cursor, limit=limit)
+
+    async def create_api_key(
+        project_id: ProjectId,
+        ctx: Context,
+        name: Annotated[KeyName, Field(description="A label for the key.")] = "default",
+    ) -> CallToolResult:
+        return await run("create_api_key", ctx, project_id=project_id, name=name)
+
+    return [
+        Tool.from_function(
+            get_billing,
+            title="Billing and usage",
+            description=(
+                "The organization's billing state: current plan (id, name, interval), subscription "
+                "status, renewal date, the current monthly window, one usage meter per limit "
+                "(monthly_requests, projects, api_keys, provider_credentials: limit, used, percent; "
+                "limit null means unlimited), features on/off, billing email, and configs made "
+                "inactive by a downgrade. Read-only; use it before suggesting an upgrade."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            list_plans,
+            title="Plan catalog",
+            description=(
+                "The public plan catalog: id, name, monthly and annual prices in US cents, limits "
+                "(null = unlimited), features, and whether the plan is self-serve (Enterprise is "
+                "not: it is arranged with sales). Read-only."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            create_checkout_session,
+            title="Start a subscription (Stripe Checkout)",
+            description=(
+                "For an organization with no paid subscription yet: creates a Stripe Checkout "
+                "session for a plan and interval and returns {url, id}. Nothing is charged by this "
+                "call; a person must open the URL and enter a card, after which the plan changes. "
+                "Give the URL to the user. Fails with status 409 when a subscription already exists "
+                "(use change_plan) or when billing is not configured on the server. "
+                "Needs an admin or owner key."
+            ),
+            annotations=CREATE,
+        ),
+        Tool.from_function(
+            change_plan,
+            title="Change plan (charges the card)",
+            description=(
+                "Switches the organization's existing subscription to another self-serve plan "
+                "(free, pro, team) or interval, effective immediately. PAYING AND DESTRUCTIVE: on an "
+                "upgrade this charges the customer's card immediately (prorated by Stripe); a "
+                "downgrade turns off at once the features the new plan lacks (nothing is deleted). "
+                "Confirm plan, interval and price with the user first. Returns the new billing "
+                "state (as get_billing). Organizations without a subscription use "
+                "create_checkout_session instead. Needs an admin or owner key."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+            ),
+        ),
+        Tool.from_function(
+            create_portal_session,
+            title="Open the billing portal",
+            description=(
+                "Creates a Stripe customer portal session and returns {url}, where a person can "
+                "update the payment method, billing email and tax IDs, and see invoices. Changes "
+                "nothing by itself. Needs an admin or owner key."
+            ),
+            annotations=CREATE,
+        ),
+        Tool.from_function(
+            list_projects,
+            title="List projects",
+            description="The organization's projects, oldest first, paginated. Read-only.",
+            annotations=READ,
+        ),
+        Tool.from_function(
+            create_project,
+            title="Create a project",
+            description="Creates a project (API keys and routing configs belong to one)."
+            + LIMITED.format(limit="projects"),
+            annotations=CREATE,
+        ),
+        Tool.from_function(
+            list_providers,
+            title="List provider credentials",
+            description=(
+                "The organization's upstream provider credentials (vendor, name, base_url and a "
+                "masked hint; secrets are never returned), paginated. Read-only."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            add_provider,
+            title="Add a provider credential",
+            description=(
+                "Stores an upstream provider API key (encrypted; afterwards only a masked hint is "
+                "shown) so the proxy can call that vendor." + LIMITED.format(limit="provider_credentials")
+            ),
+            annotations=CREATE,
+        ),
+        Tool.from_function(
+            list_api_keys,
+            title="List API keys",
+            description=(
+                "The organization's live project API keys (id, project, name, masked hint; never the "
+                "secret), optionally for one project, paginated. Read-only."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            create_api_key,
+            title="Create a project API key",
+            description=(
+                "Creates a project API key (mlx_sk_...) for the OpenAI-compatible proxy. The secret "
+                "is in this answer's `key` field only, this once: pass it to the user, it cannot be "
+                "shown again." + LIMITED.format(limit="api_keys")
+            ),
+            annotations=CREATE,
+        ),
+    ]

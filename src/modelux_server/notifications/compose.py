@@ -1,0 +1,68 @@
+"""Between an outbox row and an email: notices stored as JSON, rebuilt at send time.
+
+The row keeps the notice (not the rendered message) so the operator sees the
+facts that were sent, and a retry renders the same content with the same
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelux_server.notifications.messages import (
+    PaymentFailedNotice,
+    PlanChangedNotice,
+    UsageNotice,
+    make_message_id,
+    payment_failed_email,
+    plan_changed_email,
+    usage_email,
+)
+
+Notice = UsageNotice | PaymentFailedNotice | PlanChangedNotice
+Builder = Callable[..., EmailMessage]
+
+_BY_KIND: dict[str, tuple[type[Any], Builder]] = {
+    "soft_nudge": (UsageNotice, usage_email),
+    "hard_cap": (UsageNotice, usage_email),
+    "payment_failed": (PaymentFailedNotice, payment_failed_email),
+    "plan_changed": (PlanChangedNotice, plan_changed_email),
+}
+
+
+def to_payload(notice: Notice) -> dict[str, Any]:
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in dataclasses.asdict(notice).items()
+    }
+
+
+def from_payload(kind: str, payload: dict[str, Any]) -> Notice:
+    cls = _BY_KIND[kind][0]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = payload[f.name]
+        hint = hints[f.name]
+        if isinstance(value, str) and (hint is datetime or datetime in typing.get_args(hint)):
+            value = datetime.fromisoformat(value)
+        values[f.name] = value
+    notice: Notice = cls(**values)
+    return notice
+
+
+def message_id_for(kind: str, dedupe_key: str, public_url: str) -> str:
+    """Stable per notification: a resent attempt is the same message to mail systems."""
+    domain = urlsplit(public_url).hostname or "modelux.local"
+    return make_message_id(kind, dedupe_key, domain=domain)
+
+
+def build_email(kind: str, notice: Notice, *, to: list[str], sender: str, message_id: str) -> EmailMessage:
+    builder = _BY_KIND[kind][1]
+    return builder(notice, to=to, sender=sender, message_id=message_id)

@@ -1,0 +1,188 @@
+"""Running a route against upstreams: single, fallback and ensemble.
+
+Retries happen only across targets (fallback) and only for failures where
+another try can help (429, 5xx, timeouts, connection errors). The request
+was counted at admission and stays counted whatever happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelux_server.errors import UpstreamFailed, UpstreamTimedOut, ValidationFailed
+from modelux_server.proxy.context import Caller, ProxyContext
+from modelux_server.proxy.metrics import ProxyMetrics
+from modelux_server.proxy.providers.base import ChatStream, UpstreamError, UpstreamTimeout, Usage
+from modelux_server.proxy.providers.registry import ProviderRegistry
+from modelux_server.proxy.resolve import Route, Target
+from modelux_server.routing.aggregation import AGGREGATIONS, MemberResult, NoValidAnswer
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any] | None
+    target: Target
+    usage: Usage | None
+    upstream_ms: float
+    stream: ChatStream | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(
+        self, ctx: ProxyContext, registry: ProviderRegistry, metrics: ProxyMetrics, default_timeout: float
+    ) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        self.metrics = metrics
+        self.default_timeout = default_timeout
+
+    async def _credential(self, caller: Caller, target: Target):  # type: ignore[no-untyped-def]
+        cred = await self.ctx.credential(caller.org_id, target.vendor, target.provider_id)
+        if cred is None:
+            raise ValidationFailed(
+                f"No provider credential for '{target.vendor}'. Add one with POST /manage/v1/providers.",
+                code="no_provider_credential",
+                param="model",
+            )
+        return cred
+
+    async def check_credentials(self, caller: Caller, route: Route) -> None:
+        """Refuse before admission when a target has no credential (a gateway 422, not counted)."""
+        for target in route.targets:
+            await self._credential(caller, target)
+
+    async def call(self, caller: Caller, route: Route, body: dict[str, Any], kind: str, stream: bool) -> Outcome:
+        if route.strategy == "ensemble" and kind == "chat":
+            return await self._ensemble(caller, route, body)
+        trace: list[dict[str, Any]] = []
+        last: UpstreamError | None = None
+        for target in route.targets:
+            started = time.perf_counter()
+            try:
+                outcome = await self._attempt(caller, target, body, kind, stream)
+            except UpstreamError as exc:
+                elapsed = (time.perf_counter() - started) * 1000
+                kind_label = "timeout" if isinstance(exc, UpstreamTimeout) else str(exc.status or "connection")
+                self.metrics.upstream_errors.labels(target.vendor, kind_label).inc()
+                trace.append({"target": target.label, "error": kind_label, "ms": round(elapsed, 1)})
+                last = exc
+                if not exc.retryable or route.strategy != "fallback":
+                    break
+                continue
+            trace.append({"target": target.label, "ok": True, "ms": round(outcome.upstream_ms, 1)})
+            outcome.trace = trace
+            return outcome
+        raise _gateway_error(last, trace)
+
+    async def _attempt(self, caller: Caller, target: Target, body: dict[str, Any], kind: str, stream: bool) -> Outcome:
+        cred = await self._credential(caller, target)
+        provider = self.registry.get(cred.upstream.vendor)
+        timeout = target.timeout or self.default_timeout
+        started = time.perf_counter()
+        if kind == "embeddings":
+            response = await provider.embeddings(body, model=target.model, credential=cred.upstream, timeout=timeout)
+        elif stream:
+            handle = await provider.chat_stream(body, model=target.model, credential=cred.upstream, timeout=timeout)
+            elapsed = (time.perf_counter() - started) * 1000
+            self.metrics.upstream_latency.labels(target.vendor).observe(elapsed / 1000)
+            return Outcome(None, target, None, elapsed, stream=handle)
+        else:
+            response = await provider.chat(body, model=target.model, credential=cred.upstream, timeout=timeout)
+        elapsed = (time.perf_counter() - started) * 1000
+        self.metrics.upstream_latency.labels(target.vendor).observe(elapsed / 1000)
+        return Outcome(response.body, target, response.usage, elapsed)
+
+    async def _ensemble(self, caller: Caller, route: Route, body: dict[str, Any]) -> Outcome:
+        spec = route.spec
+        member_timeout = spec.get("member_timeout_ms", 30_000) / 1000
+        overall = spec.get("timeout_ms", 60_000) / 1000
+        plain = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        started = time.perf_counter()
+
+        async def member(index: int, target: Target) -> tuple[MemberResult, Outcome | None]:
+            t0 = time.perf_counter()
+            try:
+                async with asyncio.timeout(member_timeout):
+                    outcome = await self._attempt(caller, Target(**{**target.__dict__, "timeout": member_timeout}), plain, "chat", False)
+                content = _content(outcome.body)
+                result = MemberResult(index, target.label, target.weight, content is not None, content,
+                                      (time.perf_counter() - t0) * 1000, None, time.monotonic())
+                return result, outcome
+            except (UpstreamError, TimeoutError) as exc:
+                error = "timeout" if isinstance(exc, (TimeoutError, UpstreamTimeout)) else str(getattr(exc, "status", "error"))
+                return MemberResult(index, target.label, target.weight, False, None,
+                                    (time.perf_counter() - t0) * 1000, error, time.monotonic()), None
+
+        tasks = [asyncio.create_task(member(i, t)) for i, t in enumerate(route.targets)]
+        done, pending = await asyncio.wait(tasks, timeout=overall)
+        for task in pending:
+            task.cancel()
+        results = [t.result() for t in done]
+        for task in pending:
+            idx = tasks.index(task)
+            target = route.targets[idx]
+            results.append((MemberResult(idx, target.label, target.weight, False, None, overall * 1000, "timeout", time.monotonic()), None))
+        results.sort(key=lambda r: r[0].index)
+        members = [r[0] for r in results]
+        trace = [{"member": m.index, "target": m.model, "ok": m.ok, "ms": round(m.latency_ms, 1), **({"error": m.error} if m.error else {})} for m in members]
+        aggregation = spec.get("aggregation", "first_valid")
+        try:
+            agg = AGGREGATIONS[aggregation](members)
+        except NoValidAnswer:
+            raise UpstreamFailed("Every ensemble member failed.", code="ensemble_failed", trace=trace) from None
+        winner = results[agg.winner.index][1]
+        assert winner is not None
+        usage = _sum_usage([r[1].usage for r in results if r[1] is not None])
+        headers = {
+            "x-modelux-ensemble-aggregation": aggregation,
+            "x-modelux-ensemble-winner": str(agg.winner.index),
+            "x-modelux-ensemble-agreed": ",".join(str(i) for i in agg.agreed),
+            "x-modelux-ensemble-members": str(len(members)),
+            "x-modelux-ensemble-succeeded": str(sum(1 for m in members if m.ok)),
+        }
+        trace.append({"aggregation": aggregation, "winner": agg.winner.index, "agreed": agg.agreed, "votes": agg.votes})
+        return Outcome(winner.body, winner.target, usage, (time.perf_counter() - started) * 1000, headers=headers, trace=trace)
+
+
+def _content(body: dict[str, Any] | None) -> str | None:
+    try:
+        text = body["choices"][0]["message"]["content"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _sum_usage(items: list[Usage | None]) -> Usage | None:
+    found = [u for u in items if u is not None]
+    if not found:
+        return None
+    return Usage(
+        sum(u.prompt_tokens for u in found),
+        sum(u.completion_tokens for u in found),
+        sum(u.total_tokens for u in found),
+    )
+
+
+def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]]) -> UpstreamFailed:
+    if isinstance(last, UpstreamTimeout):
+        return UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
+    message = "The upstream provider failed" + (f": {last.message}" if last is not None else ".")
+    return UpstreamFailed(message, upstream_status=getattr(last, "status", None), trace=trace)
+
+
+def sse_single(body: dict[str, Any]) -> list[bytes]:
+    """An aggregated (ensemble) answer delivered to a streaming caller as SSE."""
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    base = {k: body.get(k) for k in ("id", "created", "model")}
+    chunks = [
+        {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant", "content": message.get("content", "")}, "finish_reason": None}]},
+        {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]},
+    ]
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]

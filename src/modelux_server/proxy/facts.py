@@ -1,0 +1,62 @@
+"""What custom routing rules can see about a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from modelux_server.kit.windows import window_at
+from modelux_server.proxy.context import Caller, OrgContext
+from modelux_server.runtime import Runtime
+
+
+def _tags(request: Request, body: dict[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    raw = body.get("mlx:tags")
+    if isinstance(raw, dict):
+        tags.update({str(k): str(v) for k, v in raw.items()})
+    elif isinstance(raw, list):
+        tags.update({str(t): "true" for t in raw})
+    header = request.headers.get("x-modelux-user-tags", "")
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if key:
+            tags[key] = value if sep else "true"
+    return tags
+
+
+def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    # about four characters a token: cheap, deterministic, good enough for routing
+    chars = 0
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(part.get("text", ""))) for part in content if isinstance(part, dict))
+    return chars // 4
+
+
+async def request_facts(
+    rt: Runtime, request: Request, body: dict[str, Any], caller: Caller, org: OrgContext
+) -> dict[str, Any]:
+    now = rt.clock.now()
+    limit = org.entitlements.limit("monthly_requests")
+    used = await rt.extras["counter"].used(caller.org_id, window_at(org.anchor_day, now))
+    return {
+        "tags": _tags(request, body),
+        "end_user": body.get("user") or request.headers.get("x-modelux-user-id"),
+        "model": body.get("model"),
+        "prompt_tokens": _estimate_prompt_tokens(body),
+        "hour": now.hour,
+        "weekday": now.weekday(),
+        "plan": org.plan_id,
+        "usage": {
+            "monthly_requests": {
+                "used": used,
+                "limit": limit,
+                "pct": (100.0 * used / limit) if limit else 0.0,
+            }
+        },
+    }

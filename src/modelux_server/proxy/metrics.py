@@ -1,0 +1,39 @@
+"""Prometheus metrics of the proxy, in a registry owned by the app (not global)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class ProxyMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.admitted = Counter(
+            "modelux_requests_admitted", "Proxy requests admitted (counted).", ["endpoint"], registry=self.registry
+        )
+        self.admitted_uncounted = Counter(
+            "modelux_requests_admitted_uncounted",
+            "Proxy requests admitted while the counter was unreachable (fail-open).",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "modelux_requests_rejected", "Proxy requests refused by the gateway.", ["reason"], registry=self.registry
+        )
+        self.upstream_latency = Histogram(
+            "modelux_upstream_latency_seconds",
+            "Time spent waiting for the upstream provider.",
+            ["provider"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.overhead = Histogram(
+            "modelux_gateway_overhead_seconds",
+            "Time the gateway adds to a request (total minus upstream).",
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "modelux_upstream_errors", "Upstream attempts that failed.", ["provider", "kind"], registry=self.registry
+        )

@@ -1,0 +1,124 @@
+"""From the `model` a caller sent to a route: which upstreams, in what strategy.
+
+`@slug` names a routing config of the key's project, `vendor/model` a vendor's
+model with the organization's credential, and a bare name is mapped to a
+vendor by its prefix. Plan features are checked here, at request time, so a
+config kept after a downgrade answers the feature 402 until a re-upgrade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from modelux_server.errors import ValidationFailed
+from modelux_server.proxy.context import Caller, OrgContext, ProxyContext
+from modelux_server.routing.expressions import Expression, parse
+from modelux_server.routing.service import required_features
+
+PREFIXES = (
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("text-embedding-", "openai"),
+    ("chatgpt-", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "google"),
+)
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    vendor: str
+    model: str
+    provider_id: str | None = None
+    timeout: float | None = None
+    weight: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.vendor}/{self.model}"
+
+
+@dataclass(frozen=True)
+class Route:
+    strategy: str
+    targets: list[Target]
+    spec: dict[str, Any] = field(default_factory=dict)
+    slug: str | None = None
+
+
+def split_model(name: str) -> tuple[str, str]:
+    if "/" in name:
+        vendor, model = name.split("/", 1)
+        if vendor and model:
+            return vendor, model
+    for prefix, vendor in PREFIXES:
+        if name.startswith(prefix):
+            return vendor, name
+    raise ValidationFailed(
+        f"Cannot route model '{name}': use '@slug' (a routing config), 'vendor/model', "
+        "or a known model name (gpt-*, o1*, o3*, text-embedding-*, claude-*, gemini-*).",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def _target(raw: dict[str, Any]) -> Target:
+    vendor, model = split_model(str(raw["model"]))
+    timeout_ms = raw.get("timeout_ms")
+    return Target(
+        vendor=vendor,
+        model=model,
+        provider_id=raw.get("provider_id"),
+        timeout=timeout_ms / 1000 if timeout_ms else None,
+        weight=float(raw.get("weight", 1.0)),
+    )
+
+
+async def resolve(ctx: ProxyContext, caller: Caller, org: OrgContext, model: str, depth: int = 0) -> Route:
+    if not model.startswith("@"):
+        return Route(strategy="single", targets=[_target({"model": model})])
+    slug = model[1:]
+    version = await ctx.config(caller.project_id, slug)
+    if version is None:
+        raise ValidationFailed(
+            f"No routing config '@{slug}' in this key's project.", code="routing_config_not_found", param="model"
+        )
+    for feature in required_features(version.strategy):
+        org.entitlements.require(feature)
+    spec = version.spec
+    if version.strategy == "single":
+        return Route("single", [_target(spec)], spec, slug)
+    if version.strategy == "fallback":
+        return Route("fallback", [_target(t) for t in spec["targets"]], spec, slug)
+    if version.strategy == "ensemble":
+        return Route("ensemble", [_target(m) for m in spec["members"]], spec, slug)
+    return Route("custom_rules", [], spec, slug)
+
+
+async def resolve_rules(
+    ctx: ProxyContext, caller: Caller, org: OrgContext, route: Route, facts: dict[str, Any], depth: int = 0
+) -> tuple[Route, str]:
+    """Pick the first rule whose condition holds; returns the chosen route and why."""
+    if depth >= MAX_DEPTH:
+        raise ValidationFailed("routing rules nest too deeply", code="routing_loop")
+    chosen, reason = route.spec["else"], "else"
+    for index, rule in enumerate(route.spec["rules"]):
+        if _compiled(rule["if"]).evaluate(facts):
+            chosen, reason = rule["then"], f"rules[{index}]"
+            break
+    next_route = await resolve(ctx, caller, org, chosen)
+    if next_route.strategy == "custom_rules":
+        inner, inner_reason = await resolve_rules(ctx, caller, org, next_route, facts, depth + 1)
+        return inner, f"{reason} -> @{next_route.slug} {inner_reason}"
+    return next_route, f"{reason} -> {chosen}"
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> Expression:
+    # rules were validated at save time; parsing once per source keeps the hot path cheap
+    return parse(source)

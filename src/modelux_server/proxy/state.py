@@ -1,0 +1,69 @@
+"""The proxy's long-lived parts, built at start-up and kept on the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import select
+
+from modelux_server.models import RoutingConfig
+from modelux_server.proxy.context import ProxyContext
+from modelux_server.proxy.execute import Executor
+from modelux_server.proxy.metrics import ProxyMetrics
+from modelux_server.proxy.providers.registry import ProviderRegistry
+from modelux_server.proxy.request_log import RequestLogWriter
+from modelux_server.runtime import Runtime
+
+
+@dataclass
+class ProxyState:
+    rt: Runtime
+    ctx: ProxyContext
+    executor: Executor
+    metrics: ProxyMetrics
+    request_log: RequestLogWriter
+    registry: ProviderRegistry
+
+    async def list_slugs(self, project_id: str) -> list[str]:
+        async with self.rt.db.read_sessionmaker() as session:
+            stmt = (
+                select(RoutingConfig.slug)
+                .where(RoutingConfig.project_id == project_id, RoutingConfig.deleted_at.is_(None))
+                .order_by(RoutingConfig.slug)
+            )
+            slugs = list((await session.execute(stmt)).scalars())
+            await session.commit()
+        return slugs
+
+
+def proxy_state(request: Request) -> ProxyState:
+    state: ProxyState = request.app.state.runtime.extras["proxy"]
+    return state
+
+
+@asynccontextmanager
+async def proxy_lifetime(rt: Runtime) -> AsyncIterator[None]:
+    metrics = rt.extras.get("metrics") or ProxyMetrics()
+    rt.extras["metrics"] = metrics
+    ctx = ProxyContext(rt)
+    registry = ProviderRegistry()
+    request_log = RequestLogWriter(rt.db, rt.settings.request_log_flush_ms)
+    state = ProxyState(
+        rt=rt,
+        ctx=ctx,
+        executor=Executor(ctx, registry, metrics, rt.settings.upstream_timeout_s),
+        metrics=metrics,
+        request_log=request_log,
+        registry=registry,
+    )
+    rt.extras["proxy"] = state
+    rt.add_invalidator(ctx.invalidate)
+    await request_log.start()
+    try:
+        yield
+    finally:
+        await request_log.close()
+        await registry.aclose()

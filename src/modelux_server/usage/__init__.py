@@ -1,0 +1,1 @@
+"""Monthly request metering: exact admission counters and their durable ledger."""

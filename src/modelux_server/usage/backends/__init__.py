@@ -1,0 +1,1 @@
+"""Counter backends: `local` (one process) and `redis` (many processes)."""

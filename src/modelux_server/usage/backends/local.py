@@ -1,0 +1,95 @@
+"""In-process counter with a durable ledger: the embedded default (one process).
+
+The check and the increment happen with no `await` between them, so within
+the event loop they are one atomic step. Durability comes from reserving
+blocks in the ledger ahead of use: every admitted request is covered by a
+stored ceiling before it is admitted, so a `kill -9` loses no admitted
+request; after such a crash the count resumes from the ceiling, over-counting
+by fewer than `block` requests (it errs toward never exceeding the cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from modelux_server.kit.windows import Window
+from modelux_server.usage.counter import Admission, Admitted, Rejected
+from modelux_server.usage.ledger import Ledger
+
+
+@dataclass
+class _Slot:
+    window: Window
+    used: int
+    reserved: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = False
+
+
+class LocalCounter:
+    def __init__(self, ledger: Ledger, *, block: int = 32, flush_interval: float = 0.5) -> None:
+        self.ledger = ledger
+        self.block = max(1, block)
+        self.flush_interval = flush_interval
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._loading: dict[tuple[str, str], asyncio.Lock] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _slot(self, org_id: str, window: Window) -> _Slot:
+        key = (org_id, window.key)
+        slot = self._slots.get(key)
+        if slot is not None:
+            return slot
+        lock = self._loading.setdefault(key, asyncio.Lock())
+        async with lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                used, reserved = await self.ledger.load(org_id, window)
+                # after a crash the ceiling is the only safe lower bound
+                start = max(used, reserved)
+                slot = _Slot(window=window, used=start, reserved=start)
+                self._slots[key] = slot
+        return slot
+
+    async def admit(self, org_id: str, window: Window, limit: int | None) -> Admission:
+        slot = await self._slot(org_id, window)
+        while True:
+            # check-and-increment: no await between these lines
+            if limit is not None and slot.used >= limit:
+                return Rejected(used=slot.used, limit=limit)
+            if slot.used < slot.reserved:
+                slot.used += 1
+                slot.dirty = True
+                return Admitted(used=slot.used)
+            async with slot.lock:
+                if slot.used >= slot.reserved:
+                    slot.reserved = await self.ledger.reserve(org_id, window, slot.used + self.block)
+
+    async def used(self, org_id: str, window: Window) -> int:
+        return (await self._slot(org_id, window)).used
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    async def flush(self, *, settle: bool = False) -> None:
+        counts = []
+        for (org_id, _), slot in list(self._slots.items()):
+            if slot.dirty or settle:
+                slot.dirty = False
+                counts.append((org_id, slot.window, slot.used))
+        await self.ledger.record_used(counts, settle=settle)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+        await self.flush(settle=True)

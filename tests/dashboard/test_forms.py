@@ -1,0 +1,226 @@
+"""The dashboard's forms without a browser: sessions, CSRF, rate limit, roles, plan refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from modelux_server.auth.principal import Principal
+from modelux_server.billing.operator import create_enterprise_plan
+from modelux_server.kit.clock import FrozenClock
+from modelux_server.kit.secrets import hash_password
+from modelux_server.member.service import invite
+from modelux_server.models import Organization, User
+from modelux_server.runtime import Runtime
+from tests.dashboard.forms import PASSWORD, browser, csrf_of, log_in, post_form, sign_up
+from tests.support.plans import move_to
+
+
+async def _org_id(rt: Runtime, name: str = "Acme") -> str:
+    async with rt.db.session() as session:
+        return (await session.execute(select(Organization.id).where(Organization.name == name))).scalar_one()
+
+
+async def test_signup_lands_on_free_with_its_meters_and_a_safe_session_cookie(app: Any) -> None:
+    async with browser(app) as client:
+        r = await sign_up(client)
+        assert r.status_code == 303 and r.headers["location"] == "/settings/billing?notice=welcome"
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("mlx_session="))
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+        page = (await client.get(r.headers["location"])).text
+    assert 'data-testid="current-plan">Free<' in page
+    assert "no card needed" in page
+    assert "0 / 10,000" in page  # monthly requests
+    assert "0 / 1 " in page  # projects
+    assert "Resets " in page
+    assert "Acme" in page and ">owner<" in page  # navigation shows organization and role
+
+
+async def test_root_and_pages_send_a_stranger_to_login(app: Any) -> None:
+    async with browser(app) as client:
+        assert (await client.get("/")).headers["location"] == "/login"
+        r = await client.get("/api-keys")
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fapi-keys"
+        await sign_up(client)
+        assert (await client.get("/")).headers["location"] == "/settings/billing"
+
+
+async def test_unsafe_requests_without_the_csrf_token_are_refused(app: Any) -> None:
+    async with browser(app) as client:
+        # before login too: a forged login form is refused
+        assert (await client.post("/login", data={"email": "a@b.test", "password": "x"})).status_code == 403
+        await sign_up(client)
+        r = await client.post("/projects/create", data={"name": "forged"})
+        assert r.status_code == 403 and "did not come from this site" in r.text
+        r = await client.post("/projects/create", data={"name": "forged", "csrf_token": "0" * 64})
+        assert r.status_code == 403
+        r = await client.post("/settings/billing/checkout", data={"plan": "pro", "interval": "monthly"})
+        assert r.status_code == 403
+        assert "forged" not in (await client.get("/projects")).text
+
+
+async def test_login_is_rate_limited_per_email_and_address(app: Any, clock: FrozenClock) -> None:
+    async with browser(app) as client:
+        await sign_up(client, email="owner@acme.test")
+        await client.post("/logout", data={"csrf_token": csrf_of((await client.get("/projects")).text)})
+        for _ in range(10):
+            assert (await log_in(client, "owner@acme.test", "wrong password")).status_code == 401
+        blocked = await log_in(client, "owner@acme.test")  # even the right password
+        assert blocked.status_code == 429
+        assert "Too many failed attempts" in blocked.text
+        assert 0 < int(blocked.headers["Retry-After"]) <= 900
+        # another email from the same address is not affected
+        assert (await log_in(client, "someone@else.test", "nope")).status_code == 401
+        clock.advance(timedelta(minutes=16))
+        ok = await log_in(client, "owner@acme.test")
+        assert ok.status_code == 303 and ok.headers["location"] == "/settings/billing"
+
+
+async def test_logout_ends_the_session_on_the_server(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        stolen = client.cookies.get("mlx_session")
+        token = csrf_of((await client.get("/projects")).text)
+        assert (await client.post("/logout", data={"csrf_token": token})).headers["location"] == "/login"
+    async with browser(app) as thief:
+        thief.cookies.set("mlx_session", stolen or "", domain="modelux.test")
+        assert (await thief.get("/projects")).status_code == 303
+
+
+async def test_login_only_follows_same_site_next_paths(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        await client.post("/logout", data={"csrf_token": csrf_of((await client.get("/projects")).text)})
+        page = (await client.get("/login?next=//evil.test/x")).text
+        assert 'name="next" value="/settings/billing"' in page
+        token = csrf_of(page)
+        r = await client.post(
+            "/login",
+            data={"email": "owner@acme.test", "password": PASSWORD, "next": "/api-keys", "csrf_token": token},
+        )
+        assert r.headers["location"] == "/api-keys"
+
+
+async def test_a_member_sees_billing_read_only_and_cannot_create(app: Any, rt: Runtime) -> None:
+    async with browser(app) as owner:
+        await sign_up(owner)
+    org_id = await _org_id(rt)
+    async with rt.db.session() as session:
+        await invite(session, rt, Principal(org_id, "owner", "test"), email="dev@acme.test", role="member")
+        await session.execute(
+            update(User).where(User.email == "dev@acme.test").values(password_hash=hash_password(PASSWORD))
+        )
+    async with browser(app) as member:
+        assert (await log_in(member, "dev@acme.test")).status_code == 303
+        billing = (await member.get("/settings/billing")).text
+        assert ">member<" in billing
+        assert "Only owners and admins can change the plan." in billing
+        assert "/settings/billing/checkout" not in billing and "Upgrade to Pro" not in billing
+        projects = await member.get("/projects")
+        assert "New project" not in projects.text
+        r = await member.post("/projects/create", data={"name": "x", "csrf_token": csrf_of(projects.text)})
+        assert r.status_code == 403 and "needs the admin role" in r.text
+        keys = (await member.get("/management-keys")).text
+        assert "Only owners and admins can see" in keys
+
+
+async def test_a_creation_over_the_plan_limit_shows_the_402_and_the_upgrade_link(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        first = await post_form(client, "/projects", "/projects/create", {"name": "one"})
+        assert first.status_code == 303
+        refused = await post_form(client, "/projects", "/projects/create", {"name": "two"})
+    assert refused.status_code == 402
+    assert "The Free plan allows 1 projects" in refused.text
+    assert 'href="https://modelux.test/settings/billing?plan=pro"' in refused.text
+    assert 'value="two"' in refused.text  # what was typed is kept
+
+
+async def test_a_new_key_is_shown_once_then_only_its_hint(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        await post_form(client, "/projects", "/projects/create", {"name": "web"})
+        page = (await client.get("/api-keys")).text
+        project_id = page.split('<option value="', 1)[1].split('"', 1)[0]
+        created = await client.post(
+            "/api-keys/create", data={"project_id": project_id, "name": "ci", "csrf_token": csrf_of(page)}
+        )
+        assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+        secret = created.text.split('id="new-secret" class="mono" type="text" value="', 1)[1].split('"', 1)[0]
+        assert secret.startswith("mlx_sk_")
+        again = (await client.get("/api-keys")).text
+    assert secret not in again and secret[-4:] in again
+
+
+async def test_the_upgrade_url_highlights_the_plan(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        page = (await client.get("/settings/billing?plan=pro")).text
+    pro = page.split('data-testid="plan-pro"', 1)[1].split("</article>", 1)[0]
+    assert "Suggested for you" in pro and "Upgrade to Pro" in pro
+    assert "Suggested for you" not in page.split('data-testid="plan-pro"', 1)[0]
+
+
+async def test_the_annual_toggle_shows_the_two_months_free_saving(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        page = (await client.get("/settings/billing?interval=annual")).text
+    pro = page.split('data-testid="plan-pro"', 1)[1].split("</article>", 1)[0]
+    assert "$490" in pro and "/ year" in pro and "save $98 a year" in pro
+    assert 'name="interval" value="annual"' in pro
+
+
+async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why(app: Any, rt: Runtime) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        org_id = await _org_id(rt)
+        await move_to(rt, org_id, "pro")
+        await post_form(client, "/projects", "/projects/create", {"name": "web"})
+        page = (await client.get("/routing-configs")).text
+        project_id = page.split('<option value="', 1)[1].split('"', 1)[0]
+        fields = '{"members": [{"model": "openai/gpt-4o"}, {"model": "anthropic/claude-3-5-haiku"}]}'
+        r = await client.post(
+            "/routing-configs/create",
+            data={
+                "project_id": project_id,
+                "slug": "vote",
+                "strategy": "ensemble",
+                "fields": fields,
+                "csrf_token": csrf_of(page),
+            },
+        )
+        assert r.status_code == 303, r.text
+        confirm = (await client.get("/settings/billing/change?plan=free&interval=monthly")).text
+        assert "Downgrade to Free?" in confirm and "Takes effect immediately" in confirm
+        assert "prorates" in confirm
+        effects = confirm.split('id="downgrade-effects"', 1)[1]
+        assert "Ensembles" in effects and "@vote" in effects and "Nothing is deleted" in effects
+        await move_to(rt, org_id, "free")
+        configs = (await client.get("/routing-configs")).text
+        row = configs.split('data-testid="rc-vote"', 1)[1].split("</tr>", 1)[0]
+        assert "inactive" in row and "The Free plan does not include ensembles" in row
+        billing = (await client.get("/settings/billing")).text
+        assert "Switched off by your plan" in billing and "@vote" in billing
+
+
+async def test_an_enterprise_organization_sees_its_agreement(app: Any, rt: Runtime) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        async with rt.db.session() as session:
+            await create_enterprise_plan(
+                session,
+                rt,
+                await _org_id(rt),
+                name="Enterprise (Acme)",
+                limits={"projects": 40},
+                features=[],
+                support_channel="#acme-modelux on Slack",
+                sla="99.95% monthly uptime",
+            )
+        page = (await client.get("/settings/billing")).text
+    assert 'data-testid="current-plan">Enterprise (Acme)<' in page
+    assert "#acme-modelux on Slack" in page and "99.95% monthly uptime" in page
+    assert "0 / 40" in page and "unlimited" in page
+    assert "Contact sales" in page and "Upgrade to Pro" not in page
