@@ -27,7 +27,9 @@ async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def post_form(client: httpx.AsyncClient, page: str, action: str, data: dict[str, str]) -> httpx.Response:
+async def post_form(
+    client: httpx.AsyncClient, page: str, action: str, data: dict[str, str]
+) -> httpx.Response:
     """Load `page`, take its CSRF token, and submit `data` to `action`."""
     token = csrf_of((await client.get(page)).text)
     return await client.post(action, data={**data, "csrf_token": token})

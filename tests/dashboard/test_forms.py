@@ -172,7 +172,9 @@ async def test_the_annual_toggle_shows_the_two_months_free_saving(app: Any) -> N
     assert 'name="interval" value="annual"' in pro
 
 
-async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why(app: Any, rt: Runtime) -> None:
+async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why(
+    app: Any, rt: Runtime
+) -> None:
     async with browser(app) as client:
         await sign_up(client)
         org_id = await _org_id(rt)
@@ -224,3 +226,16 @@ async def test_an_enterprise_organization_sees_its_agreement(app: Any, rt: Runti
     assert "#acme-modelux on Slack" in page and "99.95% monthly uptime" in page
     assert "0 / 40" in page and "unlimited" in page
     assert "Contact sales" in page and "Upgrade to Pro" not in page
+
+
+async def test_in_manual_billing_the_buttons_explain_that_payments_are_not_configured(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client)
+        page = (await client.get("/settings/billing")).text
+        assert "Managed by your operator" in page
+        r = await post_form(
+            client, "/settings/billing", "/settings/billing/checkout", {"plan": "pro", "interval": "monthly"}
+        )
+    assert r.status_code == 409
+    assert 'role="alert"' in r.text and "MODELUX_STRIPE_SECRET_KEY" in r.text
+    assert 'data-testid="current-plan">Free<' in r.text

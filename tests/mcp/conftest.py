@@ -11,15 +11,24 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+from mcp import Client, StdioServerParameters
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.management_key.service import issue_management_key
 from tests.conftest import Org, make_org
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.live_server import LiveServer
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
@@ -47,16 +56,19 @@ async def key_with_role(live: LiveServer, org: Org, role: str) -> str:
     return await live.acall(issue())
 
 
-def rest(live: LiveServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{live.url}/manage/v1", headers={"Authorization": f"Bearer {key}"})
+def rest(live: LiveServer, key: str) -> httpx.AsyncClient:
+    """The management API, to compare a tool's answer with its endpoint's."""
+    return httpx.AsyncClient(base_url=f"{live.url}/manage/v1", headers={"Authorization": f"Bearer {key}"})
 
 
 @asynccontextmanager
 async def http_client(live: LiveServer, key: str) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=20) as http:
-        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=20) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        yield client
 
 
 def stdio_params(live: LiveServer, key: str, *, via_env: bool = False) -> StdioServerParameters:

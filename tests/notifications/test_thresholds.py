@@ -215,10 +215,10 @@ async def test_a_downgrade_past_the_thresholds_emails_without_waiting_for_traffi
 ) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime)
-    await move_to(runtime, org.id, "pro")
     await seed_usage(runtime, org.id, used)
+    await move_to(runtime, org.id, "pro")  # far under 80% of 250,000
 
-    await move_to(runtime, org.id, "free")  # 10,000 now; the re-check runs after commit
+    await move_to(runtime, org.id, "free")  # 10,000 now: checked in the plan change
     await worker(runtime, server.url).run_once()
 
     usage_rows = [r for r in await outbox(runtime, org.id) if r.kind in ("soft_nudge", "hard_cap")]

@@ -36,10 +36,9 @@ async def session_by_token_hash(session: AsyncSession, token_hash: str) -> Dashb
 
 
 async def user_and_org(session: AsyncSession, user_id: str, org_id: str) -> tuple[User, Organization] | None:
-    row = (
-        await session.execute(select(User, Organization).where(User.id == user_id, Organization.id == org_id))
-    ).first()
-    return None if row is None else (row[0], row[1])
+    user = await session.get(User, user_id)
+    org = await session.get(Organization, org_id)
+    return None if user is None or org is None else (user, org)
 
 
 async def count_failures(session: AsyncSession, key: str, since: datetime) -> tuple[int, datetime | None]:

@@ -47,7 +47,7 @@ async def sync_catalog(rt: Runtime, stripe: StripeBilling) -> list[str]:
         await _sync_product(stripe, plan, changes)
         prices = [await _sync_price(stripe, plan, interval, changes) for interval in INTERVALS]
         portal_products.append({"product": product_id(plan.id), "prices": prices})
-    await _sync_portal(rt, stripe, portal_products, changes)
+    await _sync_portal(stripe, portal_products, changes)
     return changes
 
 
@@ -116,9 +116,7 @@ def _price_matches(price: dict[str, Any], plan_id: str, amount: int, interval: s
     )
 
 
-async def _sync_portal(
-    rt: Runtime, stripe: StripeBilling, products: list[dict[str, Any]], changes: list[str]
-) -> None:
+async def _sync_portal(stripe: StripeBilling, products: list[dict[str, Any]], changes: list[str]) -> None:
     """The portal switches plans the way change-plan does: now, proration invoiced now.
 
     No `schedule_at_period_end`: the seed makes downgrades immediate too.
@@ -139,12 +137,8 @@ async def _sync_portal(
             "products": products,
         },
     }
-    want: dict[str, Any] = {
-        "features": features,
-        "business_profile": {"headline": "modelux billing"},
-        "default_return_url": f"{rt.public_url}/settings/billing",
-        "metadata": PORTAL_MARK,
-    }
+    # no default_return_url: every portal session we create names its own
+    want: dict[str, Any] = {"features": features, "metadata": PORTAL_MARK}
     ours = [c for c in await stripe.portal_configurations() if _contains(c.get("metadata"), PORTAL_MARK)]
     if not ours:
         conf = await stripe.create_portal_configuration(want)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from modelux_server.auth.login import Admitted, log_in
+from modelux_server.auth.login import Admitted, Rejected, log_in
 from modelux_server.auth.sessions import close_session, open_session
 from modelux_server.dashboard import security, web
 from modelux_server.errors import ModeluxError, ValidationFailed
@@ -97,9 +97,9 @@ async def login(request: Request) -> Response:
         token = None
         if isinstance(result, Admitted):
             token = await open_session(session, rt, user_id=result.user.id, org_id=result.membership.org_id)
-    if token is not None:
+    if isinstance(result, Admitted) and token is not None:
         return _logged_in(request, token, next_path)
-    if result.reason == "rate_limited":
+    if isinstance(result, Rejected) and result.reason == "rate_limited":
         message = "Too many failed attempts for this email. Wait 15 minutes, then try again."
         response = _anonymous_page(
             request,

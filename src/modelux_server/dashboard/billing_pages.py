@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from modelux_server.auth.sessions import Viewer
+from modelux_server.billing import subscriptions
 from modelux_server.billing.entitlements import Entitlements
 from modelux_server.billing.service import billing_summary
 from modelux_server.dashboard import billing_view, web
@@ -77,8 +78,6 @@ async def billing_status(request: Request, viewer: Viewer = Depends(web.current_
 
 @router.post("/checkout")
 async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
-    from modelux_server.billing import subscriptions
-
     form = await web.checked_form(request, viewer)
     rt = web.runtime(request)
     try:
@@ -97,8 +96,6 @@ async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer
 
 @router.post("/portal")
 async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
-    from modelux_server.billing import subscriptions
-
     await web.checked_form(request, viewer)
     rt = web.runtime(request)
     try:
@@ -140,8 +137,6 @@ async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_
 
 @router.post("/change")
 async def change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
-    from modelux_server.billing import subscriptions
-
     form = await web.checked_form(request, viewer)
     rt = web.runtime(request)
     try:

@@ -50,7 +50,8 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = Headers(scope=scope).get("authorization")
         try:
-            async with self.rt.db.session() as session:
+            # a plain read: on SQLite it must not queue for the write lock
+            async with self.rt.db.read_sessionmaker() as session:
                 await authenticate_management_key(session, authorization, source="mcp")
         except Unauthorized as exc:
             response = JSONResponse(

@@ -154,16 +154,14 @@ async def _create_api_key(
     return {"data": schemas.render(key, token)}
 
 
-# The billing writes take the principal and check the role themselves
-# (billing.subscriptions.MANAGE_ROLE), so the table asks only for a valid key.
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
         Operation("get_billing", "GET", "/billing", "member", _get_billing),
         Operation("list_plans", "GET", "/plans", None, _list_plans),
-        Operation("create_checkout_session", "POST", "/billing/checkout", "member", _checkout),
-        Operation("change_plan", "POST", "/billing/change-plan", "member", _change_plan),
-        Operation("create_portal_session", "POST", "/billing/portal", "member", _portal),
+        Operation("create_checkout_session", "POST", "/billing/checkout", "admin", _checkout),
+        Operation("change_plan", "POST", "/billing/change-plan", "admin", _change_plan),
+        Operation("create_portal_session", "POST", "/billing/portal", "admin", _portal),
         Operation("list_projects", "GET", "/projects", "member", _list_projects),
         Operation("create_project", "POST", "/projects", "admin", _create_project),
         Operation("list_providers", "GET", "/providers", "member", _list_providers),

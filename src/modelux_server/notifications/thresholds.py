@@ -12,9 +12,9 @@ Rules (docs/notifications.md):
 * a plan change re-arms for the new limit, because the limit is in the key:
   an upgrade that puts usage under 80% of the new limit sends again when
   that limit is approached; a downgrade that puts usage past 80% (or 100%)
-  of the new limit sends at once (re-checked in the plan change's
-  transaction) or on the next admission. Going back to a limit already notified in the
-  window does not send again.
+  of the new limit sends at once, from the plan change's own transaction
+  (`check_org`). Going back to a limit already notified in the window does
+  not send again.
 * unlimited plans never notify.
 
 The listener runs for every counted admission, off the proxy's hot path but
