@@ -88,6 +88,7 @@ def serve(
         access_log=False,
         loop="uvloop",
         http="httptools",
+        timeout_graceful_shutdown=5,
     )
 
 
@@ -263,7 +264,6 @@ def notifications(
     typer.echo(_with_runtime(work))
 
 
-
 @admin.command("stripe-sync")
 def stripe_sync() -> None:
     """Create or update the Stripe products, prices and portal settings for the catalog."""
@@ -274,14 +274,15 @@ def stripe_sync() -> None:
     async def work(rt: Any) -> list[str]:
         async with billing_provider(rt) as stripe:
             if not isinstance(stripe, StripeBilling):
-                typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (billing is in manual mode)", err=True)
+                typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (manual billing mode)", err=True)
                 raise typer.Exit(2)
             return await sync_catalog(rt, stripe)
 
     changes = _with_runtime(work)
     for line in changes:
         typer.echo(line)
-    typer.echo(f"{len(changes)} change(s)" if changes else "Stripe is in sync with the catalog; nothing changed")
+    in_sync = "Stripe is in sync with the catalog; nothing changed"
+    typer.echo(f"{len(changes)} change(s)" if changes else in_sync)
     typer.echo("webhook events to subscribe: " + ", ".join(webhook_events()))
 
 

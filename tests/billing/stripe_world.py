@@ -126,7 +126,9 @@ class StripeWorld:
     def stripe_event_count(self) -> int:
         async def count() -> int:
             async with self.rt.db.session() as session:
-                return int((await session.execute(select(func.count()).select_from(StripeEvent))).scalar_one())
+                return int(
+                    (await session.execute(select(func.count()).select_from(StripeEvent))).scalar_one()
+                )
 
         return self.server.call(count())
 

@@ -64,6 +64,7 @@ def test_sign_up_create_a_key_upgrade_switch_to_annual_and_downgrade(chromium: A
     expect(page).to_have_url(re.compile(r"/settings/billing\?checkout=success&session_id=cs_"))
     expect(page.locator("#checkout-pending")).to_contain_text("Waiting for Stripe")
     expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+    expect(page.get_by_role("button", name="Upgrade to Pro")).to_have_count(0)  # no second Checkout
     shots.take(page, "checkout-pending")
     site.emu.release_webhooks()
     expect(page.get_by_test_id("current-plan")).to_have_text("Pro")

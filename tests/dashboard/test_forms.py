@@ -148,6 +148,7 @@ async def test_a_new_key_is_shown_once_then_only_its_hint(app: Any) -> None:
             "/api-keys/create", data={"project_id": project_id, "name": "ci", "csrf_token": csrf_of(page)}
         )
         assert created.status_code == 200 and created.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in created.headers["content-security-policy"]
         secret = created.text.split('id="new-secret" class="mono" type="text" value="', 1)[1].split('"', 1)[0]
         assert secret.startswith("mlx_sk_")
         again = (await client.get("/api-keys")).text

@@ -13,6 +13,7 @@ operator's real host names.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -88,10 +89,30 @@ def mount(rt: Runtime) -> Callable[[FastAPI], None]:
 
 @asynccontextmanager
 async def lifespan(rt: Runtime) -> AsyncIterator[None]:
-    """Run the session manager's task group for as long as the app serves."""
+    """Run the session manager's task group for as long as the app serves.
+
+    The task group lives in a task of its own: anyio requires a task group to
+    be left by the task that entered it, and whoever runs the app's lifespan
+    (uvicorn, a test fixture) may start and stop it from different tasks.
+    """
     sessions: StreamableHTTPSessionManager | None = rt.extras.get(EXTRA)
     if sessions is None:  # the app was assembled without the MCP mount
         yield
         return
-    async with sessions.run():
+    running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with sessions.run():
+            running.set_result(None)
+            await stop.wait()
+
+    task = asyncio.create_task(serve(), name="mcp-sessions")
+    await asyncio.wait({task, running}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # it failed to start: raise why
+    try:
         yield
+    finally:
+        stop.set()
+        await task

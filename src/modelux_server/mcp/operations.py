@@ -28,8 +28,8 @@ class Operation:
     method: str
     path: str  # under /manage/v1
     # The role the matching endpoint demands (None: public, like GET /plans).
-    # It mirrors the endpoint's `run(..., role=...)`; tests/mcp prove the
-    # member refusals, so a drift between the two surfaces fails a test.
+    # It repeats the endpoint's `run(..., role=...)`, which lives in the
+    # endpoint, not a service; tests/mcp compare member refusals with the API's.
     role: str | None
     run: Run
 

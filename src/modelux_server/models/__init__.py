@@ -15,9 +15,9 @@ from modelux_server.models.plan_change import PlanChange
 from modelux_server.models.plan_state import PlanState
 from modelux_server.models.project import Project
 from modelux_server.models.provider_credential import ProviderCredential
+from modelux_server.models.request_log import RequestLog
 from modelux_server.models.routing_config import RoutingConfig, RoutingConfigVersion
 from modelux_server.models.stripe_event import StripeEvent
-from modelux_server.models.request_log import RequestLog
 from modelux_server.models.usage_counter import UsageCounter
 from modelux_server.models.user import User
 

@@ -8,6 +8,7 @@ processes see a change within `ttl` (default 1 s); see docs/proxy.md.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -21,16 +22,31 @@ class TTLCache(Generic[K, V]):
         self.ttl = ttl
         self.max_items = max_items
         self._items: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        now = time.monotonic()
         hit = self._items.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        value = await load()
+        # one load per key at a time: a burst of misses must not become a
+        # burst of database queries (and exhaust the connection pool)
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._loading.pop(key, None)
+        future.set_result(value)
         if len(self._items) >= self.max_items:
             self._items.clear()
-        self._items[key] = (now + self.ttl, value)
+        self._items[key] = (time.monotonic() + self.ttl, value)
         return value
 
     def drop(self, key: K) -> None:

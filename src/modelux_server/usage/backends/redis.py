@@ -79,6 +79,7 @@ class RedisCounter:
         self._seed = client.register_script(SEED)
         self._raise = client.register_script(RAISE)
         self._touched: dict[tuple[str, str], Window] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -88,18 +89,25 @@ class RedisCounter:
     async def admit(self, org_id: str, window: Window, limit: int | None) -> Admission:
         key = self.key(org_id, window)
         try:
-            for _ in range(8):
+            for _ in range(64):
                 status, used = await self._admit(keys=[key], args=[-1 if limit is None else limit])
                 if status == 1:
                     self._touched[(org_id, window.key)] = window
                     return Admitted(used=int(used))
                 if status == 0:
                     return Rejected(used=int(used), limit=int(limit or 0))
-                if status == -2:
-                    await self._rebuild(key, org_id, window)
-                else:
-                    ceiling = await self.ledger.reserve(org_id, window, int(used) + self.block)
-                    await self._raise(keys=[key], args=[ceiling])
+                # only one coroutine per key repairs (rebuild or extend); the
+                # others wait for it and retry, instead of all hitting the database
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                if lock.locked():
+                    async with lock:
+                        continue
+                async with lock:
+                    if status == -2:
+                        await self._rebuild(key, org_id, window)
+                    else:
+                        ceiling = await self.ledger.reserve(org_id, window, int(used) + self.block)
+                        await self._raise(keys=[key], args=[ceiling])
         except RedisError as exc:
             return self._unavailable(exc)
         raise ServiceUnavailable("The request counter is busy; try again.", code="counter_contended")
