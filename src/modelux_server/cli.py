@@ -67,6 +67,9 @@ def serve(
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per upstream call would cost more than the call itself on the hot path
+    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if migrate:
         upgrade(settings.resolved_database_url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,3 +107,11 @@ async def test_every_plan_change_is_receipted_once(runtime: Runtime, smtp: Any) 
     enterprise = mails["[modelux] Your Acme plan changed to Acme Enterprise"]
     assert "Changed by: ops@modelux" in enterprise and "+ sso" in enterprise
     assert all(m["To"] == org.owner_email for m in server.sink.accepted)
+
+
+async def test_concurrent_redeliveries_write_one_row_without_failing(runtime: Runtime) -> None:
+    # e.g. the same Stripe event handled by two processes at once: the second
+    # insert must be a quiet no-op, not an error that rolls back its handler
+    org = await make_org(runtime)
+    await asyncio.gather(*(fail_invoice(runtime, org.id, "in_7", 1) for _ in range(10)))
+    assert [r.dedupe_key for r in await outbox(runtime, org.id)] == ["payment_failed:in_7:1"]

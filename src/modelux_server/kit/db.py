@@ -38,7 +38,7 @@ def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEn
         )
         _sqlite_transactions(engine, "BEGIN IMMEDIATE" if immediate else "BEGIN")
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+    return create_async_engine(url, pool_size=5, max_overflow=15, pool_pre_ping=True, **kwargs)
 
 
 def _sqlite_transactions(engine: AsyncEngine, begin: str) -> None:

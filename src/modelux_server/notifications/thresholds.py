@@ -24,9 +24,9 @@ the database is touched only the first time a process sees a threshold.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,14 +36,13 @@ from modelux_server.notifications.messages import UsageNotice
 from modelux_server.runtime import Runtime
 from modelux_server.usage.counter import UsageObserved
 
-log = logging.getLogger("modelux.notifications")
-
 SOFT_PERCENT = 80
 LIMIT_NAME = "monthly_requests"
 # rt.extras key of this process's ThresholdWatcher
 WATCHER = "threshold_watcher"
 
-HandledKey = tuple[str, str, str, int]  # (org_id, window key, kind, limit)
+UsageKind = Literal["soft_nudge", "hard_cap"]
+HandledKey = tuple[str, str, UsageKind, int]  # (org_id, window key, kind, limit)
 
 
 def soft_threshold(limit: int) -> int:
@@ -51,11 +50,11 @@ def soft_threshold(limit: int) -> int:
     return -(-limit * SOFT_PERCENT // 100)
 
 
-def reached(used: int, limit: int | None) -> list[str]:
+def reached(used: int, limit: int | None) -> list[UsageKind]:
     """The thresholds `used` has reached, lowest first."""
     if limit is None or limit <= 0:
         return []
-    kinds = []
+    kinds: list[UsageKind] = []
     if used >= soft_threshold(limit):
         kinds.append("soft_nudge")
     if used >= limit:
@@ -68,8 +67,8 @@ def dedupe_key(kind: str, org_id: str, window_key: str, limit: int) -> str:
 
 
 async def enqueue_reached(
-    session: AsyncSession, rt: Runtime, seen: UsageObserved, kinds: list[str]
-) -> list[str]:
+    session: AsyncSession, rt: Runtime, seen: UsageObserved, kinds: list[UsageKind]
+) -> list[UsageKind]:
     """Write the emails for `kinds` unless already written; returns the kinds written now."""
     assert seen.limit is not None
     keys = {kind: dedupe_key(kind, seen.org_id, seen.window.key, seen.limit) for kind in kinds}
@@ -81,10 +80,10 @@ async def enqueue_reached(
     upgrade = rt.catalog.cheapest_with_higher_limit(LIMIT_NAME, seen.limit)
     to = await service.recipients(session, current.state)
     name = await service.org_name(session, seen.org_id)
-    written = []
+    written: list[UsageKind] = []
     for kind in todo:
         notice = UsageNotice(
-            kind="hard_cap" if kind == "hard_cap" else "soft_nudge",
+            kind=kind,
             org_name=name,
             org_id=seen.org_id,
             limit_name=LIMIT_NAME,
@@ -104,7 +103,7 @@ async def enqueue_reached(
     return written
 
 
-async def check_org(session: AsyncSession, rt: Runtime, org_id: str) -> list[str]:
+async def check_org(session: AsyncSession, rt: Runtime, org_id: str) -> list[UsageKind]:
     """Evaluate an organization now, in the caller's transaction (the caller commits).
 
     Plan changes call it (billing.service.record_plan_change) so a downgrade

@@ -51,7 +51,7 @@ BACKOFF = (
     timedelta(hours=1),
     timedelta(hours=2),
 )
-# about 4.5 hours of trying before the operator has to look
+# 8 attempts span about 3 h 45 min (the first 7 waits) before the operator has to look
 MAX_ATTEMPTS = 8
 _ERROR_CHARS = 1000
 

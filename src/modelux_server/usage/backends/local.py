@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelux_server.kit.windows import Window
 from modelux_server.usage.counter import Admission, Admitted, Rejected
@@ -28,13 +29,14 @@ class _Slot:
 
 
 class LocalCounter:
-    def __init__(self, ledger: Ledger, *, block: int = 32, flush_interval: float = 0.5) -> None:
+    def __init__(self, ledger: Ledger, *, block: int = 32, flush_interval: float = 2.0) -> None:
         self.ledger = ledger
         self.block = max(1, block)
         self.flush_interval = flush_interval
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _slot(self, org_id: str, window: Window) -> _Slot:
         key = (org_id, window.key)
@@ -53,7 +55,7 @@ class LocalCounter:
         return slot
 
     async def admit(self, org_id: str, window: Window, limit: int | None) -> Admission:
-        slot = await self._slot(org_id, window)
+        slot = self._slots.get((org_id, window.key)) or await self._slot(org_id, window)
         while True:
             # check-and-increment: no await between these lines
             if limit is not None and slot.used >= limit:
@@ -61,10 +63,21 @@ class LocalCounter:
             if slot.used < slot.reserved:
                 slot.used += 1
                 slot.dirty = True
+                if slot.reserved - slot.used <= self.block // 2 and not slot.lock.locked():
+                    # extend the ceiling ahead of need, so admissions rarely wait on the database
+                    self._spawn(self._extend(org_id, slot))
                 return Admitted(used=slot.used)
-            async with slot.lock:
-                if slot.used >= slot.reserved:
-                    slot.reserved = await self.ledger.reserve(org_id, window, slot.used + self.block)
+            await self._extend(org_id, slot)
+
+    async def _extend(self, org_id: str, slot: _Slot) -> None:
+        async with slot.lock:
+            if slot.reserved - slot.used <= self.block // 2:
+                slot.reserved = await self.ledger.reserve(org_id, slot.window, slot.used + self.block)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def used(self, org_id: str, window: Window) -> int:
         return (await self._slot(org_id, window)).used
@@ -86,6 +99,8 @@ class LocalCounter:
         await self.ledger.record_used(counts, settle=settle)
 
     async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._flusher is not None:
             self._flusher.cancel()
             try:

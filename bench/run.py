@@ -1,0 +1,181 @@
+"""The proxy benchmark: gateway versus direct, both counter backends, and the cross-process cap.
+
+    python -m bench.run                # full run, writes bench/results/latest.{json,md}
+    python -m bench.run --seconds 5    # shorter
+
+Load comes from wrk (a separate C process) against a fake upstream that
+answers instantly, so the figures are what the gateway itself adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import BODY, Upstream, cli, make_tenant, wrk
+from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.serve_process import ServeProcess
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def backend_env(name: str, workdir: Path) -> tuple[dict[str, str], str | None]:
+    env = {"MODELUX_DATA_DIR": str(workdir / name), "MODELUX_SECRET_KEY": "bench", "MODELUX_LOG_LEVEL": "WARNING"}
+    if name == "local-sqlite":
+        env["MODELUX_DATABASE_URL"] = f"sqlite:///{workdir / name / 'bench.db'}"
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+        return env, None
+    pg = create_pg_database()
+    env["MODELUX_DATABASE_URL"] = pg
+    env["MODELUX_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    return env, pg
+
+
+def measure_backend(name: str, upstream: Upstream, workdir: Path, seconds: int) -> dict[str, Any]:
+    env, pg = backend_env(name, workdir)
+    try:
+        cli(env, "migrate")
+        server = ServeProcess(env, workdir).start()
+        try:
+            tenant = make_tenant(server, env, upstream, cap="1000000000")
+            url = f"{server.url}/v1/chat/completions"
+            wrk(url, tenant.key, 8, 2)  # warm caches and connection pools
+            out: dict[str, Any] = {}
+            for conns in (1, 32):
+                direct = wrk(f"{upstream.url}/v1/chat/completions", "sk-bench-0000", conns, seconds)
+                gateway = wrk(url, tenant.key, conns, seconds)
+                out[f"c{conns}"] = {
+                    "direct": asdict(direct),
+                    "gateway": asdict(gateway),
+                    "added_p50_ms": round(gateway.p50_ms - direct.p50_ms, 3),
+                    "added_p99_ms": round(gateway.p99_ms - direct.p99_ms, 3),
+                }
+            billing = httpx.get(
+                f"{server.url}/manage/v1/billing", headers={"Authorization": f"Bearer {tenant.mk}"}
+            ).json()["data"]
+            counted = billing["meters"]["monthly_requests"]["used"]
+            sent = sum(out[k]["gateway"]["requests"] for k in out) + 0
+            out["counted_requests"] = counted
+            out["sent_requests_measured"] = sent
+            return out
+        finally:
+            server.stop()
+    finally:
+        if pg:
+            drop_pg_database(pg)
+
+
+def measure_cap(upstream: Upstream, workdir: Path, total: int = 2000, cap: int = 500) -> dict[str, Any]:
+    env, pg = backend_env("cap", workdir)
+    try:
+        cli(env, "migrate")
+        a = ServeProcess(env, workdir).start()
+        b = ServeProcess(env, workdir).start()
+        try:
+            tenant = make_tenant(a, env, upstream, cap=str(cap))
+
+            async def burst() -> list[int]:
+                limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
+                async with httpx.AsyncClient(timeout=120, limits=limits) as h:
+                    async def one(i: int) -> int:
+                        target = a if i % 2 else b
+                        r = await h.post(
+                            f"{target.url}/v1/chat/completions",
+                            json=BODY,
+                            headers={"Authorization": f"Bearer {tenant.key}"},
+                        )
+                        return r.status_code
+
+                    return await asyncio.gather(*(one(i) for i in range(total)))
+
+            started = time.perf_counter()
+            codes = asyncio.run(burst())
+            elapsed = time.perf_counter() - started
+            billing = httpx.get(
+                f"{a.url}/manage/v1/billing", headers={"Authorization": f"Bearer {tenant.mk}"}
+            ).json()["data"]
+            return {
+                "processes": 2,
+                "backend": "postgresql+redis",
+                "concurrent_requests": total,
+                "cap": cap,
+                "admitted_200": codes.count(200),
+                "rejected_402": codes.count(402),
+                "other": len(codes) - codes.count(200) - codes.count(402),
+                "meter_used": billing["meters"]["monthly_requests"]["used"],
+                "seconds": round(elapsed, 2),
+            }
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        if pg:
+            drop_pg_database(pg)
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Proxy benchmark ({results['date']})",
+        "",
+        f"Machine: {results['machine']}. Load: wrk, {results['seconds']} s per run, fake upstream answering at once.",
+        "",
+        "| backend | concurrency | direct req/s | gateway req/s | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, data in results["backends"].items():
+        for level in ("c1", "c32"):
+            d = data[level]
+            g, r = d["gateway"], d["direct"]
+            lines.append(
+                f"| {backend} | {g['connections']} | {r['rps']:.0f} | {g['rps']:.0f} | {g['p50_ms']:.2f} | "
+                f"{g['p99_ms']:.2f} | {d['added_p50_ms']:.2f} | {d['added_p99_ms']:.2f} | {g['non_2xx']} |"
+            )
+    cap = results["cap"]
+    lines += [
+        "",
+        f"Cap across {cap['processes']} processes ({cap['backend']}): {cap['concurrent_requests']} concurrent "
+        f"requests against a cap of {cap['cap']}: {cap['admitted_200']} admitted, {cap['rejected_402']} got 402, "
+        f"{cap['other']} other; meter shows {cap['meter_used']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    upstream = Upstream()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            backends = {name: measure_backend(name, upstream, workdir, args.seconds) for name in ("local-sqlite", "redis-postgresql")}
+            cap = measure_cap(upstream, workdir)
+    finally:
+        upstream.stop()
+    results = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "seconds": args.seconds,
+        "run_id": uuid.uuid4().hex[:8],
+        "backends": backends,
+        "cap": cap,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(render(results))
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main()
