@@ -225,5 +225,5 @@ async def _source(session: AsyncSession, state: PlanState, sub: SubscriptionView
             return checkout.source, checkout.actor
         return "webhook", None
     if sub.status in ENDED:
-        return "webhook", None
-    return "webhook", None
+        return ("portal" if sub.cancellation_reason == "cancellation_requested" else "webhook"), None
+    return "portal", None
