@@ -57,11 +57,7 @@ def anthropic_cred(fake: FakeUpstream) -> UpstreamCredential:
 
 
 def in_flight(registry: ProviderRegistry) -> int:
-    from modelux_server.proxy.providers._transport import ShardedTransport
-
-    transport = registry.client._transport
-    assert isinstance(transport, ShardedTransport)
-    return transport.in_flight
+    return registry.client.in_flight
 
 
 def sse_payloads(raw: bytes) -> list[str]:

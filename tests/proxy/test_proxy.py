@@ -197,3 +197,32 @@ def test_downgraded_ensemble_config_gets_the_feature_402_and_returns_after_reupg
     assert tenant.billing()["meters"]["monthly_requests"]["used"] == used
     live.call(move_to(live.runtime, tenant.org_id, "pro"))
     assert c.chat.completions.create(model="@vote", messages=MSG).choices[0].message.content
+
+
+def test_anchor_on_the_31st_resets_on_the_last_day_of_a_30_day_month(live: LiveServer, upstream: FakeUpstream, clock: FrozenClock) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from modelux_server.models import PlanState
+
+    t = make_tenant(live, upstream, monthly_requests=1)
+
+    async def anchor_on_the_31st() -> None:
+        async with live.runtime.db.session() as s:
+            await s.execute(update(PlanState).where(PlanState.org_id == t.org_id).values(anchor_at=datetime(2026, 1, 31, 9, tzinfo=UTC)))
+        live.runtime.invalidate(org_id=t.org_id)
+
+    live.call(anchor_on_the_31st())
+    c = client(t, max_retries=0)
+    clock.set(datetime(2026, 4, 29, 23, 0, tzinfo=UTC))  # window Mar 31 - Apr 30
+    c.chat.completions.create(model="gpt-fake", messages=MSG)
+    with pytest.raises(openai.APIStatusError) as exc:
+        c.chat.completions.create(model="gpt-fake", messages=MSG)
+    assert exc.value.body["limit"]["resets_at"] == "2026-04-30T00:00:00Z"  # type: ignore[index]
+    clock.set(datetime(2026, 4, 30, 0, 0, tzinfo=UTC))
+    c.chat.completions.create(model="gpt-fake", messages=MSG)
+    assert t.billing()["meters"]["monthly_requests"]["resets_at"] == "2026-05-31T00:00:00Z"
+    clock.set(datetime(2027, 2, 28, 0, 0, tzinfo=UTC))  # February: the 28th
+    c.chat.completions.create(model="gpt-fake", messages=MSG)
+    assert t.billing()["current_window"] == {"start": "2027-02-28T00:00:00Z", "end": "2027-03-31T00:00:00Z"}

@@ -26,7 +26,7 @@ from sqlalchemy import or_, select
 from modelux_server.billing import repository
 from modelux_server.billing.provider import BillingProvider, BillingProviderError, SubscriptionView
 from modelux_server.billing.subscriptions import provider
-from modelux_server.billing.sync import ENTITLED, apply_subscription
+from modelux_server.billing.sync import ENTITLED, Snapshot, apply_subscription
 from modelux_server.models import CheckoutSession, PlanState
 from modelux_server.runtime import Runtime
 
@@ -77,10 +77,18 @@ async def reconcile_org(rt: Runtime, billing: BillingProvider, org_id: str) -> R
                 checkout.completed_at = rt.clock.now()
                 state.stripe_customer_id = state.stripe_customer_id or seen.customer_id
             changes.append(f"checkout {checkout.id}: open -> {seen.status}")
-        sub = await _governing_subscription(billing, state)
-        if sub is not None:
-            applied = await apply_subscription(session, rt, state, sub, source="reconcile", actor=None)
-            changes += applied.before.differences(applied.after)
+        before = Snapshot.of(state)
+        # twice at most: when the followed subscription has ended, a newer live
+        # one of the same customer (a missed Checkout) is adopted in the same run
+        for _ in range(2):
+            sub = await _governing_subscription(billing, state)
+            if sub is None:
+                break
+            followed = state.stripe_subscription_id
+            await apply_subscription(session, rt, state, sub, source="reconcile", actor=None)
+            if followed is None or state.stripe_subscription_id is not None:
+                break
+        changes += before.differences(Snapshot.of(state))
         if state.stripe_customer_id:
             customer = await billing.retrieve_customer(state.stripe_customer_id)
             if customer.email and not customer.deleted and customer.email != state.billing_email:

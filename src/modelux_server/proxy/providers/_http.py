@@ -1,49 +1,82 @@
-"""HTTP plumbing shared by the adapters: the pooled client, error mapping, SSE framing."""
+"""HTTP plumbing shared by the adapters: the pooled client, error mapping, SSE framing.
 
-# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+The client is aiohttp rather than httpx: on the gateway's hot path httpx/httpcore cost
+about as much CPU as everything else together (anyio cancel scopes per I/O call, h11 in
+pure Python, pool bookkeeping), while aiohttp parses responses in C and needs no extra
+task or scope per request. Every aiohttp error is converted to ``UpstreamError`` here;
+no other module imports aiohttp.
+"""
+
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
 # as an overall deadline, which an outer asyncio.timeout alone cannot express.
 # ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
-import httpx
+import aiohttp
 
-from ._transport import ShardedTransport
+from ..codec import dumps, loads, parse
 from .base import JSON, UpstreamError, UpstreamTimeout
 
 USER_AGENT = "modelux-server"
 _MAX_ERROR_TEXT = 500
+_CONNECT_TIMEOUT = 10.0
 
 
-def make_http_client(
-    *, max_connections: int = 512, per_shard: int = 8, keepalive_expiry: float = 30.0
-) -> httpx.AsyncClient:
-    """The one client all adapters share: up to ``max_connections`` pooled connections.
+class HttpClient:
+    """The one pooled client all adapters share: up to ``max_connections`` connections.
 
     Keep-alive covers the whole budget, since under load every request would otherwise
-    pay a fresh TCP+TLS handshake to the same few hosts.
+    pay a fresh TCP+TLS handshake to the same few hosts. The aiohttp session is opened
+    on first use, because it binds to the running event loop.
     """
-    transport = ShardedTransport(
-        max_connections=max_connections, per_shard=per_shard, keepalive_expiry=keepalive_expiry
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(60.0, connect=10.0),
-        headers={"user-agent": USER_AGENT},
-        follow_redirects=False,
-    )
+
+    def __init__(self, *, max_connections: int = 512, keepalive_expiry: float = 30.0) -> None:
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+        self.in_flight = 0  # requests sent whose response is not released yet
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._session or self._open()
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections, limit_per_host=0, keepalive_timeout=self.keepalive_expiry
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # The overall deadline is an asyncio.timeout per call; aiohttp only bounds connecting.
+            timeout=aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT),
+            headers={"user-agent": USER_AGENT},
+            # One session serves every organization: an upstream cookie set for one
+            # tenant must never be sent on behalf of another.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            raise_for_status=False,
+        )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def transport_error(exc: httpx.HTTPError) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
+def make_http_client(*, max_connections: int = 512, keepalive_expiry: float = 30.0) -> HttpClient:
+    return HttpClient(max_connections=max_connections, keepalive_expiry=keepalive_expiry)
+
+
+def transport_error(exc: BaseException) -> UpstreamError:
+    if isinstance(exc, TimeoutError):  # aiohttp's connect/read timeouts subclass it
         return UpstreamTimeout(f"upstream timed out ({type(exc).__name__})")
-    # str(exc) from httpx names the URL at most, never request headers.
+    # aiohttp's messages name the host at most, never request headers.
     detail = str(exc) or type(exc).__name__
     return UpstreamError(f"upstream unreachable: {detail}", status=None, retryable=True)
 
@@ -52,7 +85,7 @@ def error_from_response(status: int, content: bytes) -> UpstreamError:
     """Build an error carrying the upstream's own message (OpenAI and Anthropic shapes)."""
     message: str | None = None
     try:
-        data: Any = json.loads(content)
+        data: Any = loads(content)
     except ValueError:
         data = None
     if isinstance(data, list) and data:  # Google wraps errors in a list
@@ -68,52 +101,77 @@ def error_from_response(status: int, content: bytes) -> UpstreamError:
     return UpstreamError(message or f"upstream returned HTTP {status}", status=status)
 
 
-def _request_timeout(timeout: float) -> httpx.Timeout:
-    return httpx.Timeout(timeout, connect=min(timeout, 10.0))
+@lru_cache(maxsize=64)
+def _stream_timeout(timeout: float) -> aiohttp.ClientTimeout:
+    # sock_read bounds the silence between two reads of a long-lived stream.
+    return aiohttp.ClientTimeout(total=None, connect=min(timeout, _CONNECT_TIMEOUT), sock_read=timeout)
+
+
+def _json_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "content-type": "application/json"}
 
 
 async def post_json(
-    client: httpx.AsyncClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
-) -> tuple[int, JSON]:
-    """POST and return the decoded JSON answer, mapping every failure to UpstreamError."""
+    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
+) -> tuple[int, JSON, bytes | None]:
+    """POST and return the status, the decoded JSON object and its raw bytes.
+
+    The raw bytes are None unless they are strict JSON that can be relayed as they are.
+
+    Every failure is mapped to UpstreamError; ``timeout`` is a deadline for the whole call.
+    """
+    data = dumps(payload)
+    client.in_flight += 1
     try:
-        # httpx timeouts are per phase; the outer deadline caps the whole call.
         async with asyncio.timeout(timeout):
-            resp = await client.post(url, json=payload, headers=headers, timeout=_request_timeout(timeout))
+            async with client.session.post(
+                url, data=data, headers=_json_headers(headers), allow_redirects=False
+            ) as resp:
+                status = resp.status
+                content = await resp.read()
+    except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's own timeouts are both
+        raise transport_error(exc) from exc
     except TimeoutError:
         raise UpstreamTimeout(f"upstream did not answer within {timeout:g}s") from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from exc
-    if resp.status_code >= 400:
-        raise error_from_response(resp.status_code, resp.content)
+    finally:
+        client.in_flight -= 1
+    if status >= 400:
+        raise error_from_response(status, content)
     try:
-        body = json.loads(resp.content)
+        body, strict = parse(content)
     except ValueError:
-        body = None
+        body, strict = None, False
     if not isinstance(body, dict):
-        raise UpstreamError(
-            "upstream returned a non-JSON-object body", status=resp.status_code, retryable=True
-        )
-    return resp.status_code, body
+        raise UpstreamError("upstream returned a non-JSON-object body", status=status, retryable=True)
+    return status, body, content if strict else None
 
 
 @asynccontextmanager
 async def stream_post(
-    client: httpx.AsyncClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
+    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
 ) -> AsyncIterator[AsyncIterator[bytes]]:
     """POST with a streamed answer; yields the body's byte chunks once the status is OK.
 
-    Transport failures while reading are mapped to UpstreamError as well.
+    Transport failures while reading are mapped to UpstreamError as well. Leaving the
+    block before the body ended closes the connection instead of returning it to the
+    pool, where the rest of the body would corrupt the next request.
     """
+    client.in_flight += 1
     try:
-        async with client.stream(
-            "POST", url, json=payload, headers=headers, timeout=_request_timeout(timeout)
+        async with client.session.post(
+            url,
+            data=dumps(payload),
+            headers=_json_headers(headers),
+            allow_redirects=False,
+            timeout=_stream_timeout(timeout),
         ) as resp:
-            if resp.status_code >= 400:
-                raise error_from_response(resp.status_code, await resp.aread())
-            yield resp.aiter_bytes()
-    except httpx.HTTPError as exc:
+            if resp.status >= 400:
+                raise error_from_response(resp.status, await resp.read())
+            yield resp.content.iter_any()
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise transport_error(exc) from exc
+    finally:
+        client.in_flight -= 1
 
 
 class SSEBuffer:
@@ -150,7 +208,3 @@ def sse_event(payload: JSON) -> bytes:
 
 
 SSE_DONE = b"data: [DONE]\n\n"
-
-
-def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

@@ -13,20 +13,18 @@ never get an answer that ignored their tools. ``response_format``, ``seed``,
 ``logprobs`` and penalties are ignored. Embeddings do not exist at Anthropic (400).
 """
 
-# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
 # as an overall deadline, which an outer asyncio.timeout alone cannot express.
 # ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx
-
-from ._http import SSE_DONE, SSEBuffer, post_json, sse_event, sse_fields, stream_post
+from ..codec import loads
+from ._http import SSE_DONE, HttpClient, SSEBuffer, post_json, sse_event, sse_fields, stream_post
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -177,7 +175,7 @@ def messages_url(credential: UpstreamCredential) -> str:
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: HttpClient) -> None:
         self._client = client
 
     def _headers(self, credential: UpstreamCredential) -> dict[str, str]:
@@ -186,7 +184,7 @@ class AnthropicProvider:
     async def chat(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
     ) -> UpstreamResponse:
-        status, answer = await post_json(
+        status, answer, _raw = await post_json(
             self._client,
             messages_url(credential),
             headers=self._headers(credential),
@@ -268,7 +266,7 @@ class _StreamState:
 
     def translate(self, name: str | None, data: bytes) -> bytes:
         try:
-            event: Any = json.loads(data) if data else {}
+            event: Any = loads(data) if data else {}
         except ValueError:
             return b""
         if not isinstance(event, dict):

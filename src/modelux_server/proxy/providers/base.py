@@ -37,7 +37,7 @@ A failure after the first chunk raises ``UpstreamError`` from the iteration; the
 gateway can only end its own response at that point.
 """
 
-# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
 # as an overall deadline, which an outer asyncio.timeout alone cannot express.
 # ruff: noqa: ASYNC109
 
@@ -92,6 +92,9 @@ class UpstreamResponse:
     status: int
     body: JSON
     usage: Usage | None
+    # The upstream's own bytes when ``body`` is exactly what it sent (strict JSON, not
+    # translated): the gateway relays them instead of serialising ``body`` again.
+    raw: bytes | None = None
 
 
 class UpstreamError(Exception):

@@ -6,18 +6,16 @@ when the client did not ask for it, the extra usage-only chunk is dropped again 
 client sees exactly what it requested.
 """
 
-# The contract passes `timeout` explicitly: adapters apply it per HTTP phase (httpx) and
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
 # as an overall deadline, which an outer asyncio.timeout alone cannot express.
 # ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 
-import httpx
-
-from ._http import SSE_DONE, SSEBuffer, post_json, sse_fields, stream_post
+from ..codec import loads
+from ._http import SSE_DONE, HttpClient, SSEBuffer, post_json, sse_fields, stream_post
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -43,7 +41,7 @@ def base_url_for(credential: UpstreamCredential) -> str:
 class OpenAICompatibleProvider:
     name = "openai-compatible"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: HttpClient) -> None:
         self._client = client
 
     def _headers(self, credential: UpstreamCredential) -> dict[str, str]:
@@ -54,14 +52,14 @@ class OpenAICompatibleProvider:
     ) -> UpstreamResponse:
         payload = {**body, "model": model, "stream": False}
         payload.pop("stream_options", None)
-        status, answer = await post_json(
+        status, answer, raw = await post_json(
             self._client,
             base_url_for(credential) + "/chat/completions",
             headers=self._headers(credential),
             payload=payload,
             timeout=timeout,
         )
-        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")))
+        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")), raw)
 
     async def chat_stream(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
@@ -126,20 +124,20 @@ class OpenAICompatibleProvider:
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
     ) -> UpstreamResponse:
-        status, answer = await post_json(
+        status, answer, raw = await post_json(
             self._client,
             base_url_for(credential) + "/embeddings",
             headers=self._headers(credential),
             payload={**body, "model": model},
             timeout=timeout,
         )
-        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")))
+        return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")), raw)
 
 
 def _take_usage(stream: ChatStream, payload: bytes) -> bool:
     """Record usage from a chunk; True when the chunk is usage-only (no choices)."""
     try:
-        chunk = json.loads(payload)
+        chunk = loads(payload)
     except ValueError:
         return False
     if not isinstance(chunk, dict):
@@ -153,7 +151,7 @@ def _take_usage(stream: ChatStream, payload: bytes) -> bool:
 
 def _stream_error(payload: bytes) -> UpstreamError:
     try:
-        err = json.loads(payload).get("error")
+        err = loads(payload).get("error")
     except (ValueError, AttributeError):
         err = None
     message = err.get("message") if isinstance(err, dict) else None

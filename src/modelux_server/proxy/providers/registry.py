@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-import httpx
-
-from ._http import make_http_client
+from ._http import HttpClient, make_http_client
 from .anthropic import AnthropicProvider
 from .base import Provider, UpstreamCredential
 from .openai_compatible import OpenAICompatibleProvider
@@ -19,7 +17,7 @@ class ProviderRegistry:
     OpenAI-style upstreams only need a credential with a ``base_url``.
     """
 
-    def __init__(self, client: httpx.AsyncClient | None = None, *, max_connections: int = 512) -> None:
+    def __init__(self, client: HttpClient | None = None, *, max_connections: int = 512) -> None:
         self._owns_client = client is None
         self.client = client or make_http_client(max_connections=max_connections)
         self._default: Provider = OpenAICompatibleProvider(self.client)
