@@ -144,9 +144,7 @@ def mcp_stdio(
     url: str = typer.Option(
         None, "--url", envvar="MODELUX_MCP_URL", help="The modelux server, e.g. http://host:8080."
     ),
-    key: str = typer.Option(
-        None, "--key", envvar="MODELUX_MCP_KEY", help="A management key (mlx_mk_...)."
-    ),
+    key: str = typer.Option(None, "--key", envvar="MODELUX_MCP_KEY", help="A management key (mlx_mk_...)."),
 ) -> None:
     """Serve the MCP tools over stdio for desktop assistants, forwarding to a server's management API."""
     from urllib.parse import urlsplit

@@ -181,9 +181,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
     return Tls(server=server, client=client)
 
 
-def url_for(
-    controller: Controller, scheme: str = "smtp", auth: bool = False, query: str = ""
-) -> str:
+def url_for(controller: Controller, scheme: str = "smtp", auth: bool = False, query: str = "") -> str:
     userinfo = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@" if auth else ""
     suffix = f"?{query}" if query else ""
     return f"{scheme}://{userinfo}127.0.0.1:{controller.port}{suffix}"
@@ -223,9 +221,7 @@ async def test_plain_send_delivers_both_parts(smtp_server: Any) -> None:
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_auth_login_without_tls(smtp_server: Any) -> None:
-    controller, handler = smtp_server(
-        authenticator=authenticator, auth_required=True, auth_require_tls=False
-    )
+    controller, handler = smtp_server(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     mailer = SmtpMailer.from_url(url_for(controller, auth=True), sender=SENDER)
     original = make_message()
 
@@ -238,9 +234,7 @@ async def test_auth_login_without_tls(smtp_server: Any) -> None:
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_wrong_password_is_permanent(smtp_server: Any) -> None:
-    controller, handler = smtp_server(
-        authenticator=authenticator, auth_required=True, auth_require_tls=False
-    )
+    controller, handler = smtp_server(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     url = f"smtp://{quote(USER, safe='')}:wrong@127.0.0.1:{controller.port}"
     mailer = SmtpMailer.from_url(url, sender=SENDER)
 
@@ -276,9 +270,7 @@ async def test_starttls_with_auth(smtp_server: Any, tls: Tls) -> None:
 
 async def test_implicit_tls(smtp_server: Any, tls: Tls) -> None:
     controller, handler = smtp_server(ssl_context=tls.server)
-    mailer = SmtpMailer.from_url(
-        url_for(controller, scheme="smtps"), sender=SENDER, tls_context=tls.client
-    )
+    mailer = SmtpMailer.from_url(url_for(controller, scheme="smtps"), sender=SENDER, tls_context=tls.client)
 
     await mailer.send(make_message())
 
@@ -393,10 +385,7 @@ def test_from_url_decodes_credentials_and_redacts() -> None:
     mailer = SmtpMailer.from_url(url, sender=SENDER)
     assert mailer.username == USER
     assert mailer._password == PASSWORD
-    assert (
-        mailer.redacted_url
-        == "smtp+starttls://mailer%40modelux.test:***@smtp.example.com:587?timeout=10"
-    )
+    assert mailer.redacted_url == "smtp+starttls://mailer%40modelux.test:***@smtp.example.com:587?timeout=10"
     for shown in (mailer.redacted_url, repr(mailer), str(vars(mailer).get("redacted_url", ""))):
         assert PASSWORD not in shown
         assert quote(PASSWORD, safe="") not in shown

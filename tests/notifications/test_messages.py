@@ -51,9 +51,7 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
 
 
 def build_usage(**overrides: object) -> EmailMessage:
-    return usage_email(
-        usage_notice(**overrides), to=TO, sender=SENDER, message_id="<u1@modelux.test>"
-    )
+    return usage_email(usage_notice(**overrides), to=TO, sender=SENDER, message_id="<u1@modelux.test>")
 
 
 # ----------------------------------------------------------------------- usage
@@ -131,10 +129,7 @@ def test_upgrade_url_query_is_escaped_in_html_attribute() -> None:
 
 def test_org_name_with_newline_cannot_inject_headers() -> None:
     msg = build_usage(org_name="Acme\r\nBcc: victim@example.com")
-    assert (
-        msg["Subject"]
-        == "[modelux] Acme Bcc: victim@example.com has used 80% of its monthly requests"
-    )
+    assert msg["Subject"] == "[modelux] Acme Bcc: victim@example.com has used 80% of its monthly requests"
     assert msg["Bcc"] is None
 
 
@@ -185,10 +180,7 @@ def test_format_datetime_utc() -> None:
     assert format_datetime_utc(datetime(2026, 12, 14, tzinfo=UTC)) == "December 14, 2026 00:00 UTC"
     # Converted to UTC, and naive values are treated as UTC.
     plus2 = timezone(timedelta(hours=2))
-    assert (
-        format_datetime_utc(datetime(2026, 1, 1, 1, 30, tzinfo=plus2))
-        == "December 31, 2025 23:30 UTC"
-    )
+    assert format_datetime_utc(datetime(2026, 1, 1, 1, 30, tzinfo=plus2)) == "December 31, 2025 23:30 UTC"
     assert format_datetime_utc(datetime(2026, 3, 5, 9, 7)) == "March 5, 2026 09:07 UTC"
 
 

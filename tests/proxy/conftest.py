@@ -75,7 +75,12 @@ def make_tenant(live: LiveServer, upstream: FakeUpstream, *, monthly_requests: i
                     rt,
                     made.org.id,
                     name="Test",
-                    limits={"monthly_requests": monthly_requests, "projects": 5, "api_keys": 5, "provider_credentials": 5},
+                    limits={
+                        "monthly_requests": monthly_requests,
+                        "projects": 5,
+                        "api_keys": 5,
+                        "provider_credentials": 5,
+                    },
                     features=["ensembles", "custom_routing_rules"],
                 )
         assert made.management_key
@@ -86,7 +91,15 @@ def make_tenant(live: LiveServer, upstream: FakeUpstream, *, monthly_requests: i
         project = c.post("/projects", json={"name": "app"}).json()["data"]["id"]
         key = c.post("/api-keys", json={"project_id": project, "name": "k"}).json()["data"]["key"]
         for vendor, base in (("openai", f"{upstream.url}/v1"), ("anthropic", upstream.url)):
-            r = c.post("/providers", json={"vendor": vendor, "name": vendor, "api_key": f"sk-{vendor}-test-0000", "base_url": base})
+            r = c.post(
+                "/providers",
+                json={
+                    "vendor": vendor,
+                    "name": vendor,
+                    "api_key": f"sk-{vendor}-test-0000",
+                    "base_url": base,
+                },
+            )
             assert r.status_code == 201, r.text
     return Tenant(org_id, mk, project, key, live.url)
 

@@ -45,7 +45,9 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def setup_tenant(server: ServeProcess, env: dict[str, str], cwd: Path, upstream: FakeUpstream, cap: int) -> tuple[str, str, str]:
+def setup_tenant(
+    server: ServeProcess, env: dict[str, str], cwd: Path, upstream: FakeUpstream, cap: int
+) -> tuple[str, str, str]:
     out = cli(env, cwd, "bootstrap", "--org", "Acme", "--email", "ops@acme.test")
     org_id = next(w for w in out.split() if w.startswith("org_"))
     mk = next(w for w in out.split() if w.startswith("mlx_mk_"))
@@ -53,7 +55,15 @@ def setup_tenant(server: ServeProcess, env: dict[str, str], cwd: Path, upstream:
     with httpx.Client(base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {mk}"}) as c:
         project = c.post("/projects", json={"name": "p"}).json()["data"]["id"]
         key = c.post("/api-keys", json={"project_id": project}).json()["data"]["key"]
-        c.post("/providers", json={"vendor": "openai", "name": "o", "api_key": "sk-test-00000", "base_url": f"{upstream.url}/v1"})
+        c.post(
+            "/providers",
+            json={
+                "vendor": "openai",
+                "name": "o",
+                "api_key": "sk-test-00000",
+                "base_url": f"{upstream.url}/v1",
+            },
+        )
     return org_id, mk, key
 
 
@@ -64,7 +74,10 @@ def used(url: str, mk: str) -> int:
 
 def send(url: str, key: str, n: int) -> list[int]:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
-        return [c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG}).status_code for _ in range(n)]
+        return [
+            c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG}).status_code
+            for _ in range(n)
+        ]
 
 
 @pytest.fixture
@@ -75,7 +88,9 @@ def servers() -> Iterator[list[ServeProcess]]:
         s.stop()
 
 
-def test_graceful_restart_keeps_the_exact_count(env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]) -> None:
+def test_graceful_restart_keeps_the_exact_count(
+    env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+) -> None:
     first = ServeProcess(env, tmp_path).start()
     servers.append(first)
     org_id, mk, key = setup_tenant(first, env, tmp_path, upstream, cap=100)
@@ -88,7 +103,9 @@ def test_graceful_restart_keeps_the_exact_count(env: dict[str, str], tmp_path: P
     assert used(second.url, mk) == 14
 
 
-def test_kill_9_loses_no_admitted_request(env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]) -> None:
+def test_kill_9_loses_no_admitted_request(
+    env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+) -> None:
     first = ServeProcess(env, tmp_path).start()
     servers.append(first)
     org_id, mk, key = setup_tenant(first, env, tmp_path, upstream, cap=20)
@@ -103,7 +120,9 @@ def test_kill_9_loses_no_admitted_request(env: dict[str, str], tmp_path: Path, u
     assert codes.count(200) == 20 - after  # the cap still holds exactly from the recovered count
 
 
-def test_two_processes_share_one_exact_cap(db_url: str, env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]) -> None:
+def test_two_processes_share_one_exact_cap(
+    db_url: str, env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("several processes need PostgreSQL + Redis (SQLite is the single-process default)")
     shared = {**env, "MODELUX_REDIS_URL": redis_url_or_skip()}
@@ -114,6 +133,7 @@ def test_two_processes_share_one_exact_cap(db_url: str, env: dict[str, str], tmp
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as h:
+
             async def one(i: int) -> int:
                 url = (a if i % 2 else b).url
                 r = await h.post(f"{url}/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG})
@@ -126,7 +146,9 @@ def test_two_processes_share_one_exact_cap(db_url: str, env: dict[str, str], tmp
     assert used(a.url, mk) == used(b.url, mk) == 60
 
 
-def test_redis_lost_is_rebuilt_from_the_ledger(db_url: str, env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]) -> None:
+def test_redis_lost_is_rebuilt_from_the_ledger(
+    db_url: str, env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+) -> None:
     url = redis_url_or_skip()
     shared = {**env, "MODELUX_REDIS_URL": url}
     server = ServeProcess(shared, tmp_path).start()
@@ -142,20 +164,32 @@ def test_redis_lost_is_rebuilt_from_the_ledger(db_url: str, env: dict[str, str],
     assert 11 <= after <= 10 + BLOCK + 1
 
 
-def test_redis_unreachable_fails_closed_by_default(env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]) -> None:
+def test_redis_unreachable_fails_closed_by_default(
+    env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+) -> None:
     from tests.support.serve_process import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
     closed = ServeProcess({**env, "MODELUX_REDIS_URL": dead}, tmp_path).start()
     servers.append(closed)
     org_id, mk, key = setup_tenant(closed, env, tmp_path, upstream, cap=100)
-    r = httpx.post(f"{closed.url}/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG}, headers={"Authorization": f"Bearer {key}"})
+    r = httpx.post(
+        f"{closed.url}/v1/chat/completions",
+        json={"model": "gpt-fake", "messages": MSG},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code == 503 and r.json()["error"]["code"] == "counter_unavailable"
     closed.stop()
 
-    opened = ServeProcess({**env, "MODELUX_REDIS_URL": dead, "MODELUX_REDIS_UNAVAILABLE": "fail_open"}, tmp_path).start()
+    opened = ServeProcess(
+        {**env, "MODELUX_REDIS_URL": dead, "MODELUX_REDIS_UNAVAILABLE": "fail_open"}, tmp_path
+    ).start()
     servers.append(opened)
-    r = httpx.post(f"{opened.url}/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG}, headers={"Authorization": f"Bearer {key}"})
+    r = httpx.post(
+        f"{opened.url}/v1/chat/completions",
+        json={"model": "gpt-fake", "messages": MSG},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code == 200
     metrics = httpx.get(f"{opened.url}/metrics").text
     assert "modelux_requests_admitted_uncounted_total 1.0" in metrics

@@ -61,7 +61,15 @@ def test_embeddings_and_models(tenant: Tenant) -> None:
     emb = c.embeddings.create(model="text-embedding-fake", input=["a", "b"])
     assert len(emb.data) == 2 and len(emb.data[0].embedding) > 0
     with tenant.manage() as m:
-        m.post("/routing-configs", json={"project_id": tenant.project_id, "slug": "cheap", "strategy": "single", "model": "openai/gpt-fake"})
+        m.post(
+            "/routing-configs",
+            json={
+                "project_id": tenant.project_id,
+                "slug": "cheap",
+                "strategy": "single",
+                "model": "openai/gpt-fake",
+            },
+        )
     assert [m.id for m in c.models.list()] == ["@cheap"]
 
 
@@ -92,7 +100,16 @@ def test_routing_config_and_fallback(tenant: Tenant) -> None:
 
 def test_upstream_failures_map_to_502_and_504(tenant: Tenant) -> None:
     with tenant.manage() as m:
-        m.post("/routing-configs", json={"project_id": tenant.project_id, "slug": "slow", "strategy": "single", "model": "openai/slow-3", "timeout_ms": 300})
+        m.post(
+            "/routing-configs",
+            json={
+                "project_id": tenant.project_id,
+                "slug": "slow",
+                "strategy": "single",
+                "model": "openai/slow-3",
+                "timeout_ms": 300,
+            },
+        )
     c = client(tenant, max_retries=0)
     with pytest.raises(openai.APIStatusError) as bad:
         c.chat.completions.create(model="openai/fail-500", messages=MSG)
@@ -107,12 +124,18 @@ def test_upstream_failures_map_to_502_and_504(tenant: Tenant) -> None:
 def test_gateway_rejections_and_internal_traffic_do_not_count(tenant: Tenant) -> None:
     c = client(tenant, max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(api_key="mlx_sk_nope", base_url=f"{tenant.base}/v1", max_retries=0).chat.completions.create(model="gpt-fake", messages=MSG)
+        openai.OpenAI(
+            api_key="mlx_sk_nope", base_url=f"{tenant.base}/v1", max_retries=0
+        ).chat.completions.create(model="gpt-fake", messages=MSG)
     with pytest.raises(openai.UnprocessableEntityError):
         c.chat.completions.create(model="mystery-model", messages=MSG)
     with pytest.raises(openai.UnprocessableEntityError):
         c.chat.completions.create(model="gpt-fake", messages=[])
-    bad_json = httpx.post(f"{tenant.base}/v1/chat/completions", content=b"{", headers={"Authorization": f"Bearer {tenant.key}", "content-type": "application/json"})
+    bad_json = httpx.post(
+        f"{tenant.base}/v1/chat/completions",
+        content=b"{",
+        headers={"Authorization": f"Bearer {tenant.key}", "content-type": "application/json"},
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "invalid_json"
     with tenant.manage() as m:
         for _ in range(20):
@@ -122,7 +145,9 @@ def test_gateway_rejections_and_internal_traffic_do_not_count(tenant: Tenant) ->
     assert tenant.billing()["meters"]["monthly_requests"]["used"] == 1
 
 
-def test_the_402_body_and_retry_after_and_no_sdk_retry(live: LiveServer, upstream: FakeUpstream, clock: FrozenClock) -> None:
+def test_the_402_body_and_retry_after_and_no_sdk_retry(
+    live: LiveServer, upstream: FakeUpstream, clock: FrozenClock
+) -> None:
     t = make_tenant(live, upstream, monthly_requests=3)
     c = client(t)  # default max_retries=2: a 402 must not be retried
     for _ in range(3):
@@ -135,9 +160,16 @@ def test_the_402_body_and_retry_after_and_no_sdk_retry(live: LiveServer, upstrea
     body = err.body
     assert body["type"] == "plan_limit_exceeded"  # type: ignore[index]
     assert body["code"] == "monthly_requests_exhausted"  # type: ignore[index]
-    assert body["limit"] == {"name": "monthly_requests", "limit": 3, "used": 3, "resets_at": "2026-12-28T00:00:00Z"}  # type: ignore[index]
+    assert body["limit"] == {
+        "name": "monthly_requests",
+        "limit": 3,
+        "used": 3,
+        "resets_at": "2026-12-28T00:00:00Z",
+    }  # type: ignore[index]
     assert body["plan"] == "enterprise" and body["upgrade"] is None  # type: ignore[index]
-    assert err.response.headers["retry-after"] == str(int((clock.now().replace(year=2026, month=12, day=28, hour=0) - clock.now()).total_seconds()))
+    assert err.response.headers["retry-after"] == str(
+        int((clock.now().replace(year=2026, month=12, day=28, hour=0) - clock.now()).total_seconds())
+    )
     assert len(upstream.requests) == before
     metrics = httpx.get(f"{t.base}/metrics").text
     assert 'modelux_requests_rejected_total{reason="monthly_requests_exhausted"} 1.0' in metrics
@@ -147,7 +179,10 @@ def test_exact_cap_under_concurrency(live: LiveServer, upstream: FakeUpstream) -
     t = make_tenant(live, upstream, monthly_requests=40)
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=f"{t.base}/v1", headers={"Authorization": f"Bearer {t.key}"}, timeout=30) as h:
+        async with httpx.AsyncClient(
+            base_url=f"{t.base}/v1", headers={"Authorization": f"Bearer {t.key}"}, timeout=30
+        ) as h:
+
             async def one() -> int:
                 r = await h.post("/chat/completions", json={"model": "gpt-fake", "messages": MSG})
                 return r.status_code
@@ -159,7 +194,9 @@ def test_exact_cap_under_concurrency(live: LiveServer, upstream: FakeUpstream) -
     assert t.billing()["meters"]["monthly_requests"]["used"] == 40
 
 
-def test_window_rolls_over_on_the_renewal_day(live: LiveServer, upstream: FakeUpstream, clock: FrozenClock) -> None:
+def test_window_rolls_over_on_the_renewal_day(
+    live: LiveServer, upstream: FakeUpstream, clock: FrozenClock
+) -> None:
     t = make_tenant(live, upstream, monthly_requests=2)
     c = client(t, max_retries=0)
     c.chat.completions.create(model="gpt-fake", messages=MSG)
@@ -175,14 +212,21 @@ def test_window_rolls_over_on_the_renewal_day(live: LiveServer, upstream: FakeUp
     assert meter["used"] == 1 and meter["resets_at"] == "2027-01-28T00:00:00Z"
 
 
-def test_downgraded_ensemble_config_gets_the_feature_402_and_returns_after_reupgrade(tenant: Tenant, live: LiveServer) -> None:
+def test_downgraded_ensemble_config_gets_the_feature_402_and_returns_after_reupgrade(
+    tenant: Tenant, live: LiveServer
+) -> None:
     from tests.support.plans import move_to
 
     live.call(move_to(live.runtime, tenant.org_id, "pro"))
     with tenant.manage() as m:
         r = m.post(
             "/routing-configs",
-            json={"project_id": tenant.project_id, "slug": "vote", "strategy": "ensemble", "members": [{"model": "openai/gpt-fake"}, {"model": "anthropic/claude-fake"}]},
+            json={
+                "project_id": tenant.project_id,
+                "slug": "vote",
+                "strategy": "ensemble",
+                "members": [{"model": "openai/gpt-fake"}, {"model": "anthropic/claude-fake"}],
+            },
         )
         assert r.status_code == 201, r.text
     c = client(tenant, max_retries=0)
@@ -199,7 +243,9 @@ def test_downgraded_ensemble_config_gets_the_feature_402_and_returns_after_reupg
     assert c.chat.completions.create(model="@vote", messages=MSG).choices[0].message.content
 
 
-def test_anchor_on_the_31st_resets_on_the_last_day_of_a_30_day_month(live: LiveServer, upstream: FakeUpstream, clock: FrozenClock) -> None:
+def test_anchor_on_the_31st_resets_on_the_last_day_of_a_30_day_month(
+    live: LiveServer, upstream: FakeUpstream, clock: FrozenClock
+) -> None:
     from datetime import UTC, datetime
 
     from sqlalchemy import update
@@ -210,7 +256,11 @@ def test_anchor_on_the_31st_resets_on_the_last_day_of_a_30_day_month(live: LiveS
 
     async def anchor_on_the_31st() -> None:
         async with live.runtime.db.session() as s:
-            await s.execute(update(PlanState).where(PlanState.org_id == t.org_id).values(anchor_at=datetime(2026, 1, 31, 9, tzinfo=UTC)))
+            await s.execute(
+                update(PlanState)
+                .where(PlanState.org_id == t.org_id)
+                .values(anchor_at=datetime(2026, 1, 31, 9, tzinfo=UTC))
+            )
         live.runtime.invalidate(org_id=t.org_id)
 
     live.call(anchor_on_the_31st())

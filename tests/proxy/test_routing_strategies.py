@@ -58,8 +58,25 @@ def team(live: LiveServer, upstream: FakeUpstream) -> Tenant:
 
 
 def test_first_valid_returns_the_fastest_good_answer(team: Tenant, upstream: FakeUpstream) -> None:
-    m = names(upstream, broken={"status": 500}, slow={"delay": 1.0, "content": "slow answer"}, fast={"delay": 0.05, "content": "fast answer"})
-    config(team, "race", {"strategy": "ensemble", "aggregation": "first_valid", "members": [{"model": f"openai/{m['broken']}"}, {"model": f"openai/{m['slow']}"}, {"model": f"openai/{m['fast']}"}]})
+    m = names(
+        upstream,
+        broken={"status": 500},
+        slow={"delay": 1.0, "content": "slow answer"},
+        fast={"delay": 0.05, "content": "fast answer"},
+    )
+    config(
+        team,
+        "race",
+        {
+            "strategy": "ensemble",
+            "aggregation": "first_valid",
+            "members": [
+                {"model": f"openai/{m['broken']}"},
+                {"model": f"openai/{m['slow']}"},
+                {"model": f"openai/{m['fast']}"},
+            ],
+        },
+    )
     r = chat(team, "@race")
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == "fast answer"
@@ -69,8 +86,18 @@ def test_first_valid_returns_the_fastest_good_answer(team: Tenant, upstream: Fak
 
 
 def test_majority_vote_and_weighted_vote(team: Tenant, upstream: FakeUpstream) -> None:
-    m = names(upstream, a={"content": "Yes."}, b={"content": "yes"}, c={"content": "No"}, d={"content": "No"}, e={"content": "Yes!"})
-    members = [{"model": f"openai/{m[k]}", "weight": w} for k, w in (("a", 1), ("b", 1), ("c", 5), ("d", 1), ("e", 1))]
+    m = names(
+        upstream,
+        a={"content": "Yes."},
+        b={"content": "yes"},
+        c={"content": "No"},
+        d={"content": "No"},
+        e={"content": "Yes!"},
+    )
+    members = [
+        {"model": f"openai/{m[k]}", "weight": w}
+        for k, w in (("a", 1), ("b", 1), ("c", 5), ("d", 1), ("e", 1))
+    ]
     config(team, "vote", {"strategy": "ensemble", "aggregation": "majority_vote", "members": members})
     config(team, "weigh", {"strategy": "ensemble", "aggregation": "weighted_vote", "members": members})
     vote = chat(team, "@vote")
@@ -83,7 +110,17 @@ def test_majority_vote_and_weighted_vote(team: Tenant, upstream: FakeUpstream) -
 
 def test_member_timeout_bounds_the_answer_time(team: Tenant, upstream: FakeUpstream) -> None:
     m = names(upstream, hang={"delay": 5.0, "content": "late"}, ok={"content": "on time"})
-    config(team, "bounded", {"strategy": "ensemble", "aggregation": "majority_vote", "member_timeout_ms": 400, "timeout_ms": 600, "members": [{"model": f"openai/{m['hang']}"}, {"model": f"openai/{m['ok']}"}]})
+    config(
+        team,
+        "bounded",
+        {
+            "strategy": "ensemble",
+            "aggregation": "majority_vote",
+            "member_timeout_ms": 400,
+            "timeout_ms": 600,
+            "members": [{"model": f"openai/{m['hang']}"}, {"model": f"openai/{m['ok']}"}],
+        },
+    )
     started = time.monotonic()
     r = chat(team, "@bounded")
     elapsed = time.monotonic() - started
@@ -94,16 +131,30 @@ def test_member_timeout_bounds_the_answer_time(team: Tenant, upstream: FakeUpstr
 
 def test_all_members_failing_is_a_502_and_still_counts_once(team: Tenant, upstream: FakeUpstream) -> None:
     m = names(upstream, x={"status": 500}, y={"status": 503})
-    config(team, "doomed", {"strategy": "ensemble", "members": [{"model": f"openai/{m['x']}"}, {"model": f"openai/{m['y']}"}]})
+    config(
+        team,
+        "doomed",
+        {"strategy": "ensemble", "members": [{"model": f"openai/{m['x']}"}, {"model": f"openai/{m['y']}"}]},
+    )
     before = team.billing()["meters"]["monthly_requests"]["used"]
     r = chat(team, "@doomed")
     assert r.status_code == 502 and r.json()["error"]["code"] == "ensemble_failed"
     assert team.billing()["meters"]["monthly_requests"]["used"] == before + 1
 
 
-def test_an_ensemble_counts_as_one_request_and_streams_its_answer(team: Tenant, upstream: FakeUpstream) -> None:
+def test_an_ensemble_counts_as_one_request_and_streams_its_answer(
+    team: Tenant, upstream: FakeUpstream
+) -> None:
     m = names(upstream, a={"content": "same"}, b={"content": "same"}, c={"content": "same"})
-    config(team, "trio", {"strategy": "ensemble", "aggregation": "majority_vote", "members": [{"model": f"openai/{m[k]}"} for k in "abc"]})
+    config(
+        team,
+        "trio",
+        {
+            "strategy": "ensemble",
+            "aggregation": "majority_vote",
+            "members": [{"model": f"openai/{m[k]}"} for k in "abc"],
+        },
+    )
     before = team.billing()["meters"]["monthly_requests"]["used"]
     client = openai.OpenAI(api_key=team.key, base_url=f"{team.base}/v1")
     chunks = list(client.chat.completions.create(model="@trio", messages=MSG, stream=True))
@@ -114,7 +165,15 @@ def test_an_ensemble_counts_as_one_request_and_streams_its_answer(team: Tenant, 
 def test_rules_route_by_tags_header_and_body(team: Tenant, upstream: FakeUpstream) -> None:
     m = names(upstream, search={"content": "search model"}, default={"content": "default model"})
     config(team, "search", {"strategy": "single", "model": f"openai/{m['search']}"})
-    config(team, "router", {"strategy": "custom_rules", "rules": [{"if": 'tags.team == "search" and prompt_tokens < 1000', "then": "@search"}], "else": f"openai/{m['default']}"})
+    config(
+        team,
+        "router",
+        {
+            "strategy": "custom_rules",
+            "rules": [{"if": 'tags.team == "search" and prompt_tokens < 1000', "then": "@search"}],
+            "else": f"openai/{m['default']}",
+        },
+    )
     plain = chat(team, "@router")
     assert plain.json()["choices"][0]["message"]["content"] == "default model"
     by_body = chat(team, "@router", **{"mlx:tags": {"team": "search"}})
@@ -130,16 +189,34 @@ def test_rules_route_by_tags_header_and_body(team: Tenant, upstream: FakeUpstrea
 def test_rules_route_by_plan_usage(live: LiveServer, upstream: FakeUpstream) -> None:
     t = make_tenant(live, upstream, monthly_requests=10)
     m = names(upstream, premium={"content": "premium"}, cheap={"content": "cheap"})
-    config(t, "thrifty", {"strategy": "custom_rules", "rules": [{"if": "usage.monthly_requests.pct >= 50", "then": f"openai/{m['cheap']}"}], "else": f"openai/{m['premium']}"})
+    config(
+        t,
+        "thrifty",
+        {
+            "strategy": "custom_rules",
+            "rules": [{"if": "usage.monthly_requests.pct >= 50", "then": f"openai/{m['cheap']}"}],
+            "else": f"openai/{m['premium']}",
+        },
+    )
     answers = [chat(t, "@thrifty").json()["choices"][0]["message"]["content"] for _ in range(8)]
     # pct is read before this request is counted: 0..40% premium, 50%+ cheap
     assert answers == ["premium"] * 5 + ["cheap"] * 3
 
 
-def test_rules_targeting_an_ensemble_need_ensembles_at_request_time(team: Tenant, upstream: FakeUpstream, live: LiveServer) -> None:
+def test_rules_targeting_an_ensemble_need_ensembles_at_request_time(
+    team: Tenant, upstream: FakeUpstream, live: LiveServer
+) -> None:
     m = names(upstream, a={"content": "x"}, b={"content": "x"})
-    config(team, "pair", {"strategy": "ensemble", "members": [{"model": f"openai/{m['a']}"}, {"model": f"openai/{m['b']}"}]})
-    config(team, "front", {"strategy": "custom_rules", "rules": [{"if": "true", "then": "@pair"}], "else": f"openai/{m['a']}"})
+    config(
+        team,
+        "pair",
+        {"strategy": "ensemble", "members": [{"model": f"openai/{m['a']}"}, {"model": f"openai/{m['b']}"}]},
+    )
+    config(
+        team,
+        "front",
+        {"strategy": "custom_rules", "rules": [{"if": "true", "then": "@pair"}], "else": f"openai/{m['a']}"},
+    )
     assert chat(team, "@front").status_code == 200
     live.call(move_to(live.runtime, team.org_id, "free"))
     r = chat(team, "@front")
@@ -154,7 +231,15 @@ def test_request_log_keeps_the_ensemble_trace(team: Tenant, upstream: FakeUpstre
     from modelux_server.models import RequestLog
 
     m = names(upstream, a={"content": "one"}, b={"content": "two"})
-    config(team, "traced", {"strategy": "ensemble", "aggregation": "majority_vote", "members": [{"model": f"openai/{m['a']}"}, {"model": f"openai/{m['b']}", "weight": 2}]})
+    config(
+        team,
+        "traced",
+        {
+            "strategy": "ensemble",
+            "aggregation": "majority_vote",
+            "members": [{"model": f"openai/{m['a']}"}, {"model": f"openai/{m['b']}", "weight": 2}],
+        },
+    )
     rid = chat(team, "@traced").headers["x-modelux-request-id"]
 
     async def find() -> str | None:

@@ -16,9 +16,7 @@ from modelux_server.routing.aggregation import (
 )
 
 
-def ok(
-    index: int, content: str, *, weight: float = 1.0, finished_at: float | None = None
-) -> MemberResult:
+def ok(index: int, content: str, *, weight: float = 1.0, finished_at: float | None = None) -> MemberResult:
     return MemberResult(
         index=index,
         model=f"model-{index}",
@@ -71,9 +69,7 @@ def failed(index: int, *, finished_at: float = 0.0, error: str = "timeout") -> M
         ("...", ""),
     ],
 )
-def test_normalize_ignores_case_spacing_quotes_and_trailing_punctuation(
-    raw: str, expected: str
-) -> None:
+def test_normalize_ignores_case_spacing_quotes_and_trailing_punctuation(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
 
 

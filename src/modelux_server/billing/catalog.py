@@ -80,7 +80,9 @@ class Catalog:
     def cheapest_with_feature(self, feature: str) -> Plan | None:
         return next((p for p in self.ordered() if feature in p.features), None)
 
-    def cheapest_with_higher_limit(self, name: str, current: int | None, above: Plan | None = None) -> Plan | None:
+    def cheapest_with_higher_limit(
+        self, name: str, current: int | None, above: Plan | None = None
+    ) -> Plan | None:
         """The cheapest self-serve plan above `above` whose limit beats `current`.
 
         Only plans ranked above the current one count as upgrades, so a custom

@@ -155,7 +155,12 @@ async def billing_summary(session: AsyncSession, rt: Runtime, org_id: str) -> di
 async def monthly_requests_used(rt: Runtime, org_id: str, window: Window) -> int:
     counter = rt.extras.get("counter")
     if counter is None:
-        return 0
+        # an operator command has no live counter: read the ledger (exact as of
+        # the serving process's last flush, a few seconds at most behind)
+        from modelux_server.usage.ledger import Ledger
+
+        used, _reserved = await Ledger(rt.db, rt.clock).load(org_id, window)
+        return used
     return int(await counter.used(org_id, window))
 
 

@@ -154,6 +154,10 @@ def _coerce_literal(value: Any, allowed: tuple[Any, ...], path: tuple[str, ...])
 def _enum_error(text: str, allowed: tuple[Any, ...], path: tuple[str, ...]) -> StripeApiError:
     name = param_name(path)
     options = [str(o) for o in allowed if o != ""]
+    if not options:  # `Literal[""]` alone: only the empty string (unset) is allowed
+        return StripeApiError(
+            f"Invalid {name}: must be an empty string", param=name, code="parameter_invalid_string"
+        )
     listed = ", ".join(options[:-1]) + (", or " if len(options) > 1 else "") + options[-1]
     return StripeApiError(
         f"Invalid {name}: must be one of {listed}",

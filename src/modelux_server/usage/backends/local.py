@@ -11,6 +11,7 @@ by fewer than `block` requests (it errs toward never exceeding the cap).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,8 +104,6 @@ class LocalCounter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._flusher is not None:
             self._flusher.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-            except asyncio.CancelledError:
-                pass
         await self.flush(settle=True)

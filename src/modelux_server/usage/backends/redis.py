@@ -12,6 +12,7 @@ ledger without ever letting the count go backwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -160,10 +161,8 @@ class RedisCounter:
     async def close(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-            except asyncio.CancelledError:
-                pass
         try:
             await self.flush()
         except RedisError:
