@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import Upstream, cli, make_tenant, wrk
+from tests.support.databases import drop_pg_database
 from tests.support.serve_process import ServeProcess
+
+from bench.harness import Upstream, cli, make_tenant, wrk
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -35,17 +37,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--conns", type=int, nargs="*", default=[1, 32])
     parser.add_argument("--profile", help="write a py-spy raw profile of the last run here")
+    parser.add_argument("--backend", choices=["local-sqlite", "redis-postgresql"], default="local-sqlite")
     args = parser.parse_args()
     upstream = Upstream()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            env = {
-                "MODELUX_DATA_DIR": str(workdir),
-                "MODELUX_SECRET_KEY": "bench",
-                "MODELUX_LOG_LEVEL": "WARNING",
-                "MODELUX_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            }
+            from bench.run import backend_env  # here: bench.run imports this module
+
+            env, pg = backend_env(args.backend, workdir)
             cli(env, "migrate")
             server = ServeProcess(env, workdir).start()
             try:
@@ -58,9 +58,22 @@ def main() -> None:
                     spy = None
                     if args.profile and i == len(args.conns) - 1:
                         spy = subprocess.Popen(
-                            [str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw", "-r", "200",
-                             "-o", args.profile, "-p", str(pid), "-d", str(args.seconds)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            [
+                                str(Path(sys.executable).parent / "py-spy"),
+                                "record",
+                                "-f",
+                                "raw",
+                                "-r",
+                                "200",
+                                "-o",
+                                args.profile,
+                                "-p",
+                                str(pid),
+                                "-d",
+                                str(args.seconds),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
                         )
                     before = cpu_seconds(pid)
                     result = wrk(url, tenant.key, conns, args.seconds)
@@ -75,6 +88,8 @@ def main() -> None:
                     )
             finally:
                 server.stop()
+                if pg:
+                    drop_pg_database(pg)
     finally:
         upstream.stop()
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
 from tests.support.serve_process import ServeProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +78,12 @@ def make_tenant(server: ServeProcess, env: dict[str, str], upstream: Upstream, c
         key = c.post("/api-keys", json={"project_id": project}).json()["data"]["key"]
         r = c.post(
             "/providers",
-            json={"vendor": "openai", "name": "fake", "api_key": "sk-bench-0000", "base_url": f"{upstream.url}/v1"},
+            json={
+                "vendor": "openai",
+                "name": "fake",
+                "api_key": "sk-bench-0000",
+                "base_url": f"{upstream.url}/v1",
+            },
         )
         r.raise_for_status()
     return Tenant(org_id, mk, key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import tempfile
 import time
@@ -21,17 +22,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
-
-from bench.harness import BODY, Upstream, cli, make_tenant, wrk
 from tests.support.databases import create_pg_database, drop_pg_database
 from tests.support.serve_process import ServeProcess
+
+from bench.cpu import cpu_seconds
+from bench.harness import BODY, Upstream, cli, make_tenant, wrk
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def backend_env(name: str, workdir: Path) -> tuple[dict[str, str], str | None]:
-    env = {"MODELUX_DATA_DIR": str(workdir / name), "MODELUX_SECRET_KEY": "bench", "MODELUX_LOG_LEVEL": "WARNING"}
+    env = {
+        "MODELUX_DATA_DIR": str(workdir / name),
+        "MODELUX_SECRET_KEY": "bench",
+        "MODELUX_LOG_LEVEL": "WARNING",
+    }
     if name == "local-sqlite":
         env["MODELUX_DATABASE_URL"] = f"sqlite:///{workdir / name / 'bench.db'}"
         (workdir / name).mkdir(parents=True, exist_ok=True)
@@ -54,10 +61,15 @@ def measure_backend(name: str, upstream: Upstream, workdir: Path, seconds: int) 
             out: dict[str, Any] = {}
             for conns in (1, 32):
                 direct = wrk(f"{upstream.url}/v1/chat/completions", "sk-bench-0000", conns, seconds)
+                assert server.proc is not None
+                cpu_before = cpu_seconds(server.proc.pid)
                 gateway = wrk(url, tenant.key, conns, seconds)
+                cpu = cpu_seconds(server.proc.pid) - cpu_before
                 out[f"c{conns}"] = {
                     "direct": asdict(direct),
                     "gateway": asdict(gateway),
+                    # CPU the gateway process used per completed request: robust on a busy machine
+                    "gateway_cpu_ms_per_request": round(1000 * cpu / max(1, gateway.requests), 3),
                     "added_p50_ms": round(gateway.p50_ms - direct.p50_ms, 3),
                     "added_p99_ms": round(gateway.p99_ms - direct.p99_ms, 3),
                 }
@@ -76,7 +88,15 @@ def measure_backend(name: str, upstream: Upstream, workdir: Path, seconds: int) 
             drop_pg_database(pg)
 
 
-def measure_cap(upstream: Upstream, workdir: Path, total: int = 2000, cap: int = 500) -> dict[str, Any]:
+def measure_cap(
+    upstream: Upstream, workdir: Path, total: int = 2000, cap: int = 500, concurrency: int = 128
+) -> dict[str, Any]:
+    """`total` requests, `concurrency` at a time, split over two processes sharing one cap.
+
+    Concurrency stays below redis-py's default pool of 100 connections per process: past
+    it the pool raises "Too many connections", which the counter reports as Redis being
+    unreachable (503 when failing closed) and logs once per request.
+    """
     env, pg = backend_env("cap", workdir)
     try:
         cli(env, "migrate")
@@ -86,16 +106,19 @@ def measure_cap(upstream: Upstream, workdir: Path, total: int = 2000, cap: int =
             tenant = make_tenant(a, env, upstream, cap=str(cap))
 
             async def burst() -> list[int]:
-                limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
-                async with httpx.AsyncClient(timeout=120, limits=limits) as h:
+                # aiohttp, not httpx, for the load: httpcore's pool bookkeeping grows with the
+                # square of its connections, and 2,000 of them made the client the bottleneck.
+                connector = aiohttp.TCPConnector(limit=concurrency)
+                timeout = aiohttp.ClientTimeout(total=120)
+                headers = {"Authorization": f"Bearer {tenant.key}"}
+                async with aiohttp.ClientSession(connector=connector, timeout=timeout) as h:
+
                     async def one(i: int) -> int:
                         target = a if i % 2 else b
-                        r = await h.post(
-                            f"{target.url}/v1/chat/completions",
-                            json=BODY,
-                            headers={"Authorization": f"Bearer {tenant.key}"},
-                        )
-                        return r.status_code
+                        url = f"{target.url}/v1/chat/completions"
+                        async with h.post(url, json=BODY, headers=headers) as r:
+                            await r.read()
+                            return r.status
 
                     return await asyncio.gather(*(one(i) for i in range(total)))
 
@@ -108,7 +131,8 @@ def measure_cap(upstream: Upstream, workdir: Path, total: int = 2000, cap: int =
             return {
                 "processes": 2,
                 "backend": "postgresql+redis",
-                "concurrent_requests": total,
+                "requests": total,
+                "concurrent_requests": concurrency,
                 "cap": cap,
                 "admitted_200": codes.count(200),
                 "rejected_402": codes.count(402),
@@ -128,10 +152,12 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"# Proxy benchmark ({results['date']})",
         "",
-        f"Machine: {results['machine']}. Load: wrk, {results['seconds']} s per run, fake upstream answering at once.",
+        f"Machine: {results['machine']}. Load: wrk, {results['seconds']} s per run, "
+        "fake upstream answering at once.",
         "",
-        "| backend | concurrency | direct req/s | gateway req/s | gateway p50 ms | gateway p99 ms | added p50 ms | added p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| backend | concurrency | direct req/s | gateway req/s | gateway p50 ms | gateway p99 ms "
+        "| added p50 ms | added p99 ms | gateway CPU ms/req | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, data in results["backends"].items():
         for level in ("c1", "c32"):
@@ -139,13 +165,15 @@ def render(results: dict[str, Any]) -> str:
             g, r = d["gateway"], d["direct"]
             lines.append(
                 f"| {backend} | {g['connections']} | {r['rps']:.0f} | {g['rps']:.0f} | {g['p50_ms']:.2f} | "
-                f"{g['p99_ms']:.2f} | {d['added_p50_ms']:.2f} | {d['added_p99_ms']:.2f} | {g['non_2xx']} |"
+                f"{g['p99_ms']:.2f} | {d['added_p50_ms']:.2f} | {d['added_p99_ms']:.2f} | "
+                f"{d['gateway_cpu_ms_per_request']:.3f} | {g['non_2xx']} |"
             )
     cap = results["cap"]
     lines += [
         "",
-        f"Cap across {cap['processes']} processes ({cap['backend']}): {cap['concurrent_requests']} concurrent "
-        f"requests against a cap of {cap['cap']}: {cap['admitted_200']} admitted, {cap['rejected_402']} got 402, "
+        f"Cap across {cap['processes']} processes ({cap['backend']}): "
+        f"{cap['requests']} requests, {cap['concurrent_requests']} at a time, against a cap of {cap['cap']}: "
+        f"{cap['admitted_200']} admitted, {cap['rejected_402']} got 402, "
         f"{cap['other']} other; meter shows {cap['meter_used']}.",
     ]
     return "\n".join(lines) + "\n"
@@ -159,13 +187,16 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            backends = {name: measure_backend(name, upstream, workdir, args.seconds) for name in ("local-sqlite", "redis-postgresql")}
+            backends = {
+                name: measure_backend(name, upstream, workdir, args.seconds)
+                for name in ("local-sqlite", "redis-postgresql")
+            }
             cap = measure_cap(upstream, workdir)
     finally:
         upstream.stop()
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "seconds": args.seconds,
         "run_id": uuid.uuid4().hex[:8],
         "backends": backends,

@@ -72,7 +72,9 @@ class ProxyContext:
 
     async def _load_caller(self, digest: str) -> Caller | None:
         async with self.rt.db.read_sessionmaker() as session:
-            key = (await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))).scalar_one_or_none()
+            key = (
+                await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))
+            ).scalar_one_or_none()
             await session.commit()
         if key is None or key.revoked_at is not None:
             return None
@@ -122,7 +124,9 @@ class ProxyContext:
             if row is None:
                 return None
             secret = self.rt.encryptor.decrypt(row.secret_encrypted)
-            return Credential(row.id, UpstreamCredential(vendor=row.vendor, api_key=secret, base_url=row.base_url))
+            return Credential(
+                row.id, UpstreamCredential(vendor=row.vendor, api_key=secret, base_url=row.base_url)
+            )
 
         return await self.credentials.get((org_id, provider_id or f"vendor:{vendor}"), load)
 

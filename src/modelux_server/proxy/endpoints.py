@@ -4,41 +4,49 @@ Order of work on every request, cheapest refusal first, and nothing counted
 until the request is known to be servable:
 authenticate (401) -> parse (400/422) -> resolve route, plan features and
 credentials (402/422) -> admit against the monthly cap (402) -> upstream.
+
+The routes are plain ASGI apps mounted as Starlette routes, not FastAPI
+operations: the proxy parses and validates its own bodies (to answer in the
+contract's error shapes), so FastAPI's dependency solving, validation and
+Request/Response objects were pure per-request cost on the hottest path.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter
+from starlette.datastructures import Headers
+from starlette.responses import StreamingResponse
+from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from modelux_server.errors import BadRequest, ModeluxError, ValidationFailed
 from modelux_server.kit.ids import new_id
-from modelux_server.kit.windows import window_at
+from modelux_server.proxy.codec import dumps, loads
 from modelux_server.proxy.context import Caller, OrgContext
 from modelux_server.proxy.execute import Outcome, sse_single
 from modelux_server.proxy.facts import request_facts
 from modelux_server.proxy.resolve import Route, resolve, resolve_rules
-from modelux_server.proxy.state import ProxyState, proxy_state
+from modelux_server.proxy.state import ProxyState
+from modelux_server.proxy.wire import Endpoint, RawHeaders, header, raw_headers, read_body, send_json
 from modelux_server.usage.service import admit
-
-router = APIRouter(tags=["proxy"])
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = loads(raw)
+    except ValueError:  # UnicodeDecodeError included
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="invalid_json")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ValidationFailed("'model' is required and must be a string.", code="missing_field", param="model")
+        raise ValidationFailed(
+            "'model' is required and must be a string.", code="missing_field", param="model"
+        )
     return body
 
 
@@ -48,17 +56,36 @@ def _check_chat(body: dict[str, Any]) -> None:
         raise ValidationFailed("'messages' must be a non-empty list.", code="missing_field", param="messages")
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ValidationFailed(f"messages[{i}] needs a 'role'.", code="invalid_field", param=f"messages[{i}]")
+            raise ValidationFailed(
+                f"messages[{i}] needs a 'role'.", code="invalid_field", param=f"messages[{i}]"
+            )
     if "stream" in body and not isinstance(body["stream"], bool):
         raise ValidationFailed("'stream' must be true or false.", code="invalid_field", param="stream")
+
+
+def _state(scope: Scope) -> ProxyState:
+    state: ProxyState = scope["app"].state.runtime.extras["proxy"]
+    return state
 
 
 class ProxyCall:
     """One request's journey, so the log row and headers are written in one place."""
 
-    def __init__(self, state: ProxyState, request: Request, endpoint: str) -> None:
+    __slots__ = (
+        "state",
+        "scope",
+        "endpoint",
+        "request_id",
+        "started",
+        "caller",
+        "model",
+        "counted",
+        "stream",
+    )
+
+    def __init__(self, state: ProxyState, scope: Scope, endpoint: str) -> None:
         self.state = state
-        self.request = request
+        self.scope = scope
         self.endpoint = endpoint
         self.request_id = new_id("req")
         self.started = time.perf_counter()
@@ -67,19 +94,20 @@ class ProxyCall:
         self.counted = False
         self.stream = False
 
-    def headers(self, outcome: Outcome | None = None) -> dict[str, str]:
-        headers = {"X-Modelux-Request-Id": self.request_id}
+    def headers(self, outcome: Outcome | None = None) -> RawHeaders:
+        headers = [(b"x-modelux-request-id", self.request_id.encode())]
         if outcome is not None:
-            headers["x-modelux-provider-used"] = outcome.target.vendor
-            headers["x-modelux-model-used"] = outcome.target.model
-            headers.update(outcome.headers)
+            headers.append((b"x-modelux-provider-used", outcome.target.vendor.encode("latin-1")))
+            headers.append((b"x-modelux-model-used", outcome.target.model.encode("latin-1")))
+            if outcome.headers:
+                headers.extend(raw_headers(outcome.headers))
         return headers
 
     def log(self, status: int, outcome: Outcome | None = None, error: str | None = None) -> None:
         total = time.perf_counter() - self.started
-        upstream = (outcome.upstream_ms / 1000) if outcome is not None else 0.0
+        metrics = self.state.metrics
         if outcome is not None and outcome.stream is None:
-            self.state.metrics.overhead.observe(max(0.0, total - upstream))
+            metrics.overhead.observe(max(0.0, total - outcome.upstream_ms / 1000))
         if self.caller is None:
             return
         usage = outcome.usage if outcome is not None else None
@@ -102,22 +130,30 @@ class ProxyCall:
                 "completion_tokens": usage.completion_tokens if usage else None,
                 "total_tokens": usage.total_tokens if usage else None,
                 "stream": self.stream,
-                "trace": json.dumps(outcome.trace)[:4000] if outcome and outcome.trace else None,
+                "trace": dumps(outcome.trace)[:4000].decode("utf-8", "ignore")
+                if outcome and outcome.trace
+                else None,
                 "created_at": self.state.rt.clock.now(),
             }
         )
 
-    def fail(self, exc: ModeluxError) -> JSONResponse:
+    async def fail(self, send: Send, exc: ModeluxError) -> None:
         reason = exc.code if exc.status in (400, 401, 402, 422, 503) else f"upstream_{exc.status}"
         if not self.counted:
-            self.state.metrics.rejected.labels(reason).inc()
+            self.state.metrics.rejected_for(reason).inc()
         self.log(exc.status, error=exc.code)
-        return JSONResponse(exc.body(), status_code=exc.status, headers={**exc.headers, **self.headers()})
+        await send_json(send, exc.status, dumps(exc.body()), raw_headers(exc.headers) + self.headers())
 
-    async def prepare(self, kind: str) -> tuple[Caller, OrgContext, Route, dict[str, Any]]:
+    async def answer(self, send: Send, outcome: Outcome) -> None:
+        self.log(200, outcome)
+        # A strict JSON answer passed through untranslated is relayed byte for byte.
+        body = outcome.raw if outcome.raw is not None else dumps(outcome.body)
+        await send_json(send, 200, body, self.headers(outcome))
+
+    async def prepare(self, kind: str, receive: Receive) -> tuple[Caller, OrgContext, Route, dict[str, Any]]:
         state = self.state
-        self.caller = caller = await state.ctx.caller(self.request.headers.get("authorization"))
-        body = _parse(await self.request.body())
+        self.caller = caller = await state.ctx.caller(header(self.scope, b"authorization"))
+        body = _parse(await read_body(receive))
         self.model = body["model"]
         if kind == "chat":
             _check_chat(body)
@@ -125,39 +161,39 @@ class ProxyCall:
         org = await state.ctx.org(caller.org_id)
         route = await resolve(state.ctx, caller, org, body["model"])
         if route.strategy == "custom_rules":
-            facts = await request_facts(state.rt, self.request, body, caller, org)
+            facts = await request_facts(state.rt, Headers(scope=self.scope), body, caller, org)
             route, _why = await resolve_rules(state.ctx, caller, org, route, facts)
         await state.executor.check_credentials(caller, route)
         return caller, org, route, body
 
     async def admit(self, caller: Caller, org: OrgContext) -> None:
         now = self.state.rt.clock.now()
-        window = window_at(org.anchor_day, now)
+        window = self.state.window(org.anchor_day, now)
         admitted = await admit(self.state.rt, caller.org_id, window, org.entitlements, now)
         self.counted = admitted.counted
         if admitted.counted:
-            self.state.metrics.admitted.labels(self.endpoint).inc()
+            self.state.metrics.admitted_for(self.endpoint).inc()
         else:
             self.state.metrics.admitted_uncounted.inc()
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request) -> Response:
-    call = ProxyCall(proxy_state(request), request, "chat.completions")
+async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+    call = ProxyCall(_state(scope), scope, "chat.completions")
     try:
-        caller, org, route, body = await call.prepare("chat")
+        caller, org, route, body = await call.prepare("chat", receive)
         await call.admit(caller, org)
         outcome = await call.state.executor.call(caller, route, body, "chat", call.stream)
     except ModeluxError as exc:
-        return call.fail(exc)
-    if call.stream:
-        return StreamingResponse(
-            _relay(call, outcome),
-            media_type="text/event-stream",
-            headers={**call.headers(outcome), "Cache-Control": "no-cache"},
-        )
-    call.log(200, outcome)
-    return JSONResponse(outcome.body, headers=call.headers(outcome))
+        await call.fail(send, exc)
+        return
+    if not call.stream:
+        await call.answer(send, outcome)
+        return
+    response = StreamingResponse(
+        _relay(call, outcome), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+    response.raw_headers.extend(call.headers(outcome))
+    await response(scope, receive, send)
 
 
 async def _relay(call: ProxyCall, outcome: Outcome) -> AsyncIterator[bytes]:
@@ -179,29 +215,39 @@ async def _relay(call: ProxyCall, outcome: Outcome) -> AsyncIterator[bytes]:
         call.log(status, outcome)
 
 
-@router.post("/v1/embeddings")
-async def embeddings(request: Request) -> Response:
-    call = ProxyCall(proxy_state(request), request, "embeddings")
+async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
+    call = ProxyCall(_state(scope), scope, "embeddings")
     try:
-        caller, org, route, body = await call.prepare("embeddings")
+        caller, org, route, body = await call.prepare("embeddings", receive)
         if "input" not in body:
             raise ValidationFailed("'input' is required.", code="missing_field", param="input")
         await call.admit(caller, org)
         outcome = await call.state.executor.call(caller, route, body, "embeddings", False)
     except ModeluxError as exc:
-        return call.fail(exc)
-    call.log(200, outcome)
-    return JSONResponse(outcome.body, headers=call.headers(outcome))
+        await call.fail(send, exc)
+        return
+    await call.answer(send, outcome)
 
 
-@router.get("/v1/models")
-async def models(request: Request) -> Response:
+async def models(scope: Scope, receive: Receive, send: Send) -> None:
     """The project's routing configs as `@slug` models (listing is not a counted request)."""
-    call = ProxyCall(proxy_state(request), request, "models")
+    call = ProxyCall(_state(scope), scope, "models")
     try:
-        caller = await call.state.ctx.caller(request.headers.get("authorization"))
+        caller = await call.state.ctx.caller(header(scope, b"authorization"))
     except ModeluxError as exc:
-        return call.fail(exc)
+        await call.fail(send, exc)
+        return
     slugs = await call.state.list_slugs(caller.project_id)
     data = [{"id": f"@{slug}", "object": "model", "created": 0, "owned_by": "modelux"} for slug in slugs]
-    return JSONResponse({"object": "list", "data": data}, headers=call.headers())
+    await send_json(send, 200, dumps({"object": "list", "data": data}), call.headers())
+
+
+# Mounted by create_app like every other router; FastAPI routes Starlette routes as they are.
+router = APIRouter(tags=["proxy"])
+router.routes.extend(
+    [
+        StarletteRoute("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
+        StarletteRoute("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
+        StarletteRoute("/v1/models", Endpoint(models), methods=["GET"]),
+    ]
+)

@@ -31,6 +31,7 @@ class Outcome:
     stream: ChatStream | None = None
     headers: dict[str, str] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
+    raw: bytes | None = None  # the upstream's bytes when `body` can be relayed as they are
 
 
 class Executor:
@@ -57,7 +58,9 @@ class Executor:
         for target in route.targets:
             await self._credential(caller, target)
 
-    async def call(self, caller: Caller, route: Route, body: dict[str, Any], kind: str, stream: bool) -> Outcome:
+    async def call(
+        self, caller: Caller, route: Route, body: dict[str, Any], kind: str, stream: bool
+    ) -> Outcome:
         if route.strategy == "ensemble" and kind == "chat":
             return await self._ensemble(caller, route, body)
         trace: list[dict[str, Any]] = []
@@ -68,7 +71,9 @@ class Executor:
                 outcome = await self._attempt(caller, target, body, kind, stream)
             except UpstreamError as exc:
                 elapsed = (time.perf_counter() - started) * 1000
-                kind_label = "timeout" if isinstance(exc, UpstreamTimeout) else str(exc.status or "connection")
+                kind_label = (
+                    "timeout" if isinstance(exc, UpstreamTimeout) else str(exc.status or "connection")
+                )
                 self.metrics.upstream_errors.labels(target.vendor, kind_label).inc()
                 trace.append({"target": target.label, "error": kind_label, "ms": round(elapsed, 1)})
                 last = exc
@@ -80,23 +85,31 @@ class Executor:
             return outcome
         raise _gateway_error(last, trace)
 
-    async def _attempt(self, caller: Caller, target: Target, body: dict[str, Any], kind: str, stream: bool) -> Outcome:
+    async def _attempt(
+        self, caller: Caller, target: Target, body: dict[str, Any], kind: str, stream: bool
+    ) -> Outcome:
         cred = await self._credential(caller, target)
         provider = self.registry.get(cred.upstream.vendor)
         timeout = target.timeout or self.default_timeout
         started = time.perf_counter()
         if kind == "embeddings":
-            response = await provider.embeddings(body, model=target.model, credential=cred.upstream, timeout=timeout)
+            response = await provider.embeddings(
+                body, model=target.model, credential=cred.upstream, timeout=timeout
+            )
         elif stream:
-            handle = await provider.chat_stream(body, model=target.model, credential=cred.upstream, timeout=timeout)
+            handle = await provider.chat_stream(
+                body, model=target.model, credential=cred.upstream, timeout=timeout
+            )
             elapsed = (time.perf_counter() - started) * 1000
-            self.metrics.upstream_latency.labels(target.vendor).observe(elapsed / 1000)
+            self.metrics.upstream_latency_for(target.vendor).observe(elapsed / 1000)
             return Outcome(None, target, None, elapsed, stream=handle)
         else:
-            response = await provider.chat(body, model=target.model, credential=cred.upstream, timeout=timeout)
+            response = await provider.chat(
+                body, model=target.model, credential=cred.upstream, timeout=timeout
+            )
         elapsed = (time.perf_counter() - started) * 1000
-        self.metrics.upstream_latency.labels(target.vendor).observe(elapsed / 1000)
-        return Outcome(response.body, target, response.usage, elapsed)
+        self.metrics.upstream_latency_for(target.vendor).observe(elapsed / 1000)
+        return Outcome(response.body, target, response.usage, elapsed, raw=response.raw)
 
     async def _ensemble(self, caller: Caller, route: Route, body: dict[str, Any]) -> Outcome:
         spec = route.spec
@@ -109,15 +122,37 @@ class Executor:
             t0 = time.perf_counter()
             try:
                 async with asyncio.timeout(member_timeout):
-                    outcome = await self._attempt(caller, Target(**{**target.__dict__, "timeout": member_timeout}), plain, "chat", False)
+                    outcome = await self._attempt(
+                        caller, Target(**{**target.__dict__, "timeout": member_timeout}), plain, "chat", False
+                    )
                 content = _content(outcome.body)
-                result = MemberResult(index, target.label, target.weight, content is not None, content,
-                                      (time.perf_counter() - t0) * 1000, None, time.monotonic())
+                result = MemberResult(
+                    index,
+                    target.label,
+                    target.weight,
+                    content is not None,
+                    content,
+                    (time.perf_counter() - t0) * 1000,
+                    None,
+                    time.monotonic(),
+                )
                 return result, outcome
             except (UpstreamError, TimeoutError) as exc:
-                error = "timeout" if isinstance(exc, (TimeoutError, UpstreamTimeout)) else str(getattr(exc, "status", "error"))
-                return MemberResult(index, target.label, target.weight, False, None,
-                                    (time.perf_counter() - t0) * 1000, error, time.monotonic()), None
+                error = (
+                    "timeout"
+                    if isinstance(exc, (TimeoutError, UpstreamTimeout))
+                    else str(getattr(exc, "status", "error"))
+                )
+                return MemberResult(
+                    index,
+                    target.label,
+                    target.weight,
+                    False,
+                    None,
+                    (time.perf_counter() - t0) * 1000,
+                    error,
+                    time.monotonic(),
+                ), None
 
         tasks = [asyncio.create_task(member(i, t)) for i, t in enumerate(route.targets)]
         done, pending = await asyncio.wait(tasks, timeout=overall)
@@ -127,15 +162,40 @@ class Executor:
         for task in pending:
             idx = tasks.index(task)
             target = route.targets[idx]
-            results.append((MemberResult(idx, target.label, target.weight, False, None, overall * 1000, "timeout", time.monotonic()), None))
+            results.append(
+                (
+                    MemberResult(
+                        idx,
+                        target.label,
+                        target.weight,
+                        False,
+                        None,
+                        overall * 1000,
+                        "timeout",
+                        time.monotonic(),
+                    ),
+                    None,
+                )
+            )
         results.sort(key=lambda r: r[0].index)
         members = [r[0] for r in results]
-        trace = [{"member": m.index, "target": m.model, "ok": m.ok, "ms": round(m.latency_ms, 1), **({"error": m.error} if m.error else {})} for m in members]
+        trace = [
+            {
+                "member": m.index,
+                "target": m.model,
+                "ok": m.ok,
+                "ms": round(m.latency_ms, 1),
+                **({"error": m.error} if m.error else {}),
+            }
+            for m in members
+        ]
         aggregation = spec.get("aggregation", "first_valid")
         try:
             agg = AGGREGATIONS[aggregation](members)
         except NoValidAnswer:
-            raise UpstreamFailed("Every ensemble member failed.", code="ensemble_failed", trace=trace) from None
+            raise UpstreamFailed(
+                "Every ensemble member failed.", code="ensemble_failed", trace=trace
+            ) from None
         winner = results[agg.winner.index][1]
         assert winner is not None
         usage = _sum_usage([r[1].usage for r in results if r[1] is not None])
@@ -146,8 +206,17 @@ class Executor:
             "x-modelux-ensemble-members": str(len(members)),
             "x-modelux-ensemble-succeeded": str(sum(1 for m in members if m.ok)),
         }
-        trace.append({"aggregation": aggregation, "winner": agg.winner.index, "agreed": agg.agreed, "votes": agg.votes})
-        return Outcome(winner.body, winner.target, usage, (time.perf_counter() - started) * 1000, headers=headers, trace=trace)
+        trace.append(
+            {"aggregation": aggregation, "winner": agg.winner.index, "agreed": agg.agreed, "votes": agg.votes}
+        )
+        return Outcome(
+            winner.body,
+            winner.target,
+            usage,
+            (time.perf_counter() - started) * 1000,
+            headers=headers,
+            trace=trace,
+        )
 
 
 def _content(body: dict[str, Any] | None) -> str | None:
@@ -182,7 +251,21 @@ def sse_single(body: dict[str, Any]) -> list[bytes]:
     message = choice.get("message") or {}
     base = {k: body.get(k) for k in ("id", "created", "model")}
     chunks = [
-        {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant", "content": message.get("content", "")}, "finish_reason": None}]},
-        {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]},
+        {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": message.get("content", "")},
+                    "finish_reason": None,
+                }
+            ],
+        },
+        {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}],
+        },
     ]
     return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]

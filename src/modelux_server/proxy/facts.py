@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from fastapi import Request
 
 from modelux_server.kit.windows import window_at
 from modelux_server.proxy.context import Caller, OrgContext
 from modelux_server.runtime import Runtime
 
 
-def _tags(request: Request, body: dict[str, Any]) -> dict[str, str]:
+def _tags(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
     raw = body.get("mlx:tags")
     if isinstance(raw, dict):
         tags.update({str(k): str(v) for k, v in raw.items()})
     elif isinstance(raw, list):
         tags.update({str(t): "true" for t in raw})
-    header = request.headers.get("x-modelux-user-tags", "")
+    header = headers.get("x-modelux-user-tags", "")
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if key:
@@ -39,14 +38,14 @@ def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
 
 
 async def request_facts(
-    rt: Runtime, request: Request, body: dict[str, Any], caller: Caller, org: OrgContext
+    rt: Runtime, headers: Mapping[str, str], body: dict[str, Any], caller: Caller, org: OrgContext
 ) -> dict[str, Any]:
     now = rt.clock.now()
     limit = org.entitlements.limit("monthly_requests")
     used = await rt.extras["counter"].used(caller.org_id, window_at(org.anchor_day, now))
     return {
-        "tags": _tags(request, body),
-        "end_user": body.get("user") or request.headers.get("x-modelux-user-id"),
+        "tags": _tags(headers, body),
+        "end_user": body.get("user") or headers.get("x-modelux-user-id"),
         "model": body.get("model"),
         "prompt_tokens": _estimate_prompt_tokens(body),
         "hour": now.hour,

@@ -1,4 +1,8 @@
-"""Prometheus metrics of the proxy, in a registry owned by the app (not global)."""
+"""Prometheus metrics of the proxy, in a registry owned by the app (not global).
+
+Labelled children are looked up once per label value and kept: `labels()` takes a
+lock and builds a tuple key on every call, which the hot path need not pay.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ class ProxyMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.admitted = Counter(
-            "modelux_requests_admitted", "Proxy requests admitted (counted).", ["endpoint"], registry=self.registry
+            "modelux_requests_admitted",
+            "Proxy requests admitted (counted).",
+            ["endpoint"],
+            registry=self.registry,
         )
         self.admitted_uncounted = Counter(
             "modelux_requests_admitted_uncounted",
@@ -19,7 +26,10 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self.rejected = Counter(
-            "modelux_requests_rejected", "Proxy requests refused by the gateway.", ["reason"], registry=self.registry
+            "modelux_requests_rejected",
+            "Proxy requests refused by the gateway.",
+            ["reason"],
+            registry=self.registry,
         )
         self.upstream_latency = Histogram(
             "modelux_upstream_latency_seconds",
@@ -35,5 +45,29 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self.upstream_errors = Counter(
-            "modelux_upstream_errors", "Upstream attempts that failed.", ["provider", "kind"], registry=self.registry
+            "modelux_upstream_errors",
+            "Upstream attempts that failed.",
+            ["provider", "kind"],
+            registry=self.registry,
         )
+        self._admitted: dict[str, Counter] = {}
+        self._rejected: dict[str, Counter] = {}
+        self._upstream_latency: dict[str, Histogram] = {}
+
+    def admitted_for(self, endpoint: str) -> Counter:
+        found = self._admitted.get(endpoint)
+        if found is None:
+            found = self._admitted[endpoint] = self.admitted.labels(endpoint)
+        return found
+
+    def rejected_for(self, reason: str) -> Counter:
+        found = self._rejected.get(reason)
+        if found is None:
+            found = self._rejected[reason] = self.rejected.labels(reason)
+        return found
+
+    def upstream_latency_for(self, provider: str) -> Histogram:
+        found = self._upstream_latency.get(provider)
+        if found is None:
+            found = self._upstream_latency[provider] = self.upstream_latency.labels(provider)
+        return found

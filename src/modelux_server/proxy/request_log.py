@@ -9,15 +9,27 @@ billing count lives in the counter's ledger and is never derived from it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from modelux_server.kit.db import Database
 from modelux_server.models import RequestLog
 
 log = logging.getLogger("modelux.proxy")
+
+# On SQLite every statement is a round trip to aiosqlite's thread, and under load each
+# round trip waits for a CPU and the GIL. Measured at ~3,000 req/s: a flush written as
+# 500-row transactions took 0.6-0.8 s (20-70 ms per BEGIN, INSERT and COMMIT), holding
+# the write lock that the counter's ledger needs to admit requests (p99 80-300 ms).
+# One transaction per flush takes the lock once and for the fewest round trips (p99
+# 20-40 ms). RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues")
+# rather than a row-by-row executemany, which would hand the GIL back and forth per row.
+_TABLE = cast(Table, RequestLog.__table__)  # Core, not the ORM's bulk-insert bookkeeping
+_INSERT = insert(_TABLE).returning(_TABLE.c.request_id)
+_CHUNK = 10_000  # rows per transaction: a bound, normally one transaction per flush
 
 
 class RequestLogWriter:
@@ -48,15 +60,13 @@ class RequestLogWriter:
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
-        for start in range(0, len(batch), 500):
+        for start in range(0, len(batch), _CHUNK):
             async with self.db.session() as session:
-                await session.execute(insert(RequestLog), batch[start : start + 500])
+                await session.execute(_INSERT, batch[start : start + _CHUNK])
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self.flush()

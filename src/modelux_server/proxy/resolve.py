@@ -86,7 +86,9 @@ async def resolve(ctx: ProxyContext, caller: Caller, org: OrgContext, model: str
     version = await ctx.config(caller.project_id, slug)
     if version is None:
         raise ValidationFailed(
-            f"No routing config '@{slug}' in this key's project.", code="routing_config_not_found", param="model"
+            f"No routing config '@{slug}' in this key's project.",
+            code="routing_config_not_found",
+            param="model",
         )
     for feature in required_features(version.strategy):
         org.entitlements.require(feature)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
-from fastapi import Request
 from sqlalchemy import select
 
+from modelux_server.kit.windows import Window, window_at
 from modelux_server.models import RoutingConfig
 from modelux_server.proxy.context import ProxyContext
 from modelux_server.proxy.execute import Executor
@@ -27,6 +28,17 @@ class ProxyState:
     metrics: ProxyMetrics
     request_log: RequestLogWriter
     registry: ProviderRegistry
+    _windows: dict[tuple[int, date], Window] = field(default_factory=dict)
+
+    def window(self, anchor_day: int, now: datetime) -> Window:
+        """The counting window at `now`; windows change only at 00:00 UTC, so one per day is kept."""
+        key = (anchor_day, now.astimezone(UTC).date())
+        found = self._windows.get(key)
+        if found is None:
+            if len(self._windows) > 256:
+                self._windows.clear()
+            found = self._windows[key] = window_at(anchor_day, now)
+        return found
 
     async def list_slugs(self, project_id: str) -> list[str]:
         async with self.rt.db.read_sessionmaker() as session:
@@ -38,11 +50,6 @@ class ProxyState:
             slugs = list((await session.execute(stmt)).scalars())
             await session.commit()
         return slugs
-
-
-def proxy_state(request: Request) -> ProxyState:
-    state: ProxyState = request.app.state.runtime.extras["proxy"]
-    return state
 
 
 @asynccontextmanager
