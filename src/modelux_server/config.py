@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     request_log_flush_ms: int = Field(200, ge=10)
     # requests reserved in the durable ledger ahead of use: the most a crash
     # can over-count (never under-count); see usage/backends/local.py
-    counter_reserve_block: int = Field(32, ge=1, le=10_000)
+    counter_reserve_block: int = Field(32, ge=1, le=100_000)
+    counter_reserve_block_max: int = Field(1024, ge=1, le=100_000)
     upstream_timeout_s: float = Field(60.0, gt=0)
     clock_control: bool = False
     workers_enabled: bool = True

@@ -33,7 +33,7 @@ def counter_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def proxy_settings(settings: Settings, counter_backend: str) -> Settings:
-    update: dict[str, Any] = {"counter_reserve_block": 8}
+    update: dict[str, Any] = {"counter_reserve_block": 8, "counter_reserve_block_max": 64}
     if counter_backend == "redis":
         update["redis_url"] = redis_url_or_skip()
     return settings.model_copy(update=update)

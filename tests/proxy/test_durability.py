@@ -42,6 +42,7 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
         "MODELUX_DATA_DIR": str(tmp_path / "data"),
         "MODELUX_SECRET_KEY": "durability-test",
         "MODELUX_COUNTER_RESERVE_BLOCK": str(BLOCK),
+        "MODELUX_COUNTER_RESERVE_BLOCK_MAX": str(BLOCK),
     }
 
 

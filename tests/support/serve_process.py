@@ -26,6 +26,8 @@ class ServeProcess:
         self.env = {**os.environ, **env, "MODELUX_PORT": str(self.port)}
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = cwd / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
 
     def start(self, timeout: float = 30.0) -> ServeProcess:
         self.proc = subprocess.Popen(
@@ -33,7 +35,8 @@ class ServeProcess:
             cwd=self.cwd,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            # a file, not a pipe: an unread pipe fills up and then blocks the server's logging
+            stderr=self._log,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -43,7 +46,7 @@ class ServeProcess:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.log_path.read_text(errors="replace")
                 raise RuntimeError(f"modelux serve did not start: {err[-2000:]}")
             time.sleep(0.1)
 
@@ -60,3 +63,4 @@ class ServeProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self._log.close()

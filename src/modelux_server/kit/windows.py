@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 
 
@@ -18,10 +19,10 @@ class Window:
     start: datetime
     end: datetime
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A stable name for the window, used in counter keys."""
-        return self.start.strftime("%Y%m%d")
+        return f"{self.start.year:04d}{self.start.month:02d}{self.start.day:02d}"
 
 
 def _start_in_month(year: int, month: int, anchor_day: int) -> datetime:

@@ -139,6 +139,15 @@ class ThresholdWatcher:
     handled: dict[HandledKey, datetime] = field(default_factory=dict)  # -> window end, for pruning
     _prune_at: int = 4096
 
+    def wants(self, seen: UsageObserved) -> bool:
+        """Cheap, synchronous: is there a threshold this process has not handled?"""
+        if seen.limit is None:
+            return False
+        return any(
+            (seen.org_id, seen.window.key, kind, seen.limit) not in self.handled
+            for kind in reached(seen.used, seen.limit)
+        )
+
     async def __call__(self, seen: UsageObserved) -> None:
         if seen.limit is None:
             return

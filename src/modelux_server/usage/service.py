@@ -32,7 +32,11 @@ async def admit(rt: Runtime, org_id: str, window: Window, ent: Entitlements, now
 
 
 def _notify(rt: Runtime, event: UsageObserved) -> None:
-    listeners: list[UsageListener] = rt.extras.get("usage_listeners", [])
+    listeners: list[UsageListener] = [
+        listener
+        for listener in rt.extras.get("usage_listeners", [])
+        if getattr(listener, "wants", None) is None or listener.wants(event)  # type: ignore[attr-defined]
+    ]
     if not listeners:
         return
     # listeners (threshold emails) run off the hot path; the answer does not wait

@@ -19,14 +19,20 @@ def build_counter(rt: Runtime) -> RequestCounter:
 
         from modelux_server.usage.backends.redis import RedisCounter
 
-        client = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        # a blocking pool waits for a free connection instead of failing (which
+        # would look like Redis being down) when many admissions are in flight
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=256, timeout=5, socket_timeout=2, socket_connect_timeout=2
+        )
+        client = aioredis.Redis(connection_pool=pool)
         return RedisCounter(
             client,
             ledger,
             block=settings.counter_reserve_block,
+            max_block=settings.counter_reserve_block_max,
             fail_open=settings.redis_unavailable == "fail_open",
         )
-    return LocalCounter(ledger, block=settings.counter_reserve_block)
+    return LocalCounter(ledger, block=settings.counter_reserve_block, max_block=settings.counter_reserve_block_max)
 
 
 @asynccontextmanager

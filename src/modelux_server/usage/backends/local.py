@@ -5,7 +5,7 @@ the event loop they are one atomic step. Durability comes from reserving
 blocks in the ledger ahead of use: every admitted request is covered by a
 stored ceiling before it is admitted, so a `kill -9` loses no admitted
 request; after such a crash the count resumes from the ceiling, over-counting
-by fewer than `block` requests (it errs toward never exceeding the cap).
+by fewer than one block (at most `max_block`; see usage/reservation.py) (it errs toward never exceeding the cap).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from modelux_server.kit.windows import Window
 from modelux_server.usage.counter import Admission, Admitted, Rejected
 from modelux_server.usage.ledger import Ledger
+from modelux_server.usage.reservation import BlockSizer
 
 
 @dataclass
@@ -25,14 +26,16 @@ class _Slot:
     window: Window
     used: int
     reserved: int
+    sizer: BlockSizer
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
 
 
 class LocalCounter:
-    def __init__(self, ledger: Ledger, *, block: int = 32, flush_interval: float = 2.0) -> None:
+    def __init__(self, ledger: Ledger, *, block: int = 32, max_block: int = 1024, flush_interval: float = 2.0) -> None:
         self.ledger = ledger
         self.block = max(1, block)
+        self.max_block = max(self.block, max_block)
         self.flush_interval = flush_interval
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
@@ -51,7 +54,7 @@ class LocalCounter:
                 used, reserved = await self.ledger.load(org_id, window)
                 # after a crash the ceiling is the only safe lower bound
                 start = max(used, reserved)
-                slot = _Slot(window=window, used=start, reserved=start)
+                slot = _Slot(window=window, used=start, reserved=start, sizer=BlockSizer(self.block, self.max_block))
                 self._slots[key] = slot
         return slot
 
@@ -64,7 +67,7 @@ class LocalCounter:
             if slot.used < slot.reserved:
                 slot.used += 1
                 slot.dirty = True
-                if slot.reserved - slot.used <= self.block // 2 and not slot.lock.locked():
+                if slot.reserved - slot.used <= slot.sizer.size // 2 and not slot.lock.locked():
                     # extend the ceiling ahead of need, so admissions rarely wait on the database
                     self._spawn(self._extend(org_id, slot))
                 return Admitted(used=slot.used)
@@ -72,8 +75,8 @@ class LocalCounter:
 
     async def _extend(self, org_id: str, slot: _Slot) -> None:
         async with slot.lock:
-            if slot.reserved - slot.used <= self.block // 2:
-                slot.reserved = await self.ledger.reserve(org_id, slot.window, slot.used + self.block)
+            if slot.reserved - slot.used <= slot.sizer.size // 2:
+                slot.reserved = await self.ledger.reserve(org_id, slot.window, slot.used + slot.sizer.next())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -23,6 +23,7 @@ from modelux_server.errors import ServiceUnavailable
 from modelux_server.kit.windows import Window
 from modelux_server.usage.counter import Admission, Admitted, Rejected
 from modelux_server.usage.ledger import Ledger
+from modelux_server.usage.reservation import BlockSizer
 
 log = logging.getLogger("modelux.usage")
 
@@ -66,6 +67,7 @@ class RedisCounter:
         ledger: Ledger,
         *,
         block: int = 64,
+        max_block: int = 1024,
         fail_open: bool = False,
         flush_interval: float = 0.5,
         metrics: object | None = None,
@@ -73,6 +75,8 @@ class RedisCounter:
         self.redis = client
         self.ledger = ledger
         self.block = max(1, block)
+        self.max_block = max(self.block, max_block)
+        self._sizers: dict[str, BlockSizer] = {}
         self.fail_open = fail_open
         self.flush_interval = flush_interval
         self.metrics = metrics
@@ -107,7 +111,8 @@ class RedisCounter:
                     if status == -2:
                         await self._rebuild(key, org_id, window)
                     else:
-                        ceiling = await self.ledger.reserve(org_id, window, int(used) + self.block)
+                        sizer = self._sizers.setdefault(key, BlockSizer(self.block, self.max_block))
+                        ceiling = await self.ledger.reserve(org_id, window, int(used) + sizer.next())
                         await self._raise(keys=[key], args=[ceiling])
         except RedisError as exc:
             return self._unavailable(exc)
