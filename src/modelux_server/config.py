@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # requests reserved in the durable ledger ahead of use: the most a crash
     # can over-count (never under-count); see usage/backends/local.py
     counter_reserve_block: int = Field(32, ge=1, le=100_000)
-    counter_reserve_block_max: int = Field(1024, ge=1, le=100_000)
+    counter_reserve_block_max: int = Field(4096, ge=1, le=100_000)
     upstream_timeout_s: float = Field(60.0, gt=0)
     clock_control: bool = False
     workers_enabled: bool = True

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,9 @@ def build_counter(rt: Runtime) -> RequestCounter:
             max_block=settings.counter_reserve_block_max,
             fail_open=settings.redis_unavailable == "fail_open",
         )
-    return LocalCounter(ledger, block=settings.counter_reserve_block, max_block=settings.counter_reserve_block_max)
+    return LocalCounter(
+        ledger, block=settings.counter_reserve_block, max_block=settings.counter_reserve_block_max
+    )
 
 
 @asynccontextmanager

@@ -5,7 +5,8 @@ the event loop they are one atomic step. Durability comes from reserving
 blocks in the ledger ahead of use: every admitted request is covered by a
 stored ceiling before it is admitted, so a `kill -9` loses no admitted
 request; after such a crash the count resumes from the ceiling, over-counting
-by fewer than one block (at most `max_block`; see usage/reservation.py) (it errs toward never exceeding the cap).
+by fewer than one block (at most `max_block`, see usage/reservation.py): it
+errs toward never exceeding the cap.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class _Slot:
 
 
 class LocalCounter:
-    def __init__(self, ledger: Ledger, *, block: int = 32, max_block: int = 1024, flush_interval: float = 2.0) -> None:
+    def __init__(
+        self, ledger: Ledger, *, block: int = 32, max_block: int = 4096, flush_interval: float = 2.0
+    ) -> None:
         self.ledger = ledger
         self.block = max(1, block)
         self.max_block = max(self.block, max_block)
@@ -54,7 +57,9 @@ class LocalCounter:
                 used, reserved = await self.ledger.load(org_id, window)
                 # after a crash the ceiling is the only safe lower bound
                 start = max(used, reserved)
-                slot = _Slot(window=window, used=start, reserved=start, sizer=BlockSizer(self.block, self.max_block))
+                slot = _Slot(
+                    window=window, used=start, reserved=start, sizer=BlockSizer(self.block, self.max_block)
+                )
                 self._slots[key] = slot
         return slot
 
@@ -67,7 +72,7 @@ class LocalCounter:
             if slot.used < slot.reserved:
                 slot.used += 1
                 slot.dirty = True
-                if slot.reserved - slot.used <= slot.sizer.size // 2 and not slot.lock.locked():
+                if slot.reserved - slot.used <= slot.sizer.size * 3 // 4 and not slot.lock.locked():
                     # extend the ceiling ahead of need, so admissions rarely wait on the database
                     self._spawn(self._extend(org_id, slot))
                 return Admitted(used=slot.used)
@@ -75,7 +80,7 @@ class LocalCounter:
 
     async def _extend(self, org_id: str, slot: _Slot) -> None:
         async with slot.lock:
-            if slot.reserved - slot.used <= slot.sizer.size // 2:
+            if slot.reserved - slot.used <= slot.sizer.size * 3 // 4:
                 slot.reserved = await self.ledger.reserve(org_id, slot.window, slot.used + slot.sizer.next())
 
     def _spawn(self, coro: Any) -> None:

@@ -28,8 +28,8 @@ from modelux_server.usage.reservation import BlockSizer
 log = logging.getLogger("modelux.usage")
 
 # KEYS[1] counter hash; ARGV[1] limit (-1 = unlimited)
-# returns {1, used} admitted, {0, used} at the cap, {-1, used} ceiling reached,
-# {-2, 0} key missing (rebuild from the ledger)
+# returns {1, used, reserved} admitted, {0, used} at the cap, {-1, used} ceiling
+# reached, {-2, 0} key missing (rebuild from the ledger)
 ADMIT = """
 local h = redis.call('HMGET', KEYS[1], 'used', 'reserved')
 if not h[1] then return {-2, 0} end
@@ -37,7 +37,7 @@ local used = tonumber(h[1])
 local limit = tonumber(ARGV[1])
 if limit >= 0 and used >= limit then return {0, used} end
 if used >= tonumber(h[2]) then return {-1, used} end
-return {1, redis.call('HINCRBY', KEYS[1], 'used', 1)}
+return {1, redis.call('HINCRBY', KEYS[1], 'used', 1), tonumber(h[2])}
 """
 
 # KEYS[1] counter hash; ARGV[1] used, ARGV[2] reserved, ARGV[3] ttl seconds
@@ -67,7 +67,7 @@ class RedisCounter:
         ledger: Ledger,
         *,
         block: int = 64,
-        max_block: int = 1024,
+        max_block: int = 4096,
         fail_open: bool = False,
         flush_interval: float = 0.5,
         metrics: object | None = None,
@@ -85,6 +85,7 @@ class RedisCounter:
         self._raise = client.register_script(RAISE)
         self._touched: dict[tuple[str, str], Window] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -95,9 +96,14 @@ class RedisCounter:
         key = self.key(org_id, window)
         try:
             for _ in range(64):
-                status, used = await self._admit(keys=[key], args=[-1 if limit is None else limit])
+                status, used, *rest = await self._admit(keys=[key], args=[-1 if limit is None else limit])
                 if status == 1:
                     self._touched[(org_id, window.key)] = window
+                    sizer = self._sizers.get(key)
+                    ahead = sizer.size if sizer is not None else self.block
+                    if rest and int(rest[0]) - int(used) <= ahead * 3 // 4:
+                        # extend the ceiling before it is reached, so admissions rarely wait
+                        self._prefetch(key, org_id, window, int(used))
                     return Admitted(used=int(used))
                 if status == 0:
                     return Rejected(used=int(used), limit=int(limit or 0))
@@ -111,12 +117,31 @@ class RedisCounter:
                     if status == -2:
                         await self._rebuild(key, org_id, window)
                     else:
-                        sizer = self._sizers.setdefault(key, BlockSizer(self.block, self.max_block))
-                        ceiling = await self.ledger.reserve(org_id, window, int(used) + sizer.next())
-                        await self._raise(keys=[key], args=[ceiling])
+                        await self._extend(key, org_id, window, int(used))
         except RedisError as exc:
             return self._unavailable(exc)
         raise ServiceUnavailable("The request counter is busy; try again.", code="counter_contended")
+
+    async def _extend(self, key: str, org_id: str, window: Window, used: int) -> None:
+        sizer = self._sizers.setdefault(key, BlockSizer(self.block, self.max_block))
+        ceiling = await self.ledger.reserve(org_id, window, used + sizer.next())
+        await self._raise(keys=[key], args=[ceiling])
+
+    def _prefetch(self, key: str, org_id: str, window: Window, used: int) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        if lock.locked():
+            return
+
+        async def run() -> None:
+            async with lock:
+                try:
+                    await self._extend(key, org_id, window, used)
+                except Exception:  # noqa: BLE001 - an admission that needs it will retry in line
+                    log.warning("ahead-of-need reservation failed", exc_info=True)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _rebuild(self, key: str, org_id: str, window: Window) -> None:
         used, reserved = await self.ledger.load(org_id, window)
