@@ -89,14 +89,10 @@ def measure_backend(name: str, upstream: Upstream, workdir: Path, seconds: int) 
 
 
 def measure_cap(
-    upstream: Upstream, workdir: Path, total: int = 2000, cap: int = 500, concurrency: int = 128
+    upstream: Upstream, workdir: Path, total: int = 2000, cap: int = 500, concurrency: int = 2000
 ) -> dict[str, Any]:
-    """`total` requests, `concurrency` at a time, split over two processes sharing one cap.
-
-    Concurrency stays below redis-py's default pool of 100 connections per process: past
-    it the pool raises "Too many connections", which the counter reports as Redis being
-    unreachable (503 when failing closed) and logs once per request.
-    """
+    """`total` requests, `concurrency` at a time (all at once by default), split over two
+    processes sharing one cap through PostgreSQL + Redis."""
     env, pg = backend_env("cap", workdir)
     try:
         cli(env, "migrate")

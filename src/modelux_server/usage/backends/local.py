@@ -30,6 +30,7 @@ class _Slot:
     sizer: BlockSizer
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     dirty: bool = False
+    extending: bool = False
 
 
 class LocalCounter:
@@ -72,16 +73,23 @@ class LocalCounter:
             if slot.used < slot.reserved:
                 slot.used += 1
                 slot.dirty = True
-                if slot.reserved - slot.used <= slot.sizer.size * 3 // 4 and not slot.lock.locked():
-                    # extend the ceiling ahead of need, so admissions rarely wait on the database
+                if slot.reserved - slot.used <= slot.sizer.size * 3 // 4 and not slot.extending:
+                    # extend the ceiling ahead of need, so admissions rarely wait on the
+                    # database; flagged now, since the task only takes the lock later
+                    slot.extending = True
                     self._spawn(self._extend(org_id, slot))
                 return Admitted(used=slot.used)
             await self._extend(org_id, slot)
 
     async def _extend(self, org_id: str, slot: _Slot) -> None:
-        async with slot.lock:
-            if slot.reserved - slot.used <= slot.sizer.size * 3 // 4:
-                slot.reserved = await self.ledger.reserve(org_id, slot.window, slot.used + slot.sizer.next())
+        try:
+            async with slot.lock:
+                if slot.reserved - slot.used <= slot.sizer.size * 3 // 4:
+                    slot.reserved = await self.ledger.reserve(
+                        org_id, slot.window, slot.used + slot.sizer.next()
+                    )
+        finally:
+            slot.extending = False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

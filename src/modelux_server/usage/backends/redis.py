@@ -86,6 +86,7 @@ class RedisCounter:
         self._touched: dict[tuple[str, str], Window] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._prefetching: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -128,16 +129,21 @@ class RedisCounter:
         await self._raise(keys=[key], args=[ceiling])
 
     def _prefetch(self, key: str, org_id: str, window: Window, used: int) -> None:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        if lock.locked():
+        # marked synchronously: the task takes the lock only once it runs, and
+        # every admission until then would otherwise start another extension
+        if key in self._prefetching:
             return
+        self._prefetching.add(key)
+        lock = self._locks.setdefault(key, asyncio.Lock())
 
         async def run() -> None:
-            async with lock:
-                try:
+            try:
+                async with lock:
                     await self._extend(key, org_id, window, used)
-                except Exception:  # noqa: BLE001 - an admission that needs it will retry in line
-                    log.warning("ahead-of-need reservation failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - an admission that needs it will retry in line
+                log.warning("ahead-of-need reservation failed", exc_info=True)
+            finally:
+                self._prefetching.discard(key)
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
