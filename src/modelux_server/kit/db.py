@@ -77,7 +77,7 @@ class Database:
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
-        """On SQLite, queue this process's write transactions in Python.
+        """On SQLite, queue this process's frequent writers in Python.
 
         They would otherwise meet on the database's single write lock, where a
         waiter sleeps in SQLite's busy handler with growing back-off (up to
@@ -106,13 +106,24 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits on success and rolls back on error."""
-        async with self._write_turn(), self.sessionmaker() as session:
+        async with self.sessionmaker() as session:
             try:
                 yield session
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def hot_session(self) -> AsyncIterator[AsyncSession]:
+        """A write session for the process's frequent background writers.
+
+        Only for self-contained writes that open no other session inside (the
+        counter ledger, the request log): they queue for their turn in Python
+        (see `_write_turn`), which a nested session would wait on forever.
+        """
+        async with self._write_turn(), self.session() as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

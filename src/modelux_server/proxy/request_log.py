@@ -82,7 +82,7 @@ class RequestLogWriter:
         # SQLite's write lock for all of it, stalls admissions for tens of ms.
         for start in range(0, len(batch), _SLICE):
             chunk = batch[start : start + _SLICE]
-            async with self.db.session() as session:
+            async with self.db.hot_session() as session:
                 conn = await session.connection()
                 driver: Any = (await conn.get_raw_connection()).driver_connection
                 if self.db.is_sqlite:

@@ -59,7 +59,7 @@ class Ledger:
                 "updated_at": stmt.excluded.updated_at,
             },
         ).returning(UsageCounter.reserved)
-        async with self.db.session() as session:
+        async with self.db.hot_session() as session:
             return int((await session.execute(stmt)).scalar_one())
 
     async def record_used(self, counts: list[tuple[str, Window, int]], *, settle: bool = False) -> None:
@@ -67,7 +67,7 @@ class Ledger:
         exact count too: a clean shutdown leaves no over-count behind."""
         if not counts:
             return
-        async with self.db.session() as session:
+        async with self.db.hot_session() as session:
             for org_id, window, used in counts:
                 stmt, greatest = self._upsert(org_id, window, used, used)
                 updates = {
