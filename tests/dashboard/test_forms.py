@@ -133,7 +133,7 @@ async def test_a_creation_over_the_plan_limit_shows_the_402_and_the_upgrade_link
         assert first.status_code == 303
         refused = await post_form(client, "/projects", "/projects/create", {"name": "two"})
     assert refused.status_code == 402
-    assert "The Free plan allows 1 projects" in refused.text
+    assert "The Free plan allows 1 project" in refused.text
     assert 'href="https://modelux.test/settings/billing?plan=pro"' in refused.text
     assert 'value="two"' in refused.text  # what was typed is kept
 

@@ -15,6 +15,7 @@ from modelux_server.billing.catalog import MONTHLY_LIMITS, Catalog, Plan
 from modelux_server.errors import FeatureNotInPlan, PlanLimitExceeded
 from modelux_server.models import CustomPlan
 
+_SINGULAR = {"projects": "project", "api_keys": "API key", "provider_credentials": "provider credential"}
 _LIMIT_WORDS = {
     "monthly_requests": "monthly requests",
     "projects": "projects",
@@ -90,7 +91,8 @@ class Entitlements:
             message = f"This organization has used all {limit:,} {words} of the {self.plan.name} plan"
             message += f" for this period; the counter resets at {_iso(resets_at)}." if resets_at else "."
         else:
-            message = f"The {self.plan.name} plan allows {limit:,} {words}; this organization has {used:,}."
+            noun = _SINGULAR.get(name, words) if limit == 1 else words
+            message = f"The {self.plan.name} plan allows {limit:,} {noun}; this organization has {used:,}."
         if target is not None:
             message += f" Upgrade to {target.name} for more."
         else:
