@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     stripe_webhook_tolerance: int = Field(300, ge=1)
     plan_catalog: Path | None = None
     secret_key: str | None = None
-    admin_token: str | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)
     log_level: str = "INFO"
     redis_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
@@ -48,7 +47,6 @@ class Settings(BaseSettings):
     counter_reserve_block: int = Field(32, ge=1, le=100_000)
     counter_reserve_block_max: int = Field(4096, ge=1, le=100_000)
     upstream_timeout_s: float = Field(60.0, gt=0)
-    clock_control: bool = False
     workers_enabled: bool = True
     # how often the mailer worker looks for due emails when nothing wakes it
     notifications_poll_seconds: float = Field(1.0, gt=0)

@@ -6,7 +6,6 @@ Adding a surface (proxy, dashboard, MCP, webhooks) means adding it here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -72,11 +71,6 @@ def mounts(rt: Runtime) -> list[Callable[[FastAPI], None]]:
     from modelux_server.mcp.http import mount as mcp
 
     return [mcp(rt), dashboard]
-
-
-@asynccontextmanager
-async def nothing(_: Runtime) -> Any:
-    yield
 
 
 async def readiness(rt: Runtime) -> dict[str, str]:

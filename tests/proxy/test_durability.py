@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from tests.support.databases import truncate_pg
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.redis import redis_url_or_skip
 from tests.support.serve_process import ServeProcess
@@ -35,8 +36,7 @@ def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     return out.stdout
 
 
-@pytest.fixture
-def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+def _env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         "MODELUX_DATABASE_URL": db_url,
         "MODELUX_DATA_DIR": str(tmp_path / "data"),
@@ -44,6 +44,18 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
         "MODELUX_COUNTER_RESERVE_BLOCK": str(BLOCK),
         "MODELUX_COUNTER_RESERVE_BLOCK_MAX": str(BLOCK),
     }
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    return _env(db_url, tmp_path)
+
+
+@pytest.fixture
+def pg_env(pg_url: str, tmp_path: Path) -> dict[str, str]:
+    """Several processes need PostgreSQL (SQLite is the single-process default)."""
+    truncate_pg(pg_url)
+    return _env(pg_url, tmp_path)
 
 
 def setup_tenant(
@@ -122,11 +134,9 @@ def test_kill_9_loses_no_admitted_request(
 
 
 def test_two_processes_share_one_exact_cap(
-    db_url: str, env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
+    pg_env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, servers: list[ServeProcess]
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("several processes need PostgreSQL + Redis (SQLite is the single-process default)")
-    shared = {**env, "MODELUX_REDIS_URL": redis_url_or_skip()}
+    shared = {**pg_env, "MODELUX_REDIS_URL": redis_url_or_skip()}
     a = ServeProcess(shared, tmp_path).start()
     b = ServeProcess(shared, tmp_path).start()
     servers.extend([a, b])

@@ -77,8 +77,10 @@ def test_the_modelux_sdk_works_unchanged(tenant: Tenant) -> None:
     mx = modelux.Modelux(api_key=tenant.key, base_url=f"{tenant.base}/v1")
     done = mx.chat.completions.create(model="gpt-fake", messages=MSG, tags={"team": "search"}, user_id="u1")
     assert done.modelux.provider_used == "openai" and done.modelux.request_id.startswith("req_")
-    chunks = list(mx.chat.completions.create(model="gpt-fake", messages=MSG, stream=True))
-    assert chunks
+    stream = mx.chat.completions.create(model="gpt-fake", messages=MSG, stream=True)
+    assert stream.modelux.provider_used == "openai"
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == done.choices[0].message.content
 
 
 def test_routing_config_and_fallback(tenant: Tenant) -> None:

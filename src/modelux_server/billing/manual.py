@@ -13,7 +13,6 @@ from modelux_server.billing.provider import (
     CheckoutView,
     CustomerView,
     InvalidWebhook,
-    InvoiceView,
     SubscriptionView,
     WebhookEvent,
 )
@@ -72,9 +71,6 @@ class ManualBilling:
         self._refuse()
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
-        self._refuse()
-
-    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
         self._refuse()
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:

@@ -96,17 +96,6 @@ class CheckoutView:
 
 
 @dataclass(frozen=True)
-class InvoiceView:
-    id: str
-    status: str
-    amount_due: int
-    amount_paid: int
-    total: int
-    currency: str
-    billing_reason: str | None
-
-
-@dataclass(frozen=True)
 class WebhookEvent:
     id: str
     type: str
@@ -149,7 +138,5 @@ class BillingProvider(Protocol):
     async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView: ...
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView: ...
-
-    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView: ...
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...

@@ -21,7 +21,6 @@ from modelux_server.billing.provider import (
     CheckoutView,
     CustomerView,
     InvalidWebhook,
-    InvoiceView,
     PriceRef,
     SubscriptionView,
     WebhookEvent,
@@ -284,24 +283,11 @@ class StripeBilling:
             )
         return subscription_view(_dict(sub))
 
-    # ------------------------------------------------------------------ customers and invoices
+    # ------------------------------------------------------------------ customers
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
         async with _converted():
             raw = _dict(await self._client.v1.customers.retrieve_async(customer_id))
         return CustomerView(id=raw["id"], email=raw.get("email"), deleted=bool(raw.get("deleted")))
-
-    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
-        async with _converted():
-            raw = _dict(await self._client.v1.invoices.retrieve_async(invoice_id))
-        return InvoiceView(
-            id=raw["id"],
-            status=raw.get("status") or "draft",
-            amount_due=int(raw.get("amount_due") or 0),
-            amount_paid=int(raw.get("amount_paid") or 0),
-            total=int(raw.get("total") or 0),
-            currency=raw.get("currency") or "usd",
-            billing_reason=raw.get("billing_reason"),
-        )
 
 
 class _converted:

@@ -76,10 +76,6 @@ class Applied:
     after: Snapshot
     change: PlanChange | None
 
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
-
 
 def plan_of_price(catalog: Catalog, price: PriceRef) -> tuple[str, str] | None:
     """(plan, interval) of one of our prices, by lookup key, else by metadata.

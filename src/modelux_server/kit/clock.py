@@ -45,27 +45,6 @@ class FrozenClock:
             self._now = self._now + delta
 
 
-class OffsetClock:
-    """System time shifted by a settable offset.
-
-    Used when a running server must be moved in time from outside (the
-    `MODELUX_CLOCK_CONTROL` test hook): time still flows, which keeps
-    timeouts and TTLs meaningful.
-    """
-
-    def __init__(self) -> None:
-        self._offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
-
-    def set(self, when: datetime) -> None:
-        self._offset = when.astimezone(UTC) - datetime.now(UTC)
-
-    def advance(self, delta: timedelta) -> None:
-        self._offset += delta
-
-
 def utc(dt: datetime) -> datetime:
     """Return `dt` as aware UTC; naive values (SQLite reads them back so) are UTC."""
     if dt.tzinfo is None:

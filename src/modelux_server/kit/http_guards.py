@@ -27,14 +27,20 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        length = headers.get("content-length")
+        # ASGI servers give header names lower-cased; only these two are needed
+        length: str | None = None
+        content_type = ""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await _reply(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
             return
         path: str = scope["path"]
         if path.startswith(JSON_PREFIXES) and (length is None or length != "0"):
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            ctype = content_type.split(";")[0].strip().lower()
             if ctype and ctype != "application/json" and not ctype.endswith("+json"):
                 await _reply(send, 400, "unsupported_content_type", "Send the body as application/json.")
                 return

@@ -74,12 +74,3 @@ async def list_recent(
         stmt = stmt.where(Notification.org_id == org_id)
     stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
     return list((await session.execute(stmt)).scalars())
-
-
-async def for_org(session: AsyncSession, org_id: str) -> list[Notification]:
-    stmt = (
-        select(Notification)
-        .where(Notification.org_id == org_id)
-        .order_by(Notification.created_at, Notification.id)
-    )
-    return list((await session.execute(stmt)).scalars())

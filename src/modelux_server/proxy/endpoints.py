@@ -27,7 +27,7 @@ from modelux_server.errors import BadRequest, ModeluxError, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.proxy.codec import dumps, loads
 from modelux_server.proxy.context import Caller, OrgContext
-from modelux_server.proxy.execute import Outcome, sse_single
+from modelux_server.proxy.execute import Credentials, Outcome, sse_single
 from modelux_server.proxy.facts import request_facts
 from modelux_server.proxy.resolve import Route, resolve, resolve_rules
 from modelux_server.proxy.state import ProxyState
@@ -150,7 +150,9 @@ class ProxyCall:
         body = outcome.raw if outcome.raw is not None else dumps(outcome.body)
         await send_json(send, 200, body, self.headers(outcome))
 
-    async def prepare(self, kind: str, receive: Receive) -> tuple[Caller, OrgContext, Route, dict[str, Any]]:
+    async def prepare(
+        self, kind: str, receive: Receive
+    ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
         state = self.state
         self.caller = caller = await state.ctx.caller(header(self.scope, b"authorization"))
         body = _parse(await read_body(receive))
@@ -163,8 +165,8 @@ class ProxyCall:
         if route.strategy == "custom_rules":
             facts = await request_facts(state.rt, Headers(scope=self.scope), body, caller, org)
             route, _why = await resolve_rules(state.ctx, caller, org, route, facts)
-        await state.executor.check_credentials(caller, route)
-        return caller, org, route, body
+        creds = await state.executor.credentials(caller, route)
+        return caller, org, route, creds, body
 
     async def admit(self, caller: Caller, org: OrgContext) -> None:
         now = self.state.rt.clock.now()
@@ -180,9 +182,9 @@ class ProxyCall:
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     call = ProxyCall(_state(scope), scope, "chat.completions")
     try:
-        caller, org, route, body = await call.prepare("chat", receive)
+        caller, org, route, creds, body = await call.prepare("chat", receive)
         await call.admit(caller, org)
-        outcome = await call.state.executor.call(caller, route, body, "chat", call.stream)
+        outcome = await call.state.executor.call(route, creds, body, "chat", call.stream)
     except ModeluxError as exc:
         await call.fail(send, exc)
         return
@@ -218,11 +220,11 @@ async def _relay(call: ProxyCall, outcome: Outcome) -> AsyncIterator[bytes]:
 async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
     call = ProxyCall(_state(scope), scope, "embeddings")
     try:
-        caller, org, route, body = await call.prepare("embeddings", receive)
+        caller, org, route, creds, body = await call.prepare("embeddings", receive)
         if "input" not in body:
             raise ValidationFailed("'input' is required.", code="missing_field", param="input")
         await call.admit(caller, org)
-        outcome = await call.state.executor.call(caller, route, body, "embeddings", False)
+        outcome = await call.state.executor.call(route, creds, body, "embeddings", False)
     except ModeluxError as exc:
         await call.fail(send, exc)
         return

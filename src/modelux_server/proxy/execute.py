@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelux_server.errors import UpstreamFailed, UpstreamTimedOut, ValidationFailed
-from modelux_server.proxy.context import Caller, ProxyContext
+from modelux_server.proxy.context import Caller, Credential, ProxyContext
 from modelux_server.proxy.metrics import ProxyMetrics
 from modelux_server.proxy.providers.base import ChatStream, UpstreamError, UpstreamTimeout, Usage
 from modelux_server.proxy.providers.registry import ProviderRegistry
 from modelux_server.proxy.resolve import Route, Target
 from modelux_server.routing.aggregation import AGGREGATIONS, MemberResult, NoValidAnswer
+
+Credentials = dict[Target, Credential]
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Executor:
         self.metrics = metrics
         self.default_timeout = default_timeout
 
-    async def _credential(self, caller: Caller, target: Target):  # type: ignore[no-untyped-def]
+    async def _credential(self, caller: Caller, target: Target) -> Credential:
         cred = await self.ctx.credential(caller.org_id, target.vendor, target.provider_id)
         if cred is None:
             raise ValidationFailed(
@@ -53,22 +55,22 @@ class Executor:
             )
         return cred
 
-    async def check_credentials(self, caller: Caller, route: Route) -> None:
-        """Refuse before admission when a target has no credential (a gateway 422, not counted)."""
-        for target in route.targets:
-            await self._credential(caller, target)
+    async def credentials(self, caller: Caller, route: Route) -> Credentials:
+        """Every target's credential, looked up once, before admission: a target without
+        one is a gateway 422 and is not counted."""
+        return {target: await self._credential(caller, target) for target in route.targets}
 
     async def call(
-        self, caller: Caller, route: Route, body: dict[str, Any], kind: str, stream: bool
+        self, route: Route, creds: Credentials, body: dict[str, Any], kind: str, stream: bool
     ) -> Outcome:
         if route.strategy == "ensemble" and kind == "chat":
-            return await self._ensemble(caller, route, body)
+            return await self._ensemble(route, creds, body)
         trace: list[dict[str, Any]] = []
         last: UpstreamError | None = None
         for target in route.targets:
             started = time.perf_counter()
             try:
-                outcome = await self._attempt(caller, target, body, kind, stream)
+                outcome = await self._attempt(target, creds[target], body, kind, stream)
             except UpstreamError as exc:
                 elapsed = (time.perf_counter() - started) * 1000
                 kind_label = (
@@ -86,9 +88,8 @@ class Executor:
         raise _gateway_error(last, trace)
 
     async def _attempt(
-        self, caller: Caller, target: Target, body: dict[str, Any], kind: str, stream: bool
+        self, target: Target, cred: Credential, body: dict[str, Any], kind: str, stream: bool
     ) -> Outcome:
-        cred = await self._credential(caller, target)
         provider = self.registry.get(cred.upstream.vendor)
         timeout = target.timeout or self.default_timeout
         started = time.perf_counter()
@@ -111,7 +112,7 @@ class Executor:
         self.metrics.upstream_latency_for(target.vendor).observe(elapsed / 1000)
         return Outcome(response.body, target, response.usage, elapsed, raw=response.raw)
 
-    async def _ensemble(self, caller: Caller, route: Route, body: dict[str, Any]) -> Outcome:
+    async def _ensemble(self, route: Route, creds: Credentials, body: dict[str, Any]) -> Outcome:
         spec = route.spec
         member_timeout = spec.get("member_timeout_ms", 30_000) / 1000
         overall = spec.get("timeout_ms", 60_000) / 1000
@@ -123,7 +124,7 @@ class Executor:
             try:
                 async with asyncio.timeout(member_timeout):
                     outcome = await self._attempt(
-                        caller, Target(**{**target.__dict__, "timeout": member_timeout}), plain, "chat", False
+                        replace(target, timeout=member_timeout), creds[target], plain, "chat", False
                     )
                 content = _content(outcome.body)
                 result = MemberResult(

@@ -6,8 +6,6 @@ write can never rewind a live counter.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -81,12 +79,3 @@ class Ledger:
                 await session.execute(
                     stmt.on_conflict_do_update(index_elements=["org_id", "window_key"], set_=updates)
                 )
-
-    async def snapshot(self, since: datetime | None = None) -> list[UsageCounter]:
-        async with self.db.read_sessionmaker() as session:
-            stmt = select(UsageCounter)
-            if since is not None:
-                stmt = stmt.where(UsageCounter.updated_at >= since)
-            rows = list((await session.execute(stmt)).scalars())
-            await session.commit()
-        return rows

@@ -23,9 +23,6 @@ class ProviderRegistry:
         self._default: Provider = OpenAICompatibleProvider(self.client)
         self._by_vendor: dict[str, Provider] = {"anthropic": AnthropicProvider(self.client)}
 
-    def register(self, vendor: str, provider: Provider) -> None:
-        self._by_vendor[vendor] = provider
-
     def get(self, vendor: str) -> Provider:
         return self._by_vendor.get(vendor, self._default)
 
