@@ -19,6 +19,7 @@ from modelux_server.kit.clock import Clock, SystemClock
 from modelux_server.kit.db import Database
 from modelux_server.kit.http_guards import BodyGuard, BodyTooLarge
 from modelux_server.kit.migrations import ensure_migrated
+from modelux_server.kit.security_headers import SecurityHeaders
 from modelux_server.kit.secrets import Encryptor
 from modelux_server.runtime import Runtime
 
@@ -64,6 +65,7 @@ def create_app(
     _mount(app, rt)
     _error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -6,6 +6,8 @@ nothing else in the package reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -13,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelux_server.kit.files import private_dir
 
 
 class SettingsError(Exception):
@@ -50,6 +54,21 @@ class Settings(BaseSettings):
     workers_enabled: bool = True
     # how often the mailer worker looks for due emails when nothing wakes it
     notifications_poll_seconds: float = Field(1.0, gt=0)
+    # /metrics: unset = served in development, off in production unless a token is
+    # set; with a token, scrapers must send it as a bearer token
+    metrics_enabled: bool | None = None
+    metrics_token: str | None = None
+
+    # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (comma-separated IPs or CIDRs); empty: nobody's, the peer address is the client
+    trusted_proxies: str = ""
+    # failed dashboard logins from one client address in 15 minutes, whatever the emails
+    login_max_failures_per_address: int = Field(30, ge=1)
+    # organizations created through /signup per hour, per client address and per email domain
+    signup_max_per_address: int = Field(5, ge=1)
+    signup_max_per_domain: int = Field(20, ge=1)
+    # unset: required when SMTP is configured (the link can actually arrive)
+    require_email_verification: bool | None = None
 
     @field_validator("public_url", "stripe_api_base")
     @classmethod
@@ -87,6 +106,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an smtp://, smtp+starttls:// or smtps:// URL")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in _split(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.env == "production":
@@ -111,6 +140,22 @@ class Settings(BaseSettings):
         return "stripe" if self.stripe_secret_key else "manual"
 
     @property
+    def metrics_served(self) -> bool:
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return self.env == "development" or bool(self.metrics_token)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
+    @property
+    def email_verification_required(self) -> bool:
+        if self.require_email_verification is not None:
+            return self.require_email_verification
+        return self.smtp_url is not None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
@@ -126,11 +171,16 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         key = secrets.token_urlsafe(32)
-        path.write_text(key)
-        path.chmod(0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
         return key
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -134,3 +134,28 @@ def test_forged_stale_and_unsigned_webhooks_are_refused_and_change_nothing(sqlit
     ok = _post(world, other, sign(other, WEBHOOK_SECRET))
     assert ok.status_code == 200 and ok.json()["result"] == "ignored"
     assert world.stripe_event_count() == events_before
+
+
+def test_signed_but_malformed_events_are_refused_with_400_and_change_nothing(world: StripeWorld) -> None:
+    org = world.org()
+    world.subscribe(org, "pro")
+    events_before = world.stripe_event_count()
+    malformed = [
+        "[]",
+        '{"id": "evt_m1"}',
+        '{"id": 5, "type": "customer.subscription.deleted", "data": {"object": {"id": "sub_x"}}}',
+        '{"id": "evt_m2", "type": "customer.subscription.deleted", "data": {"object": []}}',
+        '{"id": "evt_m3", "type": "customer.subscription.deleted", "data": {"object": {"customer": 1}}}',
+        '{"id": "evt_m4", "type": "customer.subscription.deleted", "data": {"object": {"id": 7}}}',
+        '{"id": "evt_\\u0000", "type": "invoice.paid", "data": {"object": {"id": "in_1"}}}',
+        '{"id": "evt_m5", "type": "checkout.session.completed", "data": {"object": {"id": "cs_1", '
+        '"metadata": "not-a-dict"}}}',
+        '{"id": "' + "e" * 300 + '", "type": "invoice.paid", "data": {"object": {"id": "in_1"}}}',
+    ]
+    for payload in malformed:
+        r = _post(world, payload, sign(payload, WEBHOOK_SECRET))
+        assert r.status_code == 400, (payload, r.status_code, r.text)
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["code"] == "invalid_event"
+    assert world.stripe_event_count() == events_before
+    assert world.billing(org)["plan"]["id"] == "pro"

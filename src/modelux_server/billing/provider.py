@@ -46,6 +46,10 @@ class InvalidWebhook(Exception):
     """The webhook's signature or timestamp does not verify."""
 
 
+class MalformedWebhook(InvalidWebhook):
+    """Correctly signed, but not a well-formed event of its type: refused, nothing applied."""
+
+
 @dataclass(frozen=True)
 class PriceRef:
     """What a subscription item's price says about our catalog."""

@@ -21,6 +21,7 @@ from modelux_server.billing.provider import (
     CheckoutView,
     CustomerView,
     InvalidWebhook,
+    MalformedWebhook,
     PriceRef,
     SubscriptionView,
     WebhookEvent,
@@ -128,11 +129,24 @@ class StripeBilling:
                 payload, signature, self._webhook_secret, tolerance=self._tolerance
             )
             data = json.loads(payload)
-            return WebhookEvent(id=data["id"], type=data["type"], object=data["data"]["object"])
+            event = WebhookEvent(id=data["id"], type=data["type"], object=data["data"]["object"])
         except stripe.SignatureVerificationError as exc:
             raise InvalidWebhook(str(exc).split(". ")[0]) from None
         except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-            raise InvalidWebhook("The webhook body is not a Stripe event.") from None
+            raise MalformedWebhook("The webhook body is not a Stripe event.") from None
+        # Signed is not the same as well-formed: a body that passes the signature
+        # still has to look like an event before anything is stored under its id.
+        if not (
+            isinstance(event.id, str)
+            and 0 < len(event.id) <= 255
+            and isinstance(event.type, str)
+            and 0 < len(event.type) <= 100
+            and isinstance(event.object, dict)
+            and isinstance(event.object.get("id"), str)
+            and "\x00" not in event.id + event.type + event.object["id"]
+        ):
+            raise MalformedWebhook("The webhook body is not a Stripe event.")
+        return event
 
     # ------------------------------------------------------------------ catalog
     async def price_id(self, plan_id: str, interval: str) -> str:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from modelux_server.billing import webhooks
-from modelux_server.billing.provider import InvalidWebhook
+from modelux_server.billing.provider import InvalidWebhook, MalformedWebhook
 from modelux_server.errors import BadRequest
 from modelux_server.management.http import runtime
 
@@ -19,6 +19,8 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     payload = await request.body()
     try:
         result = await webhooks.receive(runtime(request), payload, request.headers.get("stripe-signature"))
+    except MalformedWebhook as exc:
+        raise BadRequest(f"Webhook refused: {exc}", code="invalid_event") from None
     except InvalidWebhook as exc:
         raise BadRequest(f"Webhook refused: {exc}", code="invalid_signature") from None
     return JSONResponse({"received": True, "result": result})

@@ -35,6 +35,7 @@ from modelux_server.billing.manual import ManualBilling
 from modelux_server.billing.provider import (
     BillingProvider,
     BillingProviderError,
+    MalformedWebhook,
     SubscriptionView,
     WebhookEvent,
 )
@@ -77,6 +78,11 @@ async def receive(rt: Runtime, payload: bytes, signature: str | None) -> str:
     except BillingProviderError as exc:
         # Stripe could not be read back; a non-2xx makes it deliver again later
         raise ServiceUnavailable(f"Could not re-read the event's object from Stripe: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # Correctly signed but not shaped like the event type says: nothing was
+        # applied (the transaction rolled back), and a retry cannot fix it.
+        log.warning("webhook %s (%s) is malformed; refused", event.id, event.type)
+        raise MalformedWebhook("The event's object is not what its type promises.") from None
     return "processed"
 
 

@@ -28,12 +28,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from modelux_server.kit.files import private_file
+
 
 def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, pool_size=8, max_overflow=16, **kwargs
         )

@@ -49,6 +49,12 @@ class McpEndpoint:
         self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            # Stateless mode keeps no session, so there is no stream for GET to
+            # resume and nothing for DELETE to end; the spec lets a server answer
+            # 405 here, where the SDK would hold a GET stream open indefinitely.
+            await _method_not_allowed(scope, receive, send)
+            return
         authorization = Headers(scope=scope).get("authorization")
         try:
             # a plain read: on SQLite it must not queue for the write lock
@@ -61,6 +67,17 @@ class McpEndpoint:
             await response(scope, receive, send)
             return
         await self.sessions.handle_request(scope, receive, send)
+
+
+async def _method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "method_not_allowed",
+            "message": "/mcp runs stateless: send each JSON-RPC message with POST.",
+        }
+    }
+    await JSONResponse(body, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
 
 
 def mount(rt: Runtime) -> Callable[[FastAPI], None]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,3 +16,5 @@ class User(Timestamped, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     # argon2id; null for an invited member who has not set one yet
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    # set when the person proved they read mail at `email` (a link, an invitation)
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)

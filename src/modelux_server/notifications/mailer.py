@@ -29,6 +29,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import aiosmtplib
 
+from modelux_server.kit.files import private_dir
+
 __all__ = [
     "Mailer",
     "MailerError",
@@ -329,7 +331,8 @@ class OutboxMailer:
         )
 
     def _write(self, message: email.message.EmailMessage) -> pathlib.Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # messages carry links with one-time tokens: private like the database
+        private_dir(self.folder)
         # CRLF is the canonical line ending of RFC 5322 messages, which is what
         # mail clients expect from an .eml file.
         data = message.as_bytes(policy=email.policy.default.clone(linesep="\r\n"))
