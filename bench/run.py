@@ -38,6 +38,7 @@ def backend_env(name: str, workdir: Path) -> tuple[dict[str, str], str | None]:
         "MODELUX_DATA_DIR": str(workdir / name),
         "MODELUX_SECRET_KEY": "bench",
         "MODELUX_LOG_LEVEL": "WARNING",
+        "MODELUX_EGRESS_ALLOW": "127.0.0.0/8",  # the fake upstream is on loopback
     }
     if name == "local-sqlite":
         env["MODELUX_DATABASE_URL"] = f"sqlite:///{workdir / name / 'bench.db'}"

@@ -18,9 +18,11 @@ from modelux_server.errors import ModeluxError
 from modelux_server.kit.clock import Clock, SystemClock
 from modelux_server.kit.db import Database
 from modelux_server.kit.http_guards import BodyGuard, BodyTooLarge
+from modelux_server.kit.json_depth import JSONDepthGuard
 from modelux_server.kit.migrations import ensure_migrated
-from modelux_server.kit.security_headers import SecurityHeaders
+from modelux_server.kit.schemas import error_code
 from modelux_server.kit.secrets import Encryptor
+from modelux_server.kit.security_headers import SecurityHeaders
 from modelux_server.runtime import Runtime
 
 log = logging.getLogger("modelux")
@@ -64,6 +66,7 @@ def create_app(
     app.state.runtime = rt
     _mount(app, rt)
     _error_handlers(app)
+    app.add_middleware(JSONDepthGuard)  # inside BodyGuard: reads only bodies within the size limit
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app
@@ -114,7 +117,7 @@ def _error_handlers(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(loc) or None
         kind = str(first.get("type", ""))
-        code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
+        code = error_code(kind)
         if kind == "model_attributes_type" or (kind == "missing" and not loc):
             return JSONResponse(
                 {

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelux_server.kit.egress import EgressPolicy
 from modelux_server.kit.files import private_dir
 
 
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
     counter_reserve_block: int = Field(32, ge=1, le=100_000)
     counter_reserve_block_max: int = Field(4096, ge=1, le=100_000)
     upstream_timeout_s: float = Field(60.0, gt=0)
+    # non-public upstreams the operator admits (CIDRs, host names); empty refuses
+    # every non-public destination, loopback included (kit/egress.py)
+    egress_allow: str = ""
+    # the most an upstream answer may hold: a non-streamed body, and a stream in total
+    upstream_max_bytes: int = Field(10_485_760, ge=1024)
+    upstream_stream_max_bytes: int = Field(67_108_864, ge=1024)
     workers_enabled: bool = True
     # how often the mailer worker looks for due emails when nothing wakes it
     notifications_poll_seconds: float = Field(1.0, gt=0)
@@ -79,6 +86,12 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_allow(cls, value: str) -> str:
+        EgressPolicy.parse(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

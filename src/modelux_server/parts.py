@@ -22,6 +22,7 @@ def routers() -> list[tuple[APIRouter, str]]:
     from modelux_server.billing.webhook_endpoints import router as stripe_webhooks
     from modelux_server.dashboard.endpoints import router as dashboard
     from modelux_server.management_key.endpoints import router as management_keys
+    from modelux_server.member.endpoints import invitations_router as invitations
     from modelux_server.member.endpoints import router as members
     from modelux_server.project.endpoints import router as projects
     from modelux_server.provider.endpoints import router as providers
@@ -36,6 +37,7 @@ def routers() -> list[tuple[APIRouter, str]]:
         (providers, MANAGE),
         (management_keys, MANAGE),
         (members, MANAGE),
+        (invitations, MANAGE),
         (routing, MANAGE),
         (proxy, ""),
         (metrics, ""),

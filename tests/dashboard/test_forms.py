@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.operator import create_enterprise_plan
 from modelux_server.kit.clock import FrozenClock
-from modelux_server.kit.secrets import hash_password
-from modelux_server.member.service import invite
-from modelux_server.models import Organization, User
+from modelux_server.member.invitations import invite
+from modelux_server.models import Organization
 from modelux_server.runtime import Runtime
 from tests.dashboard.forms import PASSWORD, browser, csrf_of, log_in, post_form, sign_up
+from tests.support.invitations import join
 from tests.support.plans import move_to
 
 
@@ -109,9 +109,7 @@ async def test_a_member_sees_billing_read_only_and_cannot_create(app: Any, rt: R
     org_id = await _org_id(rt)
     async with rt.db.session() as session:
         await invite(session, rt, Principal(org_id, "owner", "test"), email="dev@acme.test", role="member")
-        await session.execute(
-            update(User).where(User.email == "dev@acme.test").values(password_hash=hash_password(PASSWORD))
-        )
+    await join(app, rt, "dev@acme.test")
     async with browser(app) as member:
         assert (await log_in(member, "dev@acme.test")).status_code == 303
         billing = (await member.get("/settings/billing")).text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from modelux_server.runtime import Runtime
 from tests.conftest import Org, make_org
+from tests.support.invitations import join
 from tests.support.plans import move_to
 
 
@@ -176,17 +179,24 @@ async def test_member_role_cannot_change_things(client: httpx.AsyncClient, org: 
     assert listed == []
 
 
-async def test_members_roles_and_last_owner(client: httpx.AsyncClient, org: Org) -> None:
+async def test_members_roles_and_last_owner(
+    client: httpx.AsyncClient, org: Org, app: Any, rt: Runtime
+) -> None:
     added = await client.post(
         "/manage/v1/members", json={"email": "dev@acme.test", "role": "admin"}, headers=org.headers
     )
     assert added.status_code == 201 and added.json()["data"]["role"] == "admin"
+    await join(app, rt, "dev@acme.test")
     members = (await client.get("/manage/v1/members", headers=org.headers)).json()["data"]
+    assert {(m["email"], m["role"]) for m in members} == {
+        ("owner@acme.test", "owner"),
+        ("dev@acme.test", "admin"),
+    }
     owner = next(m for m in members if m["role"] == "owner")
     r = await client.patch(f"/manage/v1/members/{owner['id']}", json={"role": "member"}, headers=org.headers)
     assert r.status_code == 409 and r.json()["error"]["code"] == "last_owner"
     dup = await client.post("/manage/v1/members", json={"email": "DEV@acme.test"}, headers=org.headers)
-    assert dup.status_code == 409
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "already_member"
 
 
 async def test_revoked_management_key_is_refused(client: httpx.AsyncClient, org: Org) -> None:

@@ -33,7 +33,8 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def live(settings: Settings, clock: FrozenClock) -> Iterator[LiveServer]:
-    server = LiveServer(settings, clock=clock).start()
+    # the fake upstream listens on loopback, which the default egress policy refuses
+    server = LiveServer(settings.model_copy(update={"egress_allow": "127.0.0.0/8"}), clock=clock).start()
     yield server
     server.stop()
 

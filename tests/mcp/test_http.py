@@ -125,6 +125,27 @@ async def test_bad_arguments_get_the_apis_422_body(live: LiveServer, acme: Org) 
     assert extra["error"]["param"] == "colour"
 
 
+async def test_nul_in_any_argument_is_the_apis_422_on_both_databases(live: LiveServer, acme: Org) -> None:
+    async with http_client(live, acme.key) as mcp:
+        name = error(await mcp.call_tool("create_project", {"name": "p\x00"}))
+        cursor = error(await mcp.call_tool("list_projects", {"cursor": "proj_\x00"}))
+        project = error(await mcp.call_tool("create_api_key", {"project_id": "proj_\x00"}))
+        listed = ok(await mcp.call_tool("list_projects", {}))
+
+    assert name == {
+        "status": 422,
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_characters",
+            "message": "name: must not contain NUL characters",
+            "param": "name",
+        },
+    }
+    assert (cursor["status"], cursor["error"]["param"]) == (422, "cursor")
+    assert (project["status"], project["error"]["param"]) == (422, "project_id")
+    assert listed["data"] == []
+
+
 async def test_a_member_key_reads_but_cannot_change_the_plan_or_create(live: LiveServer, acme: Org) -> None:
     member = await key_with_role(live, acme, "member")
     async with http_client(live, member) as mcp:

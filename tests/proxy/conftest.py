@@ -33,7 +33,12 @@ def counter_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def proxy_settings(settings: Settings, counter_backend: str) -> Settings:
-    update: dict[str, Any] = {"counter_reserve_block": 8, "counter_reserve_block_max": 64}
+    update: dict[str, Any] = {
+        "counter_reserve_block": 8,
+        "counter_reserve_block_max": 64,
+        # the fake upstream listens on loopback, which the default egress policy refuses
+        "egress_allow": "127.0.0.0/8",
+    }
     if counter_backend == "redis":
         update["redis_url"] = redis_url_or_skip()
     return settings.model_copy(update=update)

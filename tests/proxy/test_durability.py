@@ -43,6 +43,7 @@ def _env(db_url: str, tmp_path: Path) -> dict[str, str]:
         "MODELUX_SECRET_KEY": "durability-test",
         "MODELUX_COUNTER_RESERVE_BLOCK": str(BLOCK),
         "MODELUX_COUNTER_RESERVE_BLOCK_MAX": str(BLOCK),
+        "MODELUX_EGRESS_ALLOW": "127.0.0.0/8",  # the fake upstream is on loopback
     }
 
 

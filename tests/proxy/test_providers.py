@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from modelux_server.kit.egress import EgressPolicy
 from modelux_server.proxy.providers import (
     AnthropicProvider,
     ChatStream,
@@ -42,7 +43,8 @@ def _clean(fake: FakeUpstream) -> None:
 
 @pytest.fixture
 async def registry() -> AsyncIterator[ProviderRegistry]:
-    async with ProviderRegistry() as reg:
+    # the fake upstream listens on loopback, which the default egress policy refuses
+    async with ProviderRegistry(egress=EgressPolicy.parse("127.0.0.0/8")) as reg:
         yield reg
 
 

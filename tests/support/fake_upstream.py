@@ -12,6 +12,10 @@ Behaviour is chosen per model name, so one server can play several upstreams at 
     flaky-<n>      first n calls answer 500     drip-<secs>    wait between stream chunks
     echo           answer the last user message (anything else: DEFAULT_CONTENT)
 
+Misbehaving upstreams are set up with ``configure``: ``raw`` (fixed bytes, e.g. an
+HTML page, with HTTP 200), ``ignore_stream`` (a JSON answer to a streaming request),
+``cut_after`` and ``garbage_after`` (a stream that breaks off or turns to garbage).
+
 Streams are sent as one write unless ``chunk_delay`` > 0 (keeps benchmarks cheap);
 ``max_tokens`` truncates the answer to that many words and reports ``length``.
 
@@ -55,6 +59,10 @@ class Behaviour:
     chunk_delay: float = 0.0
     echo: bool = False
     cut_after: int | None = None  # streams: drop the connection after n content chunks
+    garbage_after: int | None = None  # streams: after n content chunks send a non-SSE line, then end
+    ignore_stream: bool = False  # answer a streaming request with the plain JSON answer
+    raw: bytes | None = None  # answer every chat call with these bytes and HTTP 200
+    raw_content_type: str = "text/html; charset=utf-8"
 
 
 def behaviour_from_name(model: str) -> Behaviour:
@@ -209,6 +217,8 @@ class FakeUpstream:
             return await self._error(send, status, message, anthropic)
         if path == "/v1/embeddings":
             return await _send_json(send, 200, _embeddings(body, model))
+        if behaviour.raw is not None:
+            return await _send_raw(send, behaviour.raw, behaviour.raw_content_type)
         await self._chat(send, receive, body, model, behaviour, anthropic)
 
     def _record(self, scope: Scope, headers: dict[str, str], body: JSON) -> None:
@@ -264,11 +274,12 @@ class FakeUpstream:
             truncated=truncated,
             prompt_tokens=len(prompt_text.split()) or 1,
         )
+        stream = bool(body.get("stream")) and not behaviour.ignore_stream
         if anthropic:
-            events = answer.anthropic_events() if body.get("stream") else None
+            events = answer.anthropic_events() if stream else None
             if events is None:
                 return await _send_json(send, 200, answer.anthropic_message())
-        elif body.get("stream"):
+        elif stream:
             options = body.get("stream_options") or {}
             events = answer.openai_chunks(bool(options.get("include_usage")))
         else:
@@ -424,18 +435,31 @@ async def _send_json(send: Any, status: int, payload: JSON) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _send_raw(send: Any, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _stop_after(events: list[tuple[bytes, bool]], content_chunks: int) -> list[tuple[bytes, bool]]:
+    content_seen = 0
+    for index, (_, is_content) in enumerate(events):
+        content_seen += is_content
+        if content_seen > content_chunks:
+            return events[:index]
+    return events
+
+
 async def _send_stream(
     send: Any, receive: Any, events: list[tuple[bytes, bool]], behaviour: Behaviour
 ) -> None:
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if behaviour.cut_after is not None:
-        content_seen = 0
-        for index, (_, is_content) in enumerate(events):
-            content_seen += is_content
-            if content_seen > behaviour.cut_after:
-                events = events[:index]
-                break
+        events = _stop_after(events, behaviour.cut_after)
+    elif behaviour.garbage_after is not None:
+        garbage = b"<html><body>502 Bad Gateway</body></html>\n\n"
+        events = [*_stop_after(events, behaviour.garbage_after), (garbage, False)]
     if behaviour.chunk_delay:
         for data, _ in events:
             await send({"type": "http.response.body", "body": data, "more_body": True})

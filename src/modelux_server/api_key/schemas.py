@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from modelux_server.kit.schemas import Body, iso
+from modelux_server.kit.schemas import Body, Update, iso
 from modelux_server.models import ApiKey
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -15,7 +15,7 @@ class ApiKeyCreate(Body):
     name: Name = "default"
 
 
-class ApiKeyUpdate(Body):
+class ApiKeyUpdate(Update):
     name: Name
 
 

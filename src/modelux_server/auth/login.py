@@ -1,23 +1,27 @@
-"""Dashboard login: password check with a shared failed-attempt limit.
+"""Dashboard login: password check with shared failed-attempt limits.
 
-The limit counts failures per (email, client address) in the database, so
-several `modelux serve` processes enforce one limit. Counting and recording
-are two statements, so a burst of parallel guesses can overshoot the limit
-by a few; that bounds guessing just as well and needs no lock.
+Two limits, both in the database (auth/limits.py) so several `modelux serve`
+processes enforce them together:
+
+* per (email, client address): 10 failures in 15 minutes lock that pair, so
+  guessing one account's password is slow;
+* per client address, whatever the emails: guessing many accounts from one
+  address is slow too. A successful login does not reset it, or an attacker
+  with one valid account could clear it between guesses.
+
+The client address is the connection's peer, which uvicorn rewrites from
+X-Forwarded-For only for MODELUX_TRUSTED_PROXIES.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.auth import repository
-from modelux_server.kit.clock import utc
+from modelux_server.auth import limits, repository
 from modelux_server.kit.secrets import hash_password, verify_password
 from modelux_server.models import Membership, User
 from modelux_server.runtime import Runtime
@@ -36,6 +40,8 @@ class Admitted:
 class Rejected:
     reason: str  # "invalid" or "rate_limited"
     retry_after: int | None = None
+    # for "rate_limited": "email" (this account from this address) or "address"
+    per: str | None = None
 
 
 LoginResult = Admitted | Rejected
@@ -48,32 +54,52 @@ def _dummy_hash() -> str:
     return hash_password("not-a-password")
 
 
-def attempt_key(email: str, client: str) -> str:
-    return hashlib.sha256(f"{email.strip().lower()}|{client}".encode()).hexdigest()
+def _limits(rt: Runtime) -> tuple[limits.Limit, limits.Limit]:
+    return (
+        limits.Limit("login", MAX_FAILURES, WINDOW),
+        limits.Limit("login-address", rt.settings.login_max_failures_per_address, WINDOW),
+    )
 
 
-async def log_in(
+async def check_password(
     session: AsyncSession, rt: Runtime, *, email: str, password: str, client: str
-) -> LoginResult:
-    """Check a password; a failure is recorded in the caller's transaction.
+) -> User | Rejected:
+    """The user whose password this is, or why not; a failure is recorded in the caller's transaction.
 
     Returns a value instead of raising so that the failure it records is
     committed by the caller rather than rolled back with an exception.
     """
     email = email.strip().lower()
-    key = attempt_key(email, client)
+    per_email, per_address = _limits(rt)
+    counted = [(per_email, f"{email}|{client}"), (per_address, client)]
     now = rt.clock.now()
-    failures, oldest = await repository.count_failures(session, key, now - WINDOW)
-    if failures >= MAX_FAILURES:
-        retry = WINDOW - (now - utc(oldest)) if oldest else WINDOW
-        return Rejected("rate_limited", max(1, math.ceil(retry.total_seconds())))
+    exceeded = await limits.first_exceeded(session, counted, now)
+    if exceeded is not None:
+        limit, wait = exceeded
+        return Rejected("rate_limited", wait, per="email" if limit is per_email else "address")
     user = await repository.user_by_email(session, email)
     stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
-    membership = None
-    if verify_password(stored, password) and user is not None and user.password_hash:
-        membership = await repository.first_membership(session, user.id)
-    if user is None or membership is None:
-        await repository.record_failure(session, key, now, prune_before=now - WINDOW)
+    if not (verify_password(stored, password) and user is not None and user.password_hash):
+        await limits.record(session, counted, now)
         return Rejected("invalid")
-    await repository.clear_failures(session, key)
-    return Admitted(user, membership)
+    await limits.clear(session, per_email, f"{email}|{client}")
+    return user
+
+
+async def log_in(
+    session: AsyncSession, rt: Runtime, *, email: str, password: str, client: str
+) -> LoginResult:
+    """Check a password and find the organization the login lands in (see check_password)."""
+    checked = await check_password(session, rt, email=email, password=password, client=client)
+    if isinstance(checked, Rejected):
+        return checked
+    membership = await repository.first_membership(session, checked.id)
+    if membership is None:
+        # a right password for an account in no organization is still no login
+        per_email, per_address = _limits(rt)
+        email = email.strip().lower()
+        await limits.record(
+            session, [(per_email, f"{email}|{client}"), (per_address, client)], rt.clock.now()
+        )
+        return Rejected("invalid")
+    return Admitted(checked, membership)

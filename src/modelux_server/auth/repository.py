@@ -1,4 +1,4 @@
-"""SQL for dashboard logins: users, memberships, sessions and failed attempts."""
+"""SQL for dashboard logins: users, memberships, sessions and counted attempts (auth/limits.py)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ async def user_and_org(session: AsyncSession, user_id: str, org_id: str) -> tupl
     return None if user is None or org is None else (user, org)
 
 
-async def count_failures(session: AsyncSession, key: str, since: datetime) -> tuple[int, datetime | None]:
-    """Failed attempts for `key` after `since`, and the oldest of them."""
+async def count_attempts(session: AsyncSession, key: str, since: datetime) -> tuple[int, datetime | None]:
+    """Attempts counted under `key` after `since`, and the oldest of them."""
     stmt = select(func.count(), func.min(LoginAttempt.created_at)).where(
         LoginAttempt.key == key, LoginAttempt.created_at > since
     )
@@ -50,11 +50,13 @@ async def count_failures(session: AsyncSession, key: str, since: datetime) -> tu
     return int(count), oldest
 
 
-async def record_failure(session: AsyncSession, key: str, now: datetime, prune_before: datetime) -> None:
-    # pruning on write keeps the table as small as the window without a job
+async def record_attempts(
+    session: AsyncSession, keys: list[str], now: datetime, prune_before: datetime
+) -> None:
+    # pruning on write keeps the table as small as the longest window without a job
     await session.execute(delete(LoginAttempt).where(LoginAttempt.created_at <= prune_before))
-    session.add(LoginAttempt(key=key, created_at=now))
+    session.add_all([LoginAttempt(key=key, created_at=now) for key in keys])
 
 
-async def clear_failures(session: AsyncSession, key: str) -> None:
+async def clear_attempts(session: AsyncSession, key: str) -> None:
     await session.execute(delete(LoginAttempt).where(LoginAttempt.key == key))

@@ -9,11 +9,13 @@ from modelux_server.auth.login import Admitted, Rejected, log_in
 from modelux_server.auth.sessions import close_session, open_session
 from modelux_server.dashboard import security, web
 from modelux_server.errors import ModeluxError, ValidationFailed
-from modelux_server.organization.service import create_organization
+from modelux_server.kit.schemas import has_nul
+from modelux_server.organization.signup import sign_up
 
 router = APIRouter(include_in_schema=False)
 
 MIN_PASSWORD = 10
+NUL_MESSAGE = "Emails, names and passwords cannot contain NUL characters."
 
 
 def _anonymous_page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
@@ -60,21 +62,26 @@ async def signup(request: Request) -> Response:
     try:
         if len(password) < MIN_PASSWORD:
             raise ValidationFailed(f"Choose a password of at least {MIN_PASSWORD} characters.")
+        if has_nul([*fields.values(), password]):
+            raise ValidationFailed(NUL_MESSAGE, code="invalid_characters")
         async with rt.db.session() as session:
-            created = await create_organization(
+            created = await sign_up(
                 session,
                 rt,
-                name=fields["org_name"],
-                owner_email=fields["email"],
-                owner_password=password,
-                with_management_key=False,
+                org_name=fields["org_name"],
+                email=fields["email"],
+                password=password,
+                client=web.client_address(request),
             )
             token = await open_session(session, rt, user_id=created.owner.id, org_id=created.org.id)
     except ModeluxError as exc:
-        return _anonymous_page(
+        response = _anonymous_page(
             request, "signup.html", status=exc.status, fields=fields, problem=web.problem(exc)
         )
-    return _logged_in(request, token, "/settings/billing?notice=welcome")
+        response.headers.update(exc.headers)
+        return response
+    welcome = "welcome_verify" if rt.settings.email_verification_required else "welcome"
+    return _logged_in(request, token, f"/settings/billing?notice={welcome}")
 
 
 @router.get("/login")
@@ -90,6 +97,12 @@ async def login(request: Request) -> Response:
     rt = web.runtime(request)
     form = await _anonymous_form(request)
     email, next_path = form.get("email", ""), web.safe_next(form.get("next"))
+    if has_nul([email, form.get("password", "")]):
+        # no account holds one, and PostgreSQL cannot even look it up
+        problem = {"message": NUL_MESSAGE, "code": "invalid_characters"}
+        return _anonymous_page(
+            request, "login.html", status=422, email="", next_path=next_path, problem=problem
+        )
     async with rt.db.session() as session:
         result = await log_in(
             session, rt, email=email, password=form.get("password", ""), client=web.client_address(request)
@@ -100,7 +113,8 @@ async def login(request: Request) -> Response:
     if isinstance(result, Admitted) and token is not None:
         return _logged_in(request, token, next_path)
     if isinstance(result, Rejected) and result.reason == "rate_limited":
-        message = "Too many failed attempts for this email. Wait 15 minutes, then try again."
+        where = "for this email" if result.per == "email" else "from your network"
+        message = f"Too many failed attempts {where}. Wait 15 minutes, then try again."
         response = _anonymous_page(
             request,
             "login.html",

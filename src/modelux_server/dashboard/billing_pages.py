@@ -19,6 +19,11 @@ router = APIRouter(prefix="/settings/billing", include_in_schema=False)
 
 NOTICES = {
     "welcome": "Welcome! Your organization is on the Free plan: no card needed.",
+    "welcome_verify": (
+        "Welcome! Your organization is on the Free plan: no card needed. We emailed you a link: "
+        "confirm your address before adding provider credentials."
+    ),
+    "joined": "You joined the organization.",
     "subscribed": "Your subscription is active. Thanks!",
     "changed": "Your plan was changed. It is in effect now.",
     "canceled": "Checkout was canceled; nothing changed.",

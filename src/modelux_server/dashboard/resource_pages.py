@@ -23,6 +23,7 @@ from modelux_server.auth.sessions import Viewer
 from modelux_server.billing.service import billing_summary, entitlements
 from modelux_server.dashboard import billing_view, web
 from modelux_server.errors import ModeluxError, ValidationFailed
+from modelux_server.kit.json_depth import too_deep, too_deep_message
 from modelux_server.kit.pagination import MAX_LIMIT, PageRequest
 from modelux_server.management_key import service as management_keys
 from modelux_server.project import service as projects
@@ -48,6 +49,11 @@ class Section:
 
 def text(form: FormData, name: str) -> str:
     value = form.get(name)
+    if isinstance(value, str) and "\x00" in value:
+        # the API bodies' rule (kit/schemas.py); raised inside the action, so the page says it
+        raise ValidationFailed(
+            f"{name}: must not contain NUL characters", code="invalid_characters", param=name
+        )
     return value.strip() if isinstance(value, str) else ""
 
 
@@ -141,15 +147,10 @@ async def _revoke_api_key(s: AsyncSession, rt: Runtime, p: Principal, form: Form
 
 
 async def _create_provider(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    from modelux_server.provider.schemas import _check_url
-
     name, secret = text(form, "name"), text(form, "api_key")
     if not name or not secret:
         raise ValidationFailed("A credential needs a name and an API key.")
-    try:
-        base_url = _check_url(text(form, "base_url") or None)
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), param="base_url") from None
+    base_url = text(form, "base_url") or None  # validated by the service, as for the API
     await providers.create(
         s, rt, p.org_id, vendor=text(form, "vendor"), name=name[:200], api_key=secret, base_url=base_url
     )
@@ -162,8 +163,11 @@ async def _delete_provider(s: AsyncSession, rt: Runtime, p: Principal, form: For
 
 
 async def _create_routing(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
+    raw = text(form, "fields") or "{}"
+    if too_deep(raw):
+        raise ValidationFailed(f"Strategy fields: {too_deep_message()}", param="fields")
     try:
-        fields = json.loads(text(form, "fields") or "{}")
+        fields = json.loads(raw)
     except json.JSONDecodeError:
         fields = None
     if not isinstance(fields, dict):

@@ -109,8 +109,8 @@ def problem(exc: ModeluxError) -> dict[str, Any]:
 
 
 def client_address(request: Request) -> str:
-    # the direct peer; a proxy in front should be configured to pass the
-    # real address through (uvicorn --proxy-headers), never trusted blindly here
+    # the connection's peer, never a header read here: `modelux serve` lets
+    # uvicorn replace it from X-Forwarded-For only for MODELUX_TRUSTED_PROXIES
     return request.client.host if request.client else "unknown"
 
 

@@ -1,21 +1,28 @@
-"""ASGI guards in front of every route: body size and JSON content type.
+"""ASGI guards in front of every route: body size, JSON content type, NUL characters.
 
 They run before FastAPI reads the body, so an oversize upload is refused
-without being buffered, and a form post to a JSON API gets a clear 400.
+without being buffered past the limit, and a form post to a JSON API gets a
+clear 400. A NUL character in the path or the query string is refused here,
+for every route at once: PostgreSQL cannot compare text holding one, so an id
+or cursor carrying it would otherwise be a 500 there and a miss on SQLite.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_PREFIXES = ("/manage/", "/v1/", "/admin/")
 
 
-def _error(status: int, code: str, message: str) -> bytes:
-    return json.dumps({"error": {"type": "invalid_request_error", "code": code, "message": message}}).encode()
+def _error(code: str, message: str, kind: str, param: str | None) -> bytes:
+    error: dict[str, Any] = {"type": kind, "code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    return json.dumps({"error": error}).encode()
 
 
 class BodyGuard:
@@ -24,7 +31,20 @@ class BodyGuard:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"]:
+            # no object has such an id: the same answer as any unknown one
+            await _reply(send, 404, "not_found", "No such resource.", kind="not_found_error")
+            return
+        tainted = _tainted_query(scope.get("query_string", b""))
+        if tainted is not None:
+            await _reply(
+                send, 422, "invalid_characters", f"{tainted}: must not contain NUL characters", param=tainted
+            )
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         # ASGI servers give header names lower-cased; only these two are needed
@@ -44,7 +64,41 @@ class BodyGuard:
             if ctype and ctype != "application/json" and not ctype.endswith("+json"):
                 await _reply(send, 400, "unsupported_content_type", "Send the body as application/json.")
                 return
+        if length is None:
+            # chunked: read it here, so that going over the limit is a 413
+            # rather than a failure inside the framework's body parsing
+            buffered = await self._buffered(receive)
+            if buffered is None:
+                await _reply(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
+                return
+            receive = buffered
         await self.app(scope, self._limited(receive, send), send)
+
+    async def _buffered(self, receive: Receive) -> Receive | None:
+        """The whole body as one message, or None once it passes the limit."""
+        chunks: list[bytes] = []
+        seen = 0
+        ended: Message | None = None
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                ended = message  # the client went away; the app hears it after the body
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        if ended is not None:
+            pending.append(ended)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
 
     def _limited(self, receive: Receive, send: Send) -> Receive:
         seen = 0
@@ -66,8 +120,26 @@ class BodyTooLarge(Exception):
         super().__init__(f"Request body exceeds {limit} bytes.")
 
 
-async def _reply(send: Send, status: int, code: str, message: str) -> None:
-    body = _error(status, code, message)
+def _tainted_query(raw: bytes) -> str | None:
+    """The first query parameter holding a NUL character, if any."""
+    if b"%00" not in raw and b"\x00" not in raw:
+        return None
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name
+    return None
+
+
+async def _reply(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+) -> None:
+    body = _error(code, message, kind, param)
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -26,6 +26,9 @@ class PageRequest:
             raise ValidationFailed(
                 f"limit must be between 1 and {MAX_LIMIT}", code="invalid_limit", param="limit"
             )
+        # a cursor is an id we handed out; PostgreSQL cannot compare one holding NUL
+        if self.cursor is not None and "\x00" in self.cursor:
+            raise ValidationFailed("cursor is not one we handed out", code="invalid_cursor", param="cursor")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ async def get_owned(
     session: AsyncSession, model: type[M], org_id: str, obj_id: str, *, label: str, live: Any = None
 ) -> M:
     table: Any = model
+    if "\x00" in obj_id:
+        # no id holds one, and PostgreSQL refuses to compare text that does
+        raise NotFound(f"No {label} with that id.", code=f"{label.replace(' ', '_')}_not_found")
     stmt = select(model).where(table.id == obj_id, table.org_id == org_id)
     if live is not None:
         stmt = stmt.where(live)

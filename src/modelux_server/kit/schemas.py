@@ -1,14 +1,91 @@
-"""Base for request bodies: unknown fields are an error, not silently dropped."""
+"""Base for request bodies and the rules every body obeys at the boundary.
+
+* Unknown fields are an error, not silently dropped.
+* No string anywhere in a body may hold a NUL character (422
+  `invalid_characters`): PostgreSQL text cannot store one, SQLite would, so
+  without this rule the same request would be a 500 on one database and stored
+  on the other.
+* `null` is accepted only by the fields listed in `nullable` (422
+  `null_not_allowed` elsewhere). A body's default is every field whose type
+  admits None; an `Update` (PATCH) body admits None for every field only so it
+  can be left out, so there `null` means "clear it" and must be listed.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+# pydantic error types that have their own contract code; the rest are `invalid_field`
+ERROR_CODES = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "invalid_characters": "invalid_characters",
+    "null_not_allowed": "null_not_allowed",
+}
+
+
+def error_code(pydantic_type: str) -> str:
+    """The contract's `code` for one pydantic validation error type."""
+    return ERROR_CODES.get(pydantic_type, "invalid_field")
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in a JSON-like value, keys included."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def reject_nul(value: Any) -> Any:
+    if has_nul(value):
+        raise PydanticCustomError("invalid_characters", "must not contain NUL characters")
+    return value
+
+
+# For the extra fields of a body that allows them (`__pydantic_extra__: dict[str, Clean]`).
+Clean = Annotated[Any, AfterValidator(reject_nul)]
+
+
+def _admits_none(annotation: Any) -> bool:
+    return annotation is None or annotation is Any or type(None) in get_args(annotation)
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+    partial: ClassVar[bool] = False
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "nullable" not in cls.__dict__:
+            cls.nullable = (
+                frozenset()
+                if cls.partial
+                else frozenset(name for name, f in cls.model_fields.items() if _admits_none(f.annotation))
+            )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _boundary(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise PydanticCustomError("null_not_allowed", "must not be null")
+        return reject_nul(value)
+
+
+class Update(Body):
+    """A partial update: a field left out stays; `null` clears a field listed in `nullable`."""
+
+    partial = True
 
 
 def iso(when: datetime | None) -> str | None:

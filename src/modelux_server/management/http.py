@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.auth.principal import Principal
-from modelux_server.errors import Conflict
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.models import IdempotencyKey
+from modelux_server.management import idempotency
 from modelux_server.runtime import Runtime
 
 Handler = Callable[[AsyncSession, Principal], Awaitable[dict[str, Any]]]
@@ -41,22 +40,23 @@ async def run(request: Request, handler: Handler, *, role: str = "member", statu
             principal = await authenticate_management_key(session, request.headers.get("authorization"))
             principal.require(role)
             if key:
-                replay = await _replay(session, principal.org_id, key, fingerprint)
+                idempotency.check_key(key)
+                replay = await _replay(session, principal, key, fingerprint, rt.clock.now())
                 if replay is not None:
                     return replay
             body = await handler(session, principal)
             if key:
-                session.add(
-                    IdempotencyKey(
-                        org_id=principal.org_id,
-                        key=key[:255],
-                        method=request.method,
-                        path=request.url.path,
-                        request_hash=fingerprint,
-                        status_code=status,
-                        response_body=body,
-                        created_at=rt.clock.now(),
-                    )
+                await idempotency.remember(
+                    session,
+                    org_id=principal.org_id,
+                    credential_id=principal.actor,
+                    key=key,
+                    method=request.method,
+                    path=request.url.path,
+                    fingerprint=fingerprint,
+                    status=status,
+                    body=body,
+                    now=rt.clock.now(),
                 )
     except IntegrityError:
         if not key:
@@ -64,7 +64,7 @@ async def run(request: Request, handler: Handler, *, role: str = "member", statu
         # a concurrent request with the same key committed first: answer as it did
         async with rt.db.session() as session:
             principal = await authenticate_management_key(session, request.headers.get("authorization"))
-            replay = await _replay(session, principal.org_id, key, fingerprint)
+            replay = await _replay(session, principal, key, fingerprint, rt.clock.now())
         if replay is None:
             raise
         return replay
@@ -77,15 +77,12 @@ async def _fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-async def _replay(session: AsyncSession, org_id: str, key: str, fingerprint: str) -> JSONResponse | None:
-    stmt = select(IdempotencyKey).where(IdempotencyKey.org_id == org_id, IdempotencyKey.key == key[:255])
-    record = (await session.execute(stmt)).scalar_one_or_none()
+async def _replay(
+    session: AsyncSession, principal: Principal, key: str, fingerprint: str, now: datetime
+) -> JSONResponse | None:
+    record = await idempotency.find(session, principal.actor, key, fingerprint, now)
     if record is None:
         return None
-    if record.request_hash != fingerprint:
-        raise Conflict(
-            "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
-        )
     return JSONResponse(
         record.response_body,
         status_code=record.status_code,

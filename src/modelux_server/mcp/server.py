@@ -15,6 +15,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 
+from modelux_server.kit.schemas import error_code, has_nul
 from modelux_server.mcp.tools import Backend, build_tools, failure
 
 INSTRUCTIONS = """\
@@ -65,6 +66,12 @@ class ArgumentCheck:
             return failure(
                 422, invalid(f"{unknown[0]}: Extra inputs are not permitted", "unknown_field", unknown[0])
             )
+        # the REST bodies' rule, for arguments too (ids and cursors included)
+        tainted = next((name for name, value in sorted(arguments.items()) if has_nul(value)), None)
+        if tainted is not None:
+            return failure(
+                422, invalid(f"{tainted}: must not contain NUL characters", "invalid_characters", tainted)
+            )
         try:
             tool.fn_metadata.validate_arguments(arguments)
         except ValidationError as exc:
@@ -76,9 +83,7 @@ def validation_body(exc: ValidationError) -> dict[str, Any]:
     # the same codes and message as the app's RequestValidationError handler
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first.get("loc", ())) or None
-    code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(
-        first["type"], "invalid_field"
-    )
+    code = error_code(first["type"])
     message = f"{param}: {first['msg']}" if param else str(first["msg"])
     return invalid(message, code, param)
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from modelux_server.management.http import page_request, run, runtime
-from modelux_server.member import schemas, service
+from modelux_server.management.http import page_body, page_request, run, runtime
+from modelux_server.member import invitations, schemas, service
 
 router = APIRouter(prefix="/members", tags=["members"])
+invitations_router = APIRouter(prefix="/invitations", tags=["invitations"])
 
 
 @router.get("")
@@ -32,9 +33,12 @@ async def _render_one(session, membership):  # type: ignore[no-untyped-def]
 
 @router.post("")
 async def add_member(body: schemas.MemberCreate, request: Request) -> JSONResponse:
+    """Invite: the person becomes a member once they accept the emailed link."""
+
     async def handle(session, p):
-        membership = await service.invite(session, runtime(request), p, email=body.email, role=body.role)
-        return await _render_one(session, membership)
+        rt = runtime(request)
+        invitation = await invitations.invite(session, rt, p, email=body.email, role=body.role)
+        return {"data": schemas.render_invitation(invitation, rt.clock.now())}
 
     return await run(request, handle, role="admin", status=201)
 
@@ -58,7 +62,42 @@ async def update_member(member_id: str, body: schemas.MemberUpdate, request: Req
 @router.delete("/{member_id}")
 async def remove_member(member_id: str, request: Request) -> JSONResponse:
     async def handle(session, p):
-        membership = await service.remove(session, p, member_id)
+        membership = await service.remove(session, runtime(request), p, member_id)
         return {"data": {**schemas.render(membership, None), "deleted": True}}
+
+    return await run(request, handle, role="admin")
+
+
+@invitations_router.get("")
+async def list_invitations(request: Request) -> JSONResponse:
+    """Pending invitations: neither accepted, revoked nor expired."""
+    page = page_request(request)
+
+    async def handle(session, p):
+        rt = runtime(request)
+        now = rt.clock.now()
+        result = await invitations.list_pending(session, rt, p.org_id, page)
+        return page_body(result, lambda i: schemas.render_invitation(i, now))
+
+    return await run(request, handle, role="admin")
+
+
+@invitations_router.get("/{invitation_id}")
+async def get_invitation(invitation_id: str, request: Request) -> JSONResponse:
+    async def handle(session, p):
+        invitation = await invitations.get(session, p.org_id, invitation_id)
+        return {"data": schemas.render_invitation(invitation, runtime(request).clock.now())}
+
+    return await run(request, handle, role="admin")
+
+
+@invitations_router.delete("/{invitation_id}")
+async def revoke_invitation(invitation_id: str, request: Request) -> JSONResponse:
+    """Revoke: the emailed link stops working."""
+
+    async def handle(session, p):
+        rt = runtime(request)
+        invitation = await invitations.revoke(session, rt, p, invitation_id)
+        return {"data": schemas.render_invitation(invitation, rt.clock.now())}
 
     return await run(request, handle, role="admin")

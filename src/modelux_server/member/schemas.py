@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from modelux_server.kit.schemas import Body, iso
-from modelux_server.models import Membership, User
+from modelux_server.kit.schemas import Body, Update, iso
+from modelux_server.member.invitations import status
+from modelux_server.models import Invitation, Membership, User
 
 Role = Literal["owner", "admin", "member"]
 
@@ -15,7 +17,7 @@ class MemberCreate(Body):
     role: Role = "member"
 
 
-class MemberUpdate(Body):
+class MemberUpdate(Update):
     role: Role
 
 
@@ -27,4 +29,17 @@ def render(m: Membership, user: User | None) -> dict[str, Any]:
         "email": user.email if user else None,
         "role": m.role,
         "created_at": iso(m.created_at),
+    }
+
+
+def render_invitation(invitation: Invitation, now: datetime) -> dict[str, Any]:
+    # no user id: whether the address has an account anywhere is not the inviter's to know
+    return {
+        "id": invitation.id,
+        "object": "invitation",
+        "email": invitation.email,
+        "role": invitation.role,
+        "status": status(invitation, now),
+        "expires_at": iso(invitation.expires_at),
+        "created_at": iso(invitation.created_at),
     }

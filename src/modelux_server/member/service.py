@@ -1,17 +1,18 @@
-"""Members: users of an organization and their roles."""
+"""Members: users of an organization and their roles.
+
+People join through invitations (member/invitations.py), never directly.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
-from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.models import Membership, User
-from modelux_server.organization.service import normalize_email
+from modelux_server.models import DashboardSession, ManagementKey, Membership, User
 from modelux_server.runtime import Runtime
 
 
@@ -30,33 +31,6 @@ async def get(session: AsyncSession, org_id: str, member_id: str) -> Membership:
     return await get_owned(session, Membership, org_id, member_id, label="member")
 
 
-async def invite(
-    session: AsyncSession, rt: Runtime, principal: Principal, *, email: str, role: str
-) -> Membership:
-    if not principal.can_grant(role):
-        raise Forbidden(f"A {principal.role} cannot add a member with the {role} role.")
-    email = normalize_email(email)
-    now = rt.clock.now()
-    user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
-    if user is None:
-        user = User(id=new_id("usr"), email=email, name=None, password_hash=None, created_at=now)
-        session.add(user)
-        await session.flush()
-    existing = (
-        await session.execute(
-            select(Membership).where(Membership.org_id == principal.org_id, Membership.user_id == user.id)
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        raise Conflict(f"{email} is already a member.", code="already_member")
-    membership = Membership(
-        id=new_id("mem"), org_id=principal.org_id, user_id=user.id, role=role, created_at=now
-    )
-    session.add(membership)
-    await session.flush()
-    return membership
-
-
 async def change_role(session: AsyncSession, principal: Principal, member_id: str, role: str) -> Membership:
     membership = await get(session, principal.org_id, member_id)
     if not (principal.can_grant(role) and principal.can_grant(membership.role)):
@@ -67,14 +41,53 @@ async def change_role(session: AsyncSession, principal: Principal, member_id: st
     return membership
 
 
-async def remove(session: AsyncSession, principal: Principal, member_id: str) -> Membership:
+async def remove(session: AsyncSession, rt: Runtime, principal: Principal, member_id: str) -> Membership:
+    """Remove a member and end everything that acts for them in this organization.
+
+    Their dashboard sessions end, and the management keys they made are revoked,
+    together with keys made with those keys: a key is its creator's reach, and
+    a removed member must not keep it. Keys made by other members stay.
+    """
     membership = await get(session, principal.org_id, member_id)
     if not principal.can_grant(membership.role):
         raise Forbidden(f"A {principal.role} cannot remove a {membership.role}.")
     if membership.role == "owner":
         await _keep_an_owner(session, principal.org_id)
     await session.delete(membership)
+    await _end_access(session, rt, membership.org_id, membership.user_id)
     return membership
+
+
+async def _end_access(session: AsyncSession, rt: Runtime, org_id: str, user_id: str) -> None:
+    now = rt.clock.now()
+    await session.execute(
+        update(DashboardSession)
+        .where(
+            DashboardSession.org_id == org_id,
+            DashboardSession.user_id == user_id,
+            DashboardSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    seen: set[str] = set()
+    creators = {user_id}
+    while creators:
+        # revoked keys are walked too: a key made with one may still be live
+        made = (
+            await session.execute(
+                select(ManagementKey).where(
+                    ManagementKey.org_id == org_id, ManagementKey.created_by.in_(creators)
+                )
+            )
+        ).scalars()
+        creators = set()
+        for key in made:
+            if key.id in seen:
+                continue
+            seen.add(key.id)
+            creators.add(key.id)
+            if key.revoked_at is None:
+                key.revoked_at = now
 
 
 async def _keep_an_owner(session: AsyncSession, org_id: str) -> None:

@@ -2,7 +2,9 @@
 
 The row keeps the notice (not the rendered message) so the operator sees the
 facts that were sent, and a retry renders the same content with the same
-Message-ID.
+Message-ID. The one exception is a link that grants something (an invitation,
+an email confirmation): it is sealed with the runtime's encryption key, so the
+table, its backups and the operator's listing never hold a usable link.
 """
 
 from __future__ import annotations
@@ -16,41 +18,59 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelux_server.notifications.messages import (
+    InvitationNotice,
     PaymentFailedNotice,
     PlanChangedNotice,
     UsageNotice,
+    VerifyEmailNotice,
+    invitation_email,
     make_message_id,
     payment_failed_email,
     plan_changed_email,
     usage_email,
+    verify_email_email,
 )
 
-Notice = UsageNotice | PaymentFailedNotice | PlanChangedNotice
+Notice = UsageNotice | PaymentFailedNotice | PlanChangedNotice | InvitationNotice | VerifyEmailNotice
 Builder = Callable[..., EmailMessage]
+Transform = Callable[[str], str]
+
+# notice fields stored sealed (encrypted) in the outbox row
+SEALED = frozenset({"link"})
 
 _BY_KIND: dict[str, tuple[type[Any], Builder]] = {
     "soft_nudge": (UsageNotice, usage_email),
     "hard_cap": (UsageNotice, usage_email),
     "payment_failed": (PaymentFailedNotice, payment_failed_email),
     "plan_changed": (PlanChangedNotice, plan_changed_email),
+    "invitation": (InvitationNotice, invitation_email),
+    "verify_email": (VerifyEmailNotice, verify_email_email),
 }
 
 
-def to_payload(notice: Notice) -> dict[str, Any]:
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in dataclasses.asdict(notice).items()
-    }
+def _no_key(value: str) -> str:
+    raise ValueError("this notice holds a sealed field: pass seal= / unseal=")
 
 
-def from_payload(kind: str, payload: dict[str, Any]) -> Notice:
+def to_payload(notice: Notice, seal: Transform = _no_key) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(notice).items():
+        if key in SEALED:
+            value = seal(value)
+        payload[key] = value.isoformat() if isinstance(value, datetime) else value
+    return payload
+
+
+def from_payload(kind: str, payload: dict[str, Any], unseal: Transform = _no_key) -> Notice:
     cls = _BY_KIND[kind][0]
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         value = payload[f.name]
         hint = hints[f.name]
-        if isinstance(value, str) and (hint is datetime or datetime in typing.get_args(hint)):
+        if f.name in SEALED:
+            value = unseal(value)
+        elif isinstance(value, str) and (hint is datetime or datetime in typing.get_args(hint)):
             value = datetime.fromisoformat(value)
         values[f.name] = value
     notice: Notice = cls(**values)

@@ -21,15 +21,19 @@ from typing import Any, Literal
 import jinja2
 
 __all__ = [
+    "InvitationNotice",
     "PaymentFailedNotice",
     "PlanChangedNotice",
     "UsageNotice",
+    "VerifyEmailNotice",
     "format_datetime_utc",
     "format_money",
+    "invitation_email",
     "make_message_id",
     "payment_failed_email",
     "plan_changed_email",
     "usage_email",
+    "verify_email_email",
 ]
 
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
@@ -81,6 +85,24 @@ class PlanChangedNotice:
     features_removed: list[str]
     features_added: list[str]
     billing_url: str
+
+
+@dataclass(frozen=True)
+class InvitationNotice:
+    org_name: str
+    org_id: str
+    role: str  # owner / admin / member
+    invited_by: str | None  # the inviter's email; None when a management key sent it
+    link: str  # one-time acceptance link; sealed in the outbox (see compose.SEALED)
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class VerifyEmailNotice:
+    org_name: str
+    org_id: str
+    link: str  # confirmation link; sealed in the outbox (see compose.SEALED)
+    expires_at: datetime
 
 
 # --------------------------------------------------------------------- formatting
@@ -317,6 +339,49 @@ def plan_changed_email(
         kind="plan_changed",
         template="plan_changed",
         subject=f"{SUBJECT_PREFIX} Your {org} plan changed to {_one_line(notice.to_plan_name)}",
+        context=context,
+        to=to,
+        sender=sender,
+        message_id=message_id,
+        org_id=notice.org_id,
+    )
+
+
+def invitation_email(
+    notice: InvitationNotice, *, to: list[str], sender: str, message_id: str
+) -> EmailMessage:
+    org = _one_line(notice.org_name)
+    context = {
+        "org_name": notice.org_name,
+        "role": notice.role,
+        "invited_by": notice.invited_by,
+        "link": notice.link,
+        "expires_at": format_datetime_utc(notice.expires_at),
+    }
+    return _build(
+        kind="invitation",
+        template="invitation",
+        subject=f"{SUBJECT_PREFIX} You are invited to join {org}",
+        context=context,
+        to=to,
+        sender=sender,
+        message_id=message_id,
+        org_id=notice.org_id,
+    )
+
+
+def verify_email_email(
+    notice: VerifyEmailNotice, *, to: list[str], sender: str, message_id: str
+) -> EmailMessage:
+    context = {
+        "org_name": notice.org_name,
+        "link": notice.link,
+        "expires_at": format_datetime_utc(notice.expires_at),
+    }
+    return _build(
+        kind="verify_email",
+        template="verify_email",
+        subject=f"{SUBJECT_PREFIX} Confirm your email address",
         context=context,
         to=to,
         sender=sender,

@@ -37,6 +37,8 @@ log = logging.getLogger("modelux.notifications")
 # rt.extras key of the asyncio.Event that wakes the worker of this process
 WAKEUP = "notifications_wakeup"
 NO_RECIPIENT = "no recipient: set a billing email or add an owner, then retry"
+# emails addressed to one person, whose recipient is never re-resolved
+PERSONAL_KINDS = ("invitation", "verify_email")
 
 
 def billing_url(rt: Runtime) -> str:
@@ -82,7 +84,7 @@ async def enqueue(
         "dedupe_key": dedupe_key,
         "recipients": to,
         "subject": subject,
-        "payload": compose.to_payload(notice),
+        "payload": compose.to_payload(notice, seal=rt.encryptor.encrypt),
         "message_id": message_id,
         # nobody to send to: failed at once, so the operator sees it instead of
         # a row that retries for hours
@@ -209,7 +211,9 @@ async def requeue(session: AsyncSession, rt: Runtime, notification_id: str) -> N
     if row.status != "failed":
         raise Conflict(f"Notification {row.id} is {row.status}; only failed ones can be retried.")
     state = await session.get(PlanState, row.org_id)
-    if state is not None:
+    # a link for one person (invitation, confirmation) goes to that person only,
+    # never to whoever receives the organization's billing mail
+    if state is not None and row.kind not in PERSONAL_KINDS:
         row.recipients = await recipients(session, state) or row.recipients
     row.status = "queued"
     row.attempts = 0

@@ -103,7 +103,7 @@ class NotificationWorker:
     async def _attempt(self, row: Notification) -> None:
         row.attempts += 1
         try:
-            notice = compose.from_payload(row.kind, row.payload)
+            notice = compose.from_payload(row.kind, row.payload, unseal=self.rt.encryptor.decrypt)
             message = compose.build_email(
                 row.kind,
                 notice,

@@ -22,11 +22,22 @@ class NewOrganization:
     management_key: str | None
 
 
+# never in an address we mail: they would split or break the To: header
+_NOT_IN_ADDRESS = frozenset(' ,;:<>()[]\\"')
+
+
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or " " in email or len(email) > 320:
-        raise ValidationFailed(f"'{email}' is not an email address", code="invalid_email", param="email")
+    if (
+        not local
+        or "." not in domain
+        or "@" in domain
+        or len(email) > 320
+        or any(c in _NOT_IN_ADDRESS or not c.isprintable() for c in email)
+    ):
+        shown = email.encode("unicode_escape").decode()[:330]
+        raise ValidationFailed(f"'{shown}' is not an email address", code="invalid_email", param="email")
     return email
 
 
@@ -38,11 +49,14 @@ async def create_organization(
     owner_email: str,
     owner_password: str | None = None,
     with_management_key: bool = True,
+    owner_verified: bool = False,
 ) -> NewOrganization:
     """A new organization starts on the default (free) plan with no card.
 
     Its request window is anchored on the creation day until a subscription
-    brings a billing-cycle anchor.
+    brings a billing-cycle anchor. `owner_verified` is for owners the operator
+    vouches for (`modelux bootstrap`); self-serve owners verify by email
+    (organization/verification.py).
     """
     name = name.strip()
     if not name or len(name) > 200:
@@ -57,6 +71,7 @@ async def create_organization(
         email=email,
         name=None,
         password_hash=hash_password(owner_password) if owner_password else None,
+        email_verified_at=now if owner_verified else None,
         created_at=now,
     )
     org = Organization(id=new_id("org"), name=name, created_at=now)

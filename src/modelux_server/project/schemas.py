@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from modelux_server.kit.schemas import Body, iso
+from modelux_server.kit.schemas import Body, Update, iso
 from modelux_server.models import Project
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -16,7 +16,9 @@ class ProjectCreate(Body):
     description: Description | None = None
 
 
-class ProjectUpdate(Body):
+class ProjectUpdate(Update):
+    nullable = frozenset({"description"})
+
     name: Name | None = None
     description: Description | None = None
 

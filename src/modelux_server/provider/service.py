@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.service import reserve_slot
 from modelux_server.errors import ValidationFailed
+from modelux_server.kit.egress import Unresolvable, host_admitted, literal_address, policy_for, refusal
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
 from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
+from modelux_server.organization.verification import require_verified
 from modelux_server.runtime import Runtime
 
 VENDORS = (
@@ -26,6 +31,73 @@ VENDORS = (
     "mistral",
     "openai_compatible",
 )
+
+
+# provider_credentials.base_url is a String(500)
+BASE_URL_MAX = 500
+_HOST = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$")
+# A last label like this makes a host an IPv4 address in some other notation
+# (127.1, 0x7f.1, 2130706433), which resolvers and HTTP clients read differently.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def _invalid_url(message: str) -> ValidationFailed:
+    return ValidationFailed(f"base_url {message}", code="invalid_base_url", param="base_url")
+
+
+def _url_shape(value: object) -> tuple[str, str, int]:
+    """The URL without trailing slashes, its host and port; 422 for any other shape."""
+    if not isinstance(value, str):
+        raise _invalid_url("must be a string")
+    if len(value) > BASE_URL_MAX:
+        raise _invalid_url(f"must be at most {BASE_URL_MAX} characters")
+    if not value.isascii() or not value.isprintable() or " " in value or "\\" in value:
+        raise _invalid_url("must be printable ASCII without spaces (use punycode and percent-encoding)")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise _invalid_url("is not a valid URL") from None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise _invalid_url("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise _invalid_url("must not contain a user name or password")
+    if "?" in value or "#" in value:
+        raise _invalid_url("must not contain a query string or a fragment")
+    if literal_address(host) is None:
+        if not _HOST.match(host):
+            raise _invalid_url("has an invalid host name")
+        if _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
+            raise _invalid_url("must write an IPv4 address as four decimal numbers")
+    return value.rstrip("/"), host, port or (443 if parts.scheme == "https" else 80)
+
+
+async def check_base_url(rt: Runtime, value: object) -> str | None:
+    """The one validator of a provider's base_url: REST, the dashboard and MCP all save through it.
+
+    The URL's shape first (http(s), no user info, query or fragment, the column's
+    length), then the egress policy on its host: an IP literal as it is, a name by
+    every address it resolves to now. The connect-time check still applies later.
+    """
+    if value is None:
+        return None
+    url, host, port = _url_shape(value)
+    try:
+        admitted = await host_admitted(policy_for(rt.settings.egress_allow), host, port)
+    except Unresolvable:
+        raise ValidationFailed(
+            f"base_url host '{host}' does not resolve to an address.",
+            code="unresolvable_host",
+            param="base_url",
+        ) from None
+    if not admitted:
+        raise refusal(
+            f"base_url host '{host}' is not a public address, and the gateway's egress "
+            "policy (MODELUX_EGRESS_ALLOW) does not admit it.",
+            param="base_url",
+        )
+    return url
 
 
 def _check_vendor(vendor: str) -> None:
@@ -48,6 +120,8 @@ async def create(
     base_url: str | None,
 ) -> ProviderCredential:
     _check_vendor(vendor)
+    base_url = await check_base_url(rt, base_url)
+    await require_verified(session, rt, org_id)
     await reserve_slot(session, rt, org_id, "provider_credentials")
     credential = ProviderCredential(
         id=new_id("prov"),
@@ -86,10 +160,19 @@ async def update_credential(
     session: AsyncSession, rt: Runtime, org_id: str, credential_id: str, changes: dict[str, object]
 ) -> ProviderCredential:
     credential = await get(session, org_id, credential_id)
+    if "base_url" in changes:
+        base_url = await check_base_url(rt, changes["base_url"])
+        if base_url != credential.base_url and not changes.get("api_key"):
+            # otherwise the stored key could be sent to a host of the caller's choosing
+            raise ValidationFailed(
+                "Changing base_url needs the api_key again: a stored key is only sent "
+                "to the endpoint it was saved for.",
+                code="api_key_required",
+                param="api_key",
+            )
+        credential.base_url = base_url
     if "name" in changes:
         credential.name = str(changes["name"])
-    if "base_url" in changes:
-        credential.base_url = changes["base_url"]  # type: ignore[assignment]
     if changes.get("api_key"):
         secret = str(changes["api_key"])
         credential.secret_encrypted = rt.encryptor.encrypt(secret)

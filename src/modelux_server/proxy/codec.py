@@ -30,7 +30,11 @@ def parse(raw: bytes) -> tuple[Any, bool]:
             return orjson.loads(raw), True
         except orjson.JSONDecodeError:
             pass  # what the standard library accepts (NaN, lone surrogates) stays accepted
-    return json.loads(raw), False
+    try:
+        return json.loads(raw), False
+    except RecursionError:
+        # nesting deeper than the interpreter's stack: invalid input like any other
+        raise ValueError("JSON nests too deeply") from None
 
 
 def loads(raw: bytes) -> Any:

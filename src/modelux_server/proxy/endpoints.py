@@ -13,6 +13,7 @@ Request/Response objects were pure per-request cost on the hottest path.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,44 +24,30 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from modelux_server.errors import BadRequest, ModeluxError, ValidationFailed
+from modelux_server.errors import ModeluxError, UpstreamFailed
 from modelux_server.kit.ids import new_id
-from modelux_server.proxy.codec import dumps, loads
+from modelux_server.proxy.checks import check_chat, check_embeddings, parse_body
+from modelux_server.proxy.codec import dumps
 from modelux_server.proxy.context import Caller, OrgContext
 from modelux_server.proxy.execute import Credentials, Outcome, sse_single
 from modelux_server.proxy.facts import request_facts
+from modelux_server.proxy.providers.base import UpstreamError
 from modelux_server.proxy.resolve import Route, resolve, resolve_rules
 from modelux_server.proxy.state import ProxyState
-from modelux_server.proxy.wire import Endpoint, RawHeaders, header, raw_headers, read_body, send_json
+from modelux_server.proxy.wire import (
+    Endpoint,
+    RawHeaders,
+    header,
+    header_value,
+    raw_headers,
+    read_body,
+    send_json,
+)
 from modelux_server.usage.service import admit
 
+log = logging.getLogger("modelux.proxy")
 
-def _parse(raw: bytes) -> dict[str, Any]:
-    try:
-        body = loads(raw)
-    except ValueError:  # UnicodeDecodeError included
-        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.", code="invalid_json")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ValidationFailed(
-            "'model' is required and must be a string.", code="missing_field", param="model"
-        )
-    return body
-
-
-def _check_chat(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ValidationFailed("'messages' must be a non-empty list.", code="missing_field", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ValidationFailed(
-                f"messages[{i}] needs a 'role'.", code="invalid_field", param=f"messages[{i}]"
-            )
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise ValidationFailed("'stream' must be true or false.", code="invalid_field", param="stream")
+STREAM_INTERRUPTED = "upstream_stream_interrupted"
 
 
 def _state(scope: Scope) -> ProxyState:
@@ -97,8 +84,8 @@ class ProxyCall:
     def headers(self, outcome: Outcome | None = None) -> RawHeaders:
         headers = [(b"x-modelux-request-id", self.request_id.encode())]
         if outcome is not None:
-            headers.append((b"x-modelux-provider-used", outcome.target.vendor.encode("latin-1")))
-            headers.append((b"x-modelux-model-used", outcome.target.model.encode("latin-1")))
+            headers.append((b"x-modelux-provider-used", header_value(outcome.target.vendor)))
+            headers.append((b"x-modelux-model-used", header_value(outcome.target.model)))
             if outcome.headers:
                 headers.extend(raw_headers(outcome.headers))
         return headers
@@ -119,7 +106,7 @@ class ProxyCall:
                 "api_key_id": self.caller.key_id,
                 "endpoint": self.endpoint,
                 "model_requested": (self.model or "")[:200] or None,
-                "model_used": outcome.target.label if outcome else None,
+                "model_used": outcome.target.label[:200] if outcome else None,
                 "provider": outcome.target.vendor if outcome else None,
                 "status": status,
                 "error_code": error,
@@ -155,11 +142,13 @@ class ProxyCall:
     ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
         state = self.state
         self.caller = caller = await state.ctx.caller(header(self.scope, b"authorization"))
-        body = _parse(await read_body(receive))
+        body = parse_body(await read_body(receive))
         self.model = body["model"]
         if kind == "chat":
-            _check_chat(body)
+            check_chat(body)
             self.stream = bool(body.get("stream"))
+        else:
+            check_embeddings(body)
         org = await state.ctx.org(caller.org_id)
         route = await resolve(state.ctx, caller, org, body["model"])
         if route.strategy == "custom_rules":
@@ -191,38 +180,68 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     if not call.stream:
         await call.answer(send, outcome)
         return
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     response = StreamingResponse(
-        _relay(call, outcome), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        _relay(call, outcome, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )
     response.raw_headers.extend(call.headers(outcome))
     await response(scope, receive, send)
 
 
-async def _relay(call: ProxyCall, outcome: Outcome) -> AsyncIterator[bytes]:
+async def _relay(call: ProxyCall, outcome: Outcome, include_usage: bool) -> AsyncIterator[bytes]:
+    """The stream's bytes; a failure once they started ends the stream with an error event.
+
+    The 200 and the first chunk are already out by then, so the error travels in-band
+    as `data: {"error": {...}}` (what OpenAI sends, and what its SDKs raise as
+    `APIError`), and no `[DONE]` follows: a client that waits for `[DONE]` sees an
+    incomplete answer, never a complete-looking one. The request log records 502.
+    """
     if outcome.stream is None:  # an aggregated answer (ensemble) sent as SSE
-        for chunk in sse_single(outcome.body or {}):
-            yield chunk
+        yield b"".join(sse_single(outcome.body or {}, outcome.usage if include_usage else None))
         call.log(200, outcome)
         return
-    status = 200
+    status, error = 200, None
     try:
         async with outcome.stream as stream:
             async for chunk in stream:
                 yield chunk
             outcome.usage = stream.usage
+    except UpstreamError as exc:
+        status, error = 502, STREAM_INTERRUPTED
+        call.state.metrics.upstream_errors.labels(outcome.target.vendor, "stream_interrupted").inc()
+        cause = exc.__cause__  # a transport failure's own words are for the operator only
+        detail = f"{exc.message} ({type(cause).__name__}: {cause})" if cause else exc.message
+        log.warning(
+            "request %s: the stream from %s failed after it started: %s",
+            call.request_id,
+            outcome.target.label,
+            " ".join(detail.split())[:500],  # one line whatever the upstream sent
+        )
+        yield _error_event(
+            UpstreamFailed(
+                "The upstream provider's stream failed before the answer was complete.",
+                code=STREAM_INTERRUPTED,
+            )
+        )
     except Exception:
-        status = 502
-        raise
+        status, error = 500, "internal_error"
+        log.exception("request %s: relaying the stream failed", call.request_id)
+        yield _error_event(ModeluxError("Something went wrong on our side; the answer is incomplete."))
     finally:
-        call.log(status, outcome)
+        call.log(status, outcome, error)
+
+
+def _error_event(exc: ModeluxError) -> bytes:
+    return b"data: " + dumps(exc.body()) + b"\n\n"
 
 
 async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
     call = ProxyCall(_state(scope), scope, "embeddings")
     try:
         caller, org, route, creds, body = await call.prepare("embeddings", receive)
-        if "input" not in body:
-            raise ValidationFailed("'input' is required.", code="missing_field", param="input")
         await call.admit(caller, org)
         outcome = await call.state.executor.call(route, creds, body, "embeddings", False)
     except ModeluxError as exc:

@@ -8,15 +8,22 @@ was counted at admission and stays counted whatever happens here.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from modelux_server.errors import UpstreamFailed, UpstreamTimedOut, ValidationFailed
+from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamTimedOut, ValidationFailed
+from modelux_server.kit.egress import EgressGuard, policy_for, refusal
 from modelux_server.proxy.context import Caller, Credential, ProxyContext
 from modelux_server.proxy.metrics import ProxyMetrics
-from modelux_server.proxy.providers.base import ChatStream, UpstreamError, UpstreamTimeout, Usage
+from modelux_server.proxy.providers._stream import completion_chunks
+from modelux_server.proxy.providers.base import (
+    ChatStream,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamTimeout,
+    Usage,
+)
 from modelux_server.proxy.providers.registry import ProviderRegistry
 from modelux_server.proxy.resolve import Route, Target
 from modelux_server.routing.aggregation import AGGREGATIONS, MemberResult, NoValidAnswer
@@ -44,6 +51,7 @@ class Executor:
         self.registry = registry
         self.metrics = metrics
         self.default_timeout = default_timeout
+        self.egress = EgressGuard(policy_for(ctx.rt.settings.egress_allow))
 
     async def _credential(self, caller: Caller, target: Target) -> Credential:
         cred = await self.ctx.credential(caller.org_id, target.vendor, target.provider_id)
@@ -57,8 +65,18 @@ class Executor:
 
     async def credentials(self, caller: Caller, route: Route) -> Credentials:
         """Every target's credential, looked up once, before admission: a target without
-        one is a gateway 422 and is not counted."""
-        return {target: await self._credential(caller, target) for target in route.targets}
+        one, or whose base_url the egress policy refuses, is a gateway 422 and is not counted."""
+        creds = {target: await self._credential(caller, target) for target in route.targets}
+        for target, cred in creds.items():
+            # a credential without base_url goes to its vendor's built-in public endpoint
+            base_url = cred.upstream.base_url
+            if base_url is not None and not await self.egress.admits(base_url):
+                raise refusal(
+                    f"The provider credential for '{target.vendor}' points at a destination "
+                    "the gateway's egress policy refuses (MODELUX_EGRESS_ALLOW).",
+                    param="model",
+                )
+        return creds
 
     async def call(
         self, route: Route, creds: Credentials, body: dict[str, Any], kind: str, stream: bool
@@ -239,34 +257,16 @@ def _sum_usage(items: list[Usage | None]) -> Usage | None:
     )
 
 
-def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]]) -> UpstreamFailed:
+def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]]) -> ModeluxError:
+    if isinstance(last, UpstreamRefused):
+        # the name passed the pre-admission check and then resolved elsewhere (DNS rebinding)
+        return refusal("The upstream's address is refused by the gateway's egress policy.", param="model")
     if isinstance(last, UpstreamTimeout):
         return UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
     message = "The upstream provider failed" + (f": {last.message}" if last is not None else ".")
     return UpstreamFailed(message, upstream_status=getattr(last, "status", None), trace=trace)
 
 
-def sse_single(body: dict[str, Any]) -> list[bytes]:
+def sse_single(body: dict[str, Any], usage: Usage | None = None) -> list[bytes]:
     """An aggregated (ensemble) answer delivered to a streaming caller as SSE."""
-    choice = (body.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    base = {k: body.get(k) for k in ("id", "created", "model")}
-    chunks = [
-        {
-            **base,
-            "object": "chat.completion.chunk",
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": message.get("content", "")},
-                    "finish_reason": None,
-                }
-            ],
-        },
-        {
-            **base,
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}],
-        },
-    ]
-    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+    return completion_chunks(body, usage)

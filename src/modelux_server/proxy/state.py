@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
+from modelux_server.kit.egress import policy_for
 from modelux_server.kit.windows import Window, window_at
 from modelux_server.models import RoutingConfig
 from modelux_server.proxy.context import ProxyContext
@@ -57,7 +58,12 @@ async def proxy_lifetime(rt: Runtime) -> AsyncIterator[None]:
     metrics = rt.extras.get("metrics") or ProxyMetrics()
     rt.extras["metrics"] = metrics
     ctx = ProxyContext(rt)
-    registry = ProviderRegistry()
+    settings = rt.settings
+    registry = ProviderRegistry(
+        egress=policy_for(settings.egress_allow),
+        max_bytes=settings.upstream_max_bytes,
+        stream_max_bytes=settings.upstream_stream_max_bytes,
+    )
     request_log = RequestLogWriter(rt.db, rt.settings.request_log_flush_ms)
     state = ProxyState(
         rt=rt,

@@ -8,6 +8,7 @@ objects for every call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -38,8 +39,25 @@ async def read_body(receive: Receive) -> bytes:
         message = await receive()
 
 
+# Printable ASCII but "%": what a header value keeps as it is.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def header_value(text: str) -> bytes:
+    """A value for a response header: printable ASCII as it is, anything else percent-encoded.
+
+    Header values are bytes in Latin-1 at best, and a model name may be in any script,
+    so a value holding anything else (or a "%") is sent as percent-encoded UTF-8
+    (RFC 3986), which `urllib.parse.unquote` reverses. Control characters cannot
+    reach the header that way either.
+    """
+    if text.isascii() and text.isprintable() and "%" not in text:
+        return text.encode("ascii")
+    return quote(text, safe=_HEADER_SAFE).encode("ascii")
+
+
 def raw_headers(headers: dict[str, str]) -> RawHeaders:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    return [(k.lower().encode("latin-1"), header_value(v)) for k, v in headers.items()]
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: RawHeaders) -> None:

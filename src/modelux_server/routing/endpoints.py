@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from modelux_server.billing.service import entitlements
@@ -100,7 +102,9 @@ async def list_versions(config_id: str, request: Request) -> JSONResponse:
 
 
 @router.get("/{config_id}/versions/{version}")
-async def get_version(config_id: str, version: int, request: Request) -> JSONResponse:
+async def get_version(
+    config_id: str, version: Annotated[int, Path(ge=1, le=schemas.MAX_VERSION)], request: Request
+) -> JSONResponse:
     async def handle(session, p):
         return {
             "data": schemas.render_version(await service.get_version(session, p.org_id, config_id, version))

@@ -2,17 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from modelux_server.kit.schemas import iso
+from modelux_server.kit.schemas import Body, Clean, Update, iso
 from modelux_server.models import RoutingConfigVersion
 from modelux_server.routing.service import ConfigView
 
+# Version numbers are PostgreSQL integers; a larger one names no version.
+MAX_VERSION = 2**31 - 1
 
-class RoutingConfigCreate(BaseModel):
+
+class RoutingConfigCreate(Body):
     # the strategy's own fields sit beside these and are validated by the
-    # strategy (routing/strategies.py), so unknown ones are still refused
-    model_config = ConfigDict(extra="allow")
+    # strategy (routing/strategies.py), so unknown ones are still refused;
+    # slugs keep their spaces so that a padded slug is refused, not fixed
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    __pydantic_extra__: dict[str, Clean]
     project_id: Annotated[str, Field(min_length=1, max_length=40)]
     slug: Annotated[str, Field(min_length=1, max_length=63)]
     strategy: Annotated[str, Field(min_length=1, max_length=40)]
@@ -21,17 +26,17 @@ class RoutingConfigCreate(BaseModel):
         return dict(self.model_extra or {})
 
 
-class RoutingConfigUpdate(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    strategy: str | None = None
+class RoutingConfigUpdate(Update):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    __pydantic_extra__: dict[str, Clean]
+    strategy: Annotated[str, Field(min_length=1, max_length=40)] | None = None
 
     def strategy_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
-class Rollback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: Annotated[int, Field(ge=1)]
+class Rollback(Body):
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 def render(view: ConfigView) -> dict[str, Any]:

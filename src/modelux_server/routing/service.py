@@ -18,7 +18,7 @@ from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.models import RoutingConfig, RoutingConfigVersion
+from modelux_server.models import ProviderCredential, RoutingConfig, RoutingConfigVersion
 from modelux_server.project import service as projects
 from modelux_server.routing.strategies import (
     SLUG_RE,
@@ -90,6 +90,44 @@ async def _check_graph(
         raise ValidationFailed("routing loop: " + " -> ".join("@" + s for s in path), code="routing_loop")
 
 
+def _provider_refs(strategy: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every `provider_id` the config names, with where it sits (`targets[0].provider_id`)."""
+    if strategy == "single":
+        return [("provider_id", spec["provider_id"])] if spec.get("provider_id") else []
+    field = {"fallback": "targets", "ensemble": "members"}.get(strategy)
+    if field is None:
+        return []
+    return [
+        (f"{field}[{index}].provider_id", item["provider_id"])
+        for index, item in enumerate(spec[field])
+        if item.get("provider_id")
+    ]
+
+
+async def _check_providers(session: AsyncSession, org_id: str, strategy: str, spec: dict[str, Any]) -> None:
+    """Each named provider credential is a live one of this organization.
+
+    Another organization's id and a deleted or made-up one get the same answer,
+    so the refusal tells nothing about other tenants.
+    """
+    refs = _provider_refs(strategy, spec)
+    if not refs:
+        return
+    stmt = select(ProviderCredential.id).where(
+        ProviderCredential.id.in_({provider_id for _, provider_id in refs}),
+        ProviderCredential.org_id == org_id,
+        ProviderCredential.deleted_at.is_(None),
+    )
+    known = set((await session.execute(stmt)).scalars())
+    for param, provider_id in refs:
+        if provider_id not in known:
+            raise ValidationFailed(
+                f"{param}: '{provider_id[:40]}' is not a provider credential of this organization",
+                code="unknown_provider",
+                param=param,
+            )
+
+
 def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
     stack: list[tuple[str, list[str]]] = [(start, [start])]
     while stack:
@@ -128,6 +166,7 @@ async def create(
     )
     if taken.first() is not None:
         raise Conflict(f"A routing config '@{slug}' already exists in this project.", code="slug_taken")
+    await _check_providers(session, org_id, strategy, spec)
     await _check_graph(session, ent, project_id, slug, strategy, spec)
     now = rt.clock.now()
     config = RoutingConfig(
@@ -169,6 +208,7 @@ async def update(
     spec = validate_spec(strategy, fields if fields else current.spec)
     for feature in required_features(strategy):
         ent.require(feature)
+    await _check_providers(session, org_id, strategy, spec)
     await _check_graph(session, ent, config.project_id, config.slug, strategy, spec)
     return await _new_version(session, rt, config, strategy, spec, actor)
 
@@ -187,6 +227,7 @@ async def rollback(
     old = await _version(session, config.id, version)
     for feature in required_features(old.strategy):
         ent.require(feature)
+    await _check_providers(session, org_id, old.strategy, old.spec)
     await _check_graph(session, ent, config.project_id, config.slug, old.strategy, old.spec)
     return await _new_version(session, rt, config, old.strategy, dict(old.spec), actor)
 

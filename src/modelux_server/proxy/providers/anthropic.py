@@ -24,7 +24,8 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from ..codec import loads
-from ._http import SSE_DONE, HttpClient, SSEBuffer, post_json, sse_event, sse_fields, stream_post
+from ._http import SSE_DONE, HttpClient, post_json, sse_event, stream_post, summary
+from ._stream import StreamReader, completion_chunks, not_a_stream
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -62,13 +63,18 @@ def _text_of(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "\n".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         )
     return ""
 
 
 def _image_block(part: JSON) -> JSON:
-    url = (part.get("image_url") or {}).get("url", "")
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise _unsupported("an image_url part needs a 'url' string")
     if url.startswith("data:") and ";base64," in url:
         media_type, data = url[5:].split(";base64,", 1)
         return {
@@ -137,17 +143,25 @@ def usage_from_anthropic(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     # OpenAI's prompt_tokens includes cached tokens; Anthropic reports them apart.
-    prompt = sum(
-        int(raw.get(k) or 0)
-        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
-    completion = int(raw.get("output_tokens") or 0)
+    try:
+        prompt = sum(
+            int(raw.get(k) or 0)
+            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        )
+        completion = int(raw.get("output_tokens") or 0)
+    except (TypeError, ValueError):  # an upstream's malformed counts are not our failure
+        return None
     return Usage(prompt, completion, prompt + completion)
 
 
 def to_openai(answer: JSON) -> JSON:
     """Translate an Anthropic Messages response into an OpenAI ``chat.completion``."""
-    text = "".join(b.get("text", "") for b in answer.get("content") or [] if b.get("type") == "text")
+    blocks = answer.get("content")
+    text = "".join(
+        b["text"]
+        for b in (blocks if isinstance(blocks, list) else [])
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    )
     usage = usage_from_anthropic(answer.get("usage"))
     return {
         "id": f"chatcmpl-{answer.get('id', '')}",
@@ -159,7 +173,7 @@ def to_openai(answer: JSON) -> JSON:
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "logprobs": None,
-                "finish_reason": FINISH_REASONS.get(answer.get("stop_reason") or "", "stop"),
+                "finish_reason": FINISH_REASONS.get(str(answer.get("stop_reason") or ""), "stop"),
             }
         ],
         "usage": (usage or Usage()).to_openai(),
@@ -217,7 +231,7 @@ class AnthropicProvider:
         timeout: float,
         include_usage: bool,
     ) -> AsyncGenerator[bytes, None]:
-        sse = SSEBuffer()
+        reader = StreamReader(self._client.max_bytes)
         state = _StreamState(include_usage)
         async with stream_post(
             self._client, url, headers=headers, payload=payload, timeout=timeout
@@ -225,13 +239,26 @@ class AnthropicProvider:
             async for data in chunks:
                 if state.finished:
                     continue  # drain so the connection can be reused
-                out = [state.translate(*sse_fields(event)) for event in sse.feed(data)]
+                try:
+                    out = [state.translate(name, payload) for _, name, payload in reader.feed(data)]
+                except (AttributeError, TypeError, ValueError):
+                    # a field of the wrong JSON type in an upstream event
+                    raise not_a_stream("a malformed Anthropic event") from None
                 stream.usage = state.usage()
                 joined = b"".join(out)
                 if joined:
                     yield joined
-        if not state.finished:
+        if state.finished:
+            return
+        answer = reader.finish()
+        if answer is None:
             raise UpstreamError("Anthropic stream ended before message_stop", retryable=True)
+        # The upstream ignored `stream` and answered with a whole message.
+        if answer.get("type") != "message":
+            raise not_a_stream("JSON that is not a message")
+        converted = to_openai(answer)
+        stream.usage = Usage.from_openai(converted["usage"])
+        yield b"".join(completion_chunks(converted, stream.usage if include_usage else None))
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
@@ -292,10 +319,11 @@ class _StreamState:
             self.finished = True
             return self._usage_chunk() + SSE_DONE
         if kind == "error":
-            err = event.get("error") or {}
+            err = event.get("error")
+            err = err if isinstance(err, dict) else {}
             raise UpstreamError(
-                str(err.get("message") or "Anthropic stream error"),
-                status=_ERROR_EVENT_STATUS.get(err.get("type", ""), 500),
+                summary(err.get("message")) or "Anthropic stream error",
+                status=_ERROR_EVENT_STATUS.get(str(err.get("type")), 500),
             )
         return b""  # ping, content_block_start/stop, thinking deltas
 

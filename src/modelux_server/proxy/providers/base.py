@@ -17,8 +17,10 @@ For ``chat_stream`` it bounds the time until the first chunk is ready, and after
 the longest silence allowed between two upstream reads.
 
 Errors: every failure surfaces as ``UpstreamError`` (``UpstreamTimeout`` for
-timeouts). ``retryable`` is True for 408/429/5xx, timeouts and connection failures:
-those are the cases where trying again or falling back to another upstream can help.
+timeouts, ``UpstreamRefused`` when the egress policy refused the address).
+Messages are bounded summaries, never the upstream's body as it came.
+``retryable`` is True for 408/429/5xx, timeouts and connection failures: those are
+the cases where trying again or falling back to another upstream can help.
 A natural gateway mapping once fallbacks are exhausted: ``UpstreamTimeout`` -> 504,
 a non-retryable 4xx -> relay that status and ``message`` (e.g. context too long),
 anything else -> 502. ``status`` is None when no HTTP answer was received.
@@ -34,7 +36,12 @@ client and the gateway can still fall back or answer 502/504. Then::
     log(stream.usage)                 # Usage | None, known once the stream is drained
 
 A failure after the first chunk raises ``UpstreamError`` from the iteration; the
-gateway can only end its own response at that point.
+gateway can only end its own response at that point (with an in-band error event).
+
+An answer that is not an event stream is a failure like any other: a JSON completion
+(the upstream ignored ``stream``) is converted to chunks, and anything else (an HTML
+page, garbage, an empty body) raises ``UpstreamError`` before the first chunk if it
+starts that way, or from the iteration if a stream turns into it (``_stream``).
 """
 
 # The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
@@ -116,6 +123,13 @@ class UpstreamError(Exception):
 class UpstreamTimeout(UpstreamError):
     def __init__(self, message: str = "upstream timed out") -> None:
         super().__init__(message, status=None, retryable=True)
+
+
+class UpstreamRefused(UpstreamError):
+    """The egress policy refused the upstream's address; nothing was sent to it."""
+
+    def __init__(self, message: str = "the egress policy refused the upstream's address") -> None:
+        super().__init__(message, status=None, retryable=False)
 
 
 def is_retryable_status(status: int | None) -> bool:

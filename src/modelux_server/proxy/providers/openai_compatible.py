@@ -3,7 +3,8 @@
 Requests pass through with only ``model`` swapped. For streams the adapter always asks
 the upstream for ``stream_options.include_usage`` so the request log gets token counts;
 when the client did not ask for it, the extra usage-only chunk is dropped again so the
-client sees exactly what it requested.
+client sees exactly what it requested. An upstream that ignores ``stream`` and answers
+a whole completion is converted to chunks (see ``_stream``).
 """
 
 # The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
@@ -15,7 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from ..codec import loads
-from ._http import SSE_DONE, HttpClient, SSEBuffer, post_json, sse_fields, stream_post
+from ._http import SSE_DONE, HttpClient, post_json, stream_post
+from ._stream import StreamReader, completion_chunks, not_a_stream, stream_error
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -89,7 +91,7 @@ class OpenAICompatibleProvider:
         timeout: float,
         keep_usage_chunk: bool,
     ) -> AsyncGenerator[bytes, None]:
-        sse = SSEBuffer()
+        reader = StreamReader(self._client.max_bytes)
         done = False
         async with stream_post(
             self._client, url, headers=headers, payload=payload, timeout=timeout
@@ -100,12 +102,15 @@ class OpenAICompatibleProvider:
                     # mid-body cannot go back to the keep-alive pool.
                     continue
                 out: list[bytes] = []
-                for event in sse.feed(data):
-                    _, payload_bytes = sse_fields(event)
-                    if payload_bytes == b"[DONE]":
+                for event, _, payload_bytes in reader.feed(data):
+                    chunk = payload_bytes.strip()
+                    if chunk == b"[DONE]":
                         done = True
-                    elif payload_bytes.lstrip().startswith(b'{"error"'):
-                        raise _stream_error(payload_bytes)
+                    elif chunk[:1] not in (b"{", b""):
+                        # OpenAI chunks are JSON objects; a client SDK would fail on anything else.
+                        raise not_a_stream("an event whose data is not JSON")
+                    elif chunk.startswith(b'{"error"'):
+                        raise stream_error(chunk, "upstream reported an error mid-stream")
                     elif (
                         # Parse only the rare chunk that can carry usage; the rest
                         # pass through untouched.
@@ -117,9 +122,18 @@ class OpenAICompatibleProvider:
                     out.append(event + b"\n\n")
                 if out:
                     yield b"".join(out)
-        if not done:
-            # Some servers just close after the last chunk; clients still expect [DONE].
-            yield SSE_DONE
+        if done:
+            return
+        answer = reader.finish()
+        if answer is not None:
+            # The upstream ignored `stream` and answered with a whole completion.
+            usage = Usage.from_openai(answer.get("usage"))
+            chunks_out = completion_chunks(answer, usage if keep_usage_chunk else None)
+            stream.usage = usage
+            yield b"".join(chunks_out)
+            return
+        # Some servers just close after the last chunk; clients still expect [DONE].
+        yield SSE_DONE
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
@@ -147,16 +161,3 @@ def _take_usage(stream: ChatStream, payload: bytes) -> bool:
         return False
     stream.usage = usage
     return not chunk.get("choices")
-
-
-def _stream_error(payload: bytes) -> UpstreamError:
-    try:
-        err = loads(payload).get("error")
-    except (ValueError, AttributeError):
-        err = None
-    message = err.get("message") if isinstance(err, dict) else None
-    status = err.get("code") if isinstance(err, dict) else None
-    return UpstreamError(
-        str(message or "upstream reported an error mid-stream"),
-        status=status if isinstance(status, int) else None,
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 from ._http import HttpClient, make_http_client
 from .anthropic import AnthropicProvider
@@ -14,12 +15,16 @@ class ProviderRegistry:
     """Create once at startup, ``await aclose()`` at shutdown.
 
     Any vendor without a dedicated adapter is treated as OpenAI-compatible, so new
-    OpenAI-style upstreams only need a credential with a ``base_url``.
+    OpenAI-style upstreams only need a credential with a ``base_url``. ``options``
+    configure the client it creates (``egress``, ``max_bytes``, ``stream_max_bytes``);
+    without ``egress`` every non-public destination is refused.
     """
 
-    def __init__(self, client: HttpClient | None = None, *, max_connections: int = 512) -> None:
+    def __init__(
+        self, client: HttpClient | None = None, *, max_connections: int = 512, **options: Any
+    ) -> None:
         self._owns_client = client is None
-        self.client = client or make_http_client(max_connections=max_connections)
+        self.client = client or make_http_client(max_connections=max_connections, **options)
         self._default: Provider = OpenAICompatibleProvider(self.client)
         self._by_vendor: dict[str, Provider] = {"anthropic": AnthropicProvider(self.client)}
 

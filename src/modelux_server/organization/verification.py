@@ -1,0 +1,132 @@
+"""Email verification: the owner of a self-serve organization proves their address.
+
+When verification is required (MODELUX_REQUIRE_EMAIL_VERIFICATION; by
+default whenever SMTP is configured, so the link can actually arrive), an
+organization cannot store provider credentials until one of its owners has a
+verified email. Credentials are what make the gateway spend upstream money,
+so a scripted signup with a made-up address gets nothing it can use.
+
+The rule is per organization, not per caller: a management key has no user
+behind it, and an organization whose owner proved their address may let its
+admins and keys add credentials. An invitation accepted through its emailed
+link also verifies the address, so an invited owner verifies the organization.
+
+The link's token is `user_id.expiry.signature`, an HMAC under the server's
+secret key over the user, their current email and the expiry: nothing is
+stored, and a link stops working when it expires or the email changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modelux_server.errors import Forbidden
+from modelux_server.models import Membership, Organization, User
+from modelux_server.runtime import Runtime
+
+TTL = timedelta(days=3)
+PATH = "/verify-email"
+_TOKEN = re.compile(r"(usr_[0-9A-Z]{26})\.([0-9]{1,12})\.([0-9a-f]{64})")
+
+
+class InvalidLink(Exception):
+    """A confirmation link that is malformed, forged, expired or for an old email."""
+
+
+def _key(rt: Runtime) -> bytes:
+    key = rt.extras.get("email_verification_key")
+    if key is None:
+        key = hashlib.sha256(b"email-verification|" + rt.settings.resolved_secret_key().encode()).digest()
+        rt.extras["email_verification_key"] = key
+    return bytes(key)
+
+
+def _signature(rt: Runtime, user_id: str, email: str, expires: int) -> str:
+    message = f"{user_id}|{email}|{expires}".encode()
+    return hmac.new(_key(rt), message, hashlib.sha256).hexdigest()
+
+
+def make_token(rt: Runtime, user: User, expires_at: datetime) -> str:
+    expires = int(expires_at.timestamp())
+    return f"{user.id}.{expires}.{_signature(rt, user.id, user.email, expires)}"
+
+
+async def user_for_token(session: AsyncSession, rt: Runtime, token: str) -> User:
+    """The user a valid link confirms; InvalidLink otherwise."""
+    # checked for shape before any lookup: a link is pasted by hand at times,
+    # and PostgreSQL refuses some strings (NUL) that SQLite would store
+    found = _TOKEN.fullmatch(token)
+    if found is None:
+        raise InvalidLink()
+    user_id, expires_text, signature = found.groups()
+    user = await session.get(User, user_id)
+    if user is None:
+        raise InvalidLink()
+    expected = _signature(rt, user.id, user.email, int(expires_text))
+    if not hmac.compare_digest(expected, signature):
+        raise InvalidLink()
+    if datetime.fromtimestamp(int(expires_text), UTC) <= rt.clock.now():
+        raise InvalidLink()
+    return user
+
+
+async def confirm(session: AsyncSession, rt: Runtime, token: str) -> User:
+    """Mark the link's user verified (a second click changes nothing)."""
+    user = await user_for_token(session, rt, token)
+    if user.email_verified_at is None:
+        user.email_verified_at = rt.clock.now()
+    return user
+
+
+async def send_link(session: AsyncSession, rt: Runtime, user: User, org: Organization) -> None:
+    """Queue the confirmation email in the caller's transaction."""
+    from modelux_server.notifications.messages import VerifyEmailNotice
+    from modelux_server.notifications.service import enqueue
+
+    expires_at = (rt.clock.now() + TTL).replace(microsecond=0)
+    notice = VerifyEmailNotice(
+        org_name=org.name,
+        org_id=org.id,
+        link=f"{rt.public_url}{PATH}?token={make_token(rt, user, expires_at)}",
+        expires_at=expires_at,
+    )
+    await enqueue(
+        session,
+        rt,
+        org_id=org.id,
+        kind="verify_email",
+        dedupe_key=f"verify_email:{user.id}:{int(expires_at.timestamp())}",
+        notice=notice,
+        to=[user.email],
+    )
+
+
+async def org_is_verified(session: AsyncSession, org_id: str) -> bool:
+    stmt = select(
+        exists().where(
+            Membership.org_id == org_id,
+            Membership.role == "owner",
+            Membership.user_id == User.id,
+            User.email_verified_at.is_not(None),
+        )
+    )
+    return bool((await session.execute(stmt)).scalar_one())
+
+
+async def require_verified(session: AsyncSession, rt: Runtime, org_id: str) -> None:
+    """Refuse (403 email_not_verified) while verification is required and missing."""
+    if not rt.settings.email_verification_required:
+        return
+    if await org_is_verified(session, org_id):
+        return
+    raise Forbidden(
+        "Confirm the owner's email address before adding provider credentials: open the link "
+        f"we emailed, or ask for a new one at {rt.public_url}{PATH}.",
+        code="email_not_verified",
+    )
