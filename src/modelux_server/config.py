@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # organizations created through /signup per hour, per client address and per email domain
     signup_max_per_address: int = Field(5, ge=1)
     signup_max_per_domain: int = Field(20, ge=1)
+    # invitations one organization may send per hour (each is an email to any address)
+    invitations_max_per_hour: int = Field(20, ge=1)
     # unset: required when SMTP is configured (the link can actually arrive)
     require_email_verification: bool | None = None
 

@@ -22,6 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def error_body(kind: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The contract's error shape; `extra` adds `param` and the like."""
+    return {"error": {"type": kind, "code": code, "message": message, **extra}}
+
+
 class ModeluxError(Exception):
     status = 500
     type = "api_error"
@@ -36,9 +41,7 @@ class ModeluxError(Exception):
         self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message}
-        error.update(self.extra)
-        return {"error": error}
+        return error_body(self.type, self.code, self.message, **self.extra)
 
 
 class BadRequest(ModeluxError):

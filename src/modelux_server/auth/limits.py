@@ -9,11 +9,16 @@ count one another's rows and the table holds no address or email in clear.
 Checking and recording are separate statements, so a burst of parallel
 requests can overshoot a limit by a few; that bounds abuse just as well and
 needs no lock.
+
+A client address is counted through `client_key`: an IPv6 client is usually
+given a whole /64, so one counter covers the /64, not the single address it
+can rotate at will.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,11 +30,32 @@ from modelux_server.kit.clock import utc
 
 # rows are pruned on write once older than this, the longest window in use
 KEEP = timedelta(hours=1)
+_HOST_BITS_OF_A_64 = (1 << 64) - 1
+
+
+def client_key(address: str) -> str:
+    """The subject a limit counts for a client address: IPv4 as it is, IPv6 by its /64.
+
+    An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4
+    peer) counts as its IPv4 address. Anything that is not an address (a test
+    client's name, "unknown") is its own subject.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    # through the integer, so a zone id ("fe80::1%eth0") does not split a /64
+    network = ipaddress.IPv6Address(int(ip) & ~_HOST_BITS_OF_A_64)
+    return f"{network}/64"
 
 
 @dataclass(frozen=True)
 class Limit:
-    scope: str  # "login", "login-address", "signup-address", "signup-domain"
+    scope: str  # "login", "login-address", "signup-address", "signup-domain", "invitations-org"
     max: int
     window: timedelta
 

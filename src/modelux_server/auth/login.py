@@ -10,7 +10,8 @@ processes enforce them together:
   with one valid account could clear it between guesses.
 
 The client address is the connection's peer, which uvicorn rewrites from
-X-Forwarded-For only for MODELUX_TRUSTED_PROXIES.
+X-Forwarded-For only for MODELUX_TRUSTED_PROXIES; an IPv6 address counts by
+its /64 (limits.client_key).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth import limits, repository
 from modelux_server.kit.secrets import hash_password, verify_password
 from modelux_server.models import Membership, User
+from modelux_server.organization.service import canonical_email
 from modelux_server.runtime import Runtime
 
 WINDOW = timedelta(minutes=15)
@@ -54,11 +56,13 @@ def _dummy_hash() -> str:
     return hash_password("not-a-password")
 
 
-def _limits(rt: Runtime) -> tuple[limits.Limit, limits.Limit]:
-    return (
-        limits.Limit("login", MAX_FAILURES, WINDOW),
-        limits.Limit("login-address", rt.settings.login_max_failures_per_address, WINDOW),
-    )
+def _counted(rt: Runtime, email: str, client: str) -> list[tuple[limits.Limit, str]]:
+    """What a failed login counts against: (this email from this address, this address)."""
+    address = limits.client_key(client)
+    return [
+        (limits.Limit("login", MAX_FAILURES, WINDOW), f"{email}|{address}"),
+        (limits.Limit("login-address", rt.settings.login_max_failures_per_address, WINDOW), address),
+    ]
 
 
 async def check_password(
@@ -69,9 +73,9 @@ async def check_password(
     Returns a value instead of raising so that the failure it records is
     committed by the caller rather than rolled back with an exception.
     """
-    email = email.strip().lower()
-    per_email, per_address = _limits(rt)
-    counted = [(per_email, f"{email}|{client}"), (per_address, client)]
+    email = canonical_email(email)
+    counted = _counted(rt, email, client)
+    (per_email, email_subject), _ = counted
     now = rt.clock.now()
     exceeded = await limits.first_exceeded(session, counted, now)
     if exceeded is not None:
@@ -82,7 +86,7 @@ async def check_password(
     if not (verify_password(stored, password) and user is not None and user.password_hash):
         await limits.record(session, counted, now)
         return Rejected("invalid")
-    await limits.clear(session, per_email, f"{email}|{client}")
+    await limits.clear(session, per_email, email_subject)
     return user
 
 
@@ -96,10 +100,6 @@ async def log_in(
     membership = await repository.first_membership(session, checked.id)
     if membership is None:
         # a right password for an account in no organization is still no login
-        per_email, per_address = _limits(rt)
-        email = email.strip().lower()
-        await limits.record(
-            session, [(per_email, f"{email}|{client}"), (per_address, client)], rt.clock.now()
-        )
+        await limits.record(session, _counted(rt, canonical_email(email), client), rt.clock.now())
         return Rejected("invalid")
     return Admitted(checked, membership)

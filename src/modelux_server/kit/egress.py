@@ -168,8 +168,12 @@ async def host_admitted(
     return all(policy.admits_address(a) for a in addresses)
 
 
-def url_host_port(url: str) -> tuple[str, int] | None:
-    """The host and port an http(s) URL connects to; None for anything else.
+class NotHttpURL(ValueError):
+    """A URL the gateway does not connect to; the message says why (`must ...`)."""
+
+
+def http_host_port(url: str) -> tuple[str, int]:
+    """The host and port an http(s) URL connects to; NotHttpURL for anything else.
 
     A URL with user info counts as anything else: which host it names depends on
     the parser reading it.
@@ -178,15 +182,49 @@ def url_host_port(url: str) -> tuple[str, int] | None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        return None
+        raise NotHttpURL("is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NotHttpURL("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise NotHttpURL("must not contain a user name or password")
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def url_host_port(url: str) -> tuple[str, int] | None:
+    """`http_host_port`, with None for a URL the gateway does not connect to."""
+    try:
+        return http_host_port(url)
+    except NotHttpURL:
+        return None
 
 
 def refusal(message: str, *, param: str | None = None) -> ValidationFailed:
     extra = {"param": param} if param else {}
     return ValidationFailed(message, code="egress_not_allowed", **extra)
+
+
+class VerdictCache:
+    """Yes/no answers per key, each kept `ttl` seconds (for good when None).
+
+    Past `size` keys it starts over: a flood of distinct URLs costs lookups
+    again, never memory.
+    """
+
+    def __init__(self, ttl: float | None = None, size: int = 4096) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float | None, bool]] = {}
+
+    def get(self, key: str) -> bool | None:
+        entry = self._entries.get(key)
+        if entry is None or (entry[0] is not None and entry[0] <= time.monotonic()):
+            return None
+        return entry[1]
+
+    def put(self, key: str, verdict: bool) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (None if self.ttl is None else time.monotonic() + self.ttl, verdict)
 
 
 class EgressGuard:
@@ -200,19 +238,15 @@ class EgressGuard:
 
     def __init__(self, policy: EgressPolicy, *, ttl: float = 30.0, resolve: Resolve = system_resolve) -> None:
         self.policy = policy
-        self.ttl = ttl
         self.resolve = resolve
-        self._verdicts: dict[str, tuple[float, bool]] = {}
+        self._verdicts = VerdictCache(ttl)
 
     async def admits(self, url: str) -> bool:
-        now = time.monotonic()
         cached = self._verdicts.get(url)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached
         verdict = await self._judge(url)
-        if len(self._verdicts) >= 4096:
-            self._verdicts.clear()
-        self._verdicts[url] = (now + self.ttl, verdict)
+        self._verdicts.put(url, verdict)
         return verdict
 
     async def _judge(self, url: str) -> bool:

@@ -10,19 +10,22 @@ or cursor carrying it would otherwise be a 500 there and a miss on SQLite.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelux_server.errors import error_body
+
 JSON_PREFIXES = ("/manage/", "/v1/", "/admin/")
 
 
-def _error(code: str, message: str, kind: str, param: str | None) -> bytes:
-    error: dict[str, Any] = {"type": kind, "code": code, "message": message}
-    if param is not None:
-        error["param"] = param
-    return json.dumps({"error": error}).encode()
+def is_json_type(content_type: str) -> bool:
+    """Whether a Content-Type value announces JSON. None at all counts as JSON:
+    FastAPI reads a body without a media type as JSON."""
+    kind = content_type.split(";")[0].strip().lower()
+    return not kind or kind == "application/json" or kind.endswith("+json")
 
 
 class BodyGuard:
@@ -36,11 +39,11 @@ class BodyGuard:
             return
         if "\x00" in scope["path"]:
             # no object has such an id: the same answer as any unknown one
-            await _reply(send, 404, "not_found", "No such resource.", kind="not_found_error")
+            await send_error(send, 404, "not_found", "No such resource.", kind="not_found_error")
             return
         tainted = _tainted_query(scope.get("query_string", b""))
         if tainted is not None:
-            await _reply(
+            await send_error(
                 send, 422, "invalid_characters", f"{tainted}: must not contain NUL characters", param=tainted
             )
             return
@@ -56,20 +59,22 @@ class BodyGuard:
             elif name == b"content-type":
                 content_type = value.decode("latin-1")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await _reply(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
+            await send_error(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
             return
         path: str = scope["path"]
-        if path.startswith(JSON_PREFIXES) and (length is None or length != "0"):
-            ctype = content_type.split(";")[0].strip().lower()
-            if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-                await _reply(send, 400, "unsupported_content_type", "Send the body as application/json.")
-                return
+        if (
+            path.startswith(JSON_PREFIXES)
+            and (length is None or length != "0")
+            and not is_json_type(content_type)
+        ):
+            await send_error(send, 400, "unsupported_content_type", "Send the body as application/json.")
+            return
         if length is None:
             # chunked: read it here, so that going over the limit is a 413
             # rather than a failure inside the framework's body parsing
             buffered = await self._buffered(receive)
             if buffered is None:
-                await _reply(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
+                await send_error(send, 413, "body_too_large", f"Request body exceeds {self.max_bytes} bytes.")
                 return
             receive = buffered
         await self.app(scope, self._limited(receive, send), send)
@@ -130,7 +135,7 @@ def _tainted_query(raw: bytes) -> str | None:
     return None
 
 
-async def _reply(
+async def send_error(
     send: Send,
     status: int,
     code: str,
@@ -138,11 +143,14 @@ async def _reply(
     *,
     kind: str = "invalid_request_error",
     param: str | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    body = _error(code, message, kind, param)
-    headers: list[Any] = [
+    """Answer with the contract's error body, from code that runs outside FastAPI's handlers."""
+    body = json.dumps(error_body(kind, code, message, **({} if param is None else {"param": param}))).encode()
+    raw: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *headers,
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -13,14 +13,13 @@ proxy's, which checks its own bodies on the hot path without a second copy.
 
 from __future__ import annotations
 
-import json
 import re
 from itertools import accumulate, count
 from operator import sub
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelux_server.kit.http_guards import BodyTooLarge
+from modelux_server.kit.http_guards import BodyTooLarge, is_json_type, send_error
 
 MAX_DEPTH = 128
 
@@ -50,9 +49,8 @@ def too_deep(raw: bytes | str, limit: int = MAX_DEPTH) -> bool:
 def _is_json(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            kind = value.decode("latin-1").split(";")[0].strip().lower()
-            return kind == "application/json" or kind.endswith("+json")
-    return True  # FastAPI reads a body without a content type as JSON
+            return is_json_type(value.decode("latin-1"))
+    return True
 
 
 class JSONDepthGuard:
@@ -85,11 +83,11 @@ class JSONDepthGuard:
                     break
         except BodyTooLarge as exc:
             # raised by the size guard's receive; out here no exception handler would see it
-            await _reply(send, 413, "body_too_large", str(exc))
+            await send_error(send, 413, "body_too_large", str(exc))
             return
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         if too_deep(body, self.limit):
-            await _reply(send, 400, "body_too_deep", too_deep_message(self.limit))
+            await send_error(send, 400, "body_too_deep", too_deep_message(self.limit))
             return
 
         async def replay() -> Message:
@@ -100,11 +98,3 @@ class JSONDepthGuard:
 
 def too_deep_message(limit: int = MAX_DEPTH) -> str:
     return f"The JSON body nests deeper than {limit} levels."
-
-
-async def _reply(send: Send, status: int, code: str, message: str) -> None:
-    error = {"type": "invalid_request_error", "code": code, "message": message}
-    body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

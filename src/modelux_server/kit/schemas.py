@@ -33,15 +33,39 @@ def error_code(pydantic_type: str) -> str:
     return ERROR_CODES.get(pydantic_type, "invalid_field")
 
 
+def nul_path(value: Any) -> str | None:
+    """Where the first NUL character hides in a JSON-like value, keys included
+    (`targets.0.model`, or "" for the value itself), or None."""
+    parts = _nul_parts(value)
+    return None if parts is None else ".".join(reversed(parts))
+
+
 def has_nul(value: Any) -> bool:
     """Whether a NUL character hides anywhere in a JSON-like value, keys included."""
+    return _nul_parts(value) is not None
+
+
+def _nul_parts(value: Any) -> list[str] | None:
+    # the path is built (innermost part first) only once something is found
     if isinstance(value, str):
-        return "\x00" in value
+        return [] if "\x00" in value else None
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(v) for v in value)
-    return False
+        for key, item in value.items():
+            name = str(key)
+            if "\x00" in name:
+                # the path is echoed as `param`: it must not carry the character itself
+                return [name.replace("\x00", "\\u0000")]
+            found = _nul_parts(item)
+            if found is not None:
+                found.append(name)
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_parts(item)
+            if found is not None:
+                found.append(str(index))
+                return found
+    return None
 
 
 def reject_nul(value: Any) -> Any:

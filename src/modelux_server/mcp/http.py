@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.errors import Unauthorized
+from modelux_server.kit.http_guards import send_error
 from modelux_server.mcp.local import LocalBackend
 from modelux_server.mcp.server import build_server
 from modelux_server.runtime import Runtime
@@ -53,7 +54,13 @@ class McpEndpoint:
             # Stateless mode keeps no session, so there is no stream for GET to
             # resume and nothing for DELETE to end; the spec lets a server answer
             # 405 here, where the SDK would hold a GET stream open indefinitely.
-            await _method_not_allowed(scope, receive, send)
+            await send_error(
+                send,
+                405,
+                "method_not_allowed",
+                "/mcp runs stateless: send each JSON-RPC message with POST.",
+                headers=[(b"allow", b"POST")],
+            )
             return
         authorization = Headers(scope=scope).get("authorization")
         try:
@@ -67,17 +74,6 @@ class McpEndpoint:
             await response(scope, receive, send)
             return
         await self.sessions.handle_request(scope, receive, send)
-
-
-async def _method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
-    body = {
-        "error": {
-            "type": "invalid_request_error",
-            "code": "method_not_allowed",
-            "message": "/mcp runs stateless: send each JSON-RPC message with POST.",
-        }
-    }
-    await JSONResponse(body, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
 
 
 def mount(rt: Runtime) -> Callable[[FastAPI], None]:

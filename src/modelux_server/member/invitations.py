@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.auth import limits
 from modelux_server.auth.principal import Principal
-from modelux_server.errors import Conflict, Forbidden
+from modelux_server.errors import Conflict, Forbidden, RateLimited
 from modelux_server.kit.clock import utc
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
@@ -31,10 +32,12 @@ from modelux_server.kit.secrets import hash_password, new_token, token_hash
 from modelux_server.models import Invitation, Membership, Organization, User
 from modelux_server.notifications.messages import InvitationNotice
 from modelux_server.notifications.service import enqueue
+from modelux_server.organization import verification
 from modelux_server.organization.service import normalize_email
 from modelux_server.runtime import Runtime
 
 TTL = timedelta(days=7)
+HOUR = timedelta(hours=1)
 PREFIX = "mlx_inv_"
 ACCEPT_PATH = "/invitations/accept"
 
@@ -64,11 +67,30 @@ def _pending(now: datetime) -> list[ColumnElement[bool]]:
 async def invite(
     session: AsyncSession, rt: Runtime, principal: Principal, *, email: str, role: str
 ) -> Invitation:
-    """Create an invitation and queue its email in the caller's transaction."""
+    """Create an invitation and queue its email in the caller's transaction.
+
+    Each invitation mails an address the organization chooses, so an
+    organization must be verified to send any (organization/verification.py)
+    and sends at most MODELUX_INVITATIONS_MAX_PER_HOUR; only invitations
+    actually created count.
+    """
     if not principal.can_grant(role):
         raise Forbidden(f"A {principal.role} cannot add a member with the {role} role.")
     email = normalize_email(email)
+    await verification.require_verified(session, rt, principal.org_id, doing="inviting members")
     now = rt.clock.now()
+    per_org = limits.Limit("invitations-org", rt.settings.invitations_max_per_hour, HOUR)
+    counted = [(per_org, principal.org_id)]
+    exceeded = await limits.first_exceeded(session, counted, now)
+    if exceeded is not None:
+        _, wait = exceeded
+        error = RateLimited(
+            f"An organization may send {rt.settings.invitations_max_per_hour} invitations an hour. "
+            f"Try again in {wait} seconds.",
+            code="too_many_invitations",
+        )
+        error.headers["Retry-After"] = str(wait)
+        raise error
     # says only what the caller can already list: this organization's members
     member = await session.execute(
         select(Membership.id)
@@ -99,6 +121,7 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
+    await limits.record(session, counted, now)
     org = await session.get(Organization, principal.org_id)
     inviter = await session.get(User, principal.actor) if principal.actor.startswith("usr_") else None
     notice = InvitationNotice(
@@ -195,12 +218,16 @@ async def accept_with_new_account(
         )
     await _claim(session, rt, invitation)
     now = rt.clock.now()
-    # a row without a password is a person who was added before invitations existed
-    # and could never log in; the link proves this is the mailbox's owner
     user = (await session.execute(select(User).where(User.email == invitation.email))).scalar_one_or_none()
     if user is None:
         user = User(id=new_id("usr"), email=invitation.email, created_at=now)
         session.add(user)
+    else:
+        # A row without a password is a person added to organizations before
+        # invitations existed, who never agreed to those and could never log
+        # in. The link proves this is the mailbox's owner, who agreed to this
+        # organization only: the row starts over with no other membership.
+        await session.execute(delete(Membership).where(Membership.user_id == user.id))
     user.name = name or user.name
     user.password_hash = hash_password(password)
     user.email_verified_at = user.email_verified_at or now

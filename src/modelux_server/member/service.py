@@ -12,7 +12,7 @@ from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.models import DashboardSession, ManagementKey, Membership, User
+from modelux_server.models import DashboardSession, Invitation, ManagementKey, Membership, User
 from modelux_server.runtime import Runtime
 
 
@@ -46,7 +46,9 @@ async def remove(session: AsyncSession, rt: Runtime, principal: Principal, membe
 
     Their dashboard sessions end, and the management keys they made are revoked,
     together with keys made with those keys: a key is its creator's reach, and
-    a removed member must not keep it. Keys made by other members stay.
+    a removed member must not keep it. Keys made by other members stay. The
+    pending invitations sent by them or by those keys are revoked too: one sent
+    to their own address would let them back in.
     """
     membership = await get(session, principal.org_id, member_id)
     if not principal.can_grant(membership.role):
@@ -88,6 +90,16 @@ async def _end_access(session: AsyncSession, rt: Runtime, org_id: str, user_id: 
             creators.add(key.id)
             if key.revoked_at is None:
                 key.revoked_at = now
+    await session.execute(
+        update(Invitation)
+        .where(
+            Invitation.org_id == org_id,
+            Invitation.invited_by.in_([user_id, *seen]),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
 
 async def _keep_an_owner(session: AsyncSession, org_id: str) -> None:

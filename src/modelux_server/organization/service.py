@@ -26,8 +26,13 @@ class NewOrganization:
 _NOT_IN_ADDRESS = frozenset(' ,;:<>()[]\\"')
 
 
+def canonical_email(email: str) -> str:
+    """The form an address is stored and looked up in (normalize_email also validates it)."""
+    return email.strip().lower()
+
+
 def normalize_email(email: str) -> str:
-    email = email.strip().lower()
+    email = canonical_email(email)
     local, _, domain = email.partition("@")
     if (
         not local

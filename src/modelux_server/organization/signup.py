@@ -1,8 +1,8 @@
 """Self-serve signup: a Free organization for anyone, within limits.
 
-Signups are counted per client address and per email domain (one hour,
-MODELUX_SIGNUP_MAX_PER_ADDRESS / MODELUX_SIGNUP_MAX_PER_DOMAIN), in the
-database so every process shares the count. Only organizations actually
+Signups are counted per client address (an IPv6 /64 as one) and per email
+domain (one hour, MODELUX_SIGNUP_MAX_PER_ADDRESS / MODELUX_SIGNUP_MAX_PER_DOMAIN),
+in the database so every process shares the count. Only organizations actually
 created are counted: a mistyped form costs nothing. Over a limit nothing is
 created and the answer is 429.
 
@@ -38,7 +38,7 @@ async def sign_up(
     """Create an organization and its owner from the signup form (no management key)."""
     email = normalize_email(email)
     per_address, per_domain = _limits(rt)
-    counted = [(per_address, client), (per_domain, email.rpartition("@")[2])]
+    counted = [(per_address, limits.client_key(client)), (per_domain, email.rpartition("@")[2])]
     now = rt.clock.now()
     exceeded = await limits.first_exceeded(session, counted, now)
     if exceeded is not None:

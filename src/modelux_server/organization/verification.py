@@ -4,7 +4,8 @@ When verification is required (MODELUX_REQUIRE_EMAIL_VERIFICATION; by
 default whenever SMTP is configured, so the link can actually arrive), an
 organization cannot store provider credentials until one of its owners has a
 verified email. Credentials are what make the gateway spend upstream money,
-so a scripted signup with a made-up address gets nothing it can use.
+so a scripted signup with a made-up address gets nothing it can use. Nor
+can it send invitations, which would make the server mail any address.
 
 The rule is per organization, not per caller: a management key has no user
 behind it, and an organization whose owner proved their address may let its
@@ -119,14 +120,16 @@ async def org_is_verified(session: AsyncSession, org_id: str) -> bool:
     return bool((await session.execute(stmt)).scalar_one())
 
 
-async def require_verified(session: AsyncSession, rt: Runtime, org_id: str) -> None:
+async def require_verified(
+    session: AsyncSession, rt: Runtime, org_id: str, *, doing: str = "adding provider credentials"
+) -> None:
     """Refuse (403 email_not_verified) while verification is required and missing."""
     if not rt.settings.email_verification_required:
         return
     if await org_is_verified(session, org_id):
         return
     raise Forbidden(
-        "Confirm the owner's email address before adding provider credentials: open the link "
+        f"Confirm the owner's email address before {doing}: open the link "
         f"we emailed, or ask for a new one at {rt.public_url}{PATH}.",
         code="email_not_verified",
     )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.service import reserve_slot
 from modelux_server.errors import ValidationFailed
-from modelux_server.kit.egress import Unresolvable, host_admitted, literal_address, policy_for, refusal
+from modelux_server.kit.egress import (
+    NotHttpURL,
+    Unresolvable,
+    host_admitted,
+    http_host_port,
+    literal_address,
+    policy_for,
+    refusal,
+)
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
@@ -54,15 +61,9 @@ def _url_shape(value: object) -> tuple[str, str, int]:
     if not value.isascii() or not value.isprintable() or " " in value or "\\" in value:
         raise _invalid_url("must be printable ASCII without spaces (use punycode and percent-encoding)")
     try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise _invalid_url("is not a valid URL") from None
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise _invalid_url("must be an http:// or https:// URL with a host")
-    if "@" in parts.netloc:
-        raise _invalid_url("must not contain a user name or password")
+        host, port = http_host_port(value)
+    except NotHttpURL as exc:
+        raise _invalid_url(str(exc)) from None
     if "?" in value or "#" in value:
         raise _invalid_url("must not contain a query string or a fragment")
     if literal_address(host) is None:
@@ -70,7 +71,7 @@ def _url_shape(value: object) -> tuple[str, str, int]:
             raise _invalid_url("has an invalid host name")
         if _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
             raise _invalid_url("must write an IPv4 address as four decimal numbers")
-    return value.rstrip("/"), host, port or (443 if parts.scheme == "https" else 80)
+    return value.rstrip("/"), host, port
 
 
 async def check_base_url(rt: Runtime, value: object) -> str | None:

@@ -16,9 +16,8 @@ from typing import Any
 
 from modelux_server.errors import BadRequest, ValidationFailed
 from modelux_server.kit.json_depth import too_deep, too_deep_message
+from modelux_server.kit.model_names import model_name_problem
 from modelux_server.proxy.codec import loads
-
-MAX_MODEL_LENGTH = 256
 
 _NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 _INTEGERS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
@@ -43,15 +42,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise ValidationFailed(
             "'model' is required and must be a string.", code="missing_field", param="model"
         )
-    # A model name ends up in the request log and in response headers: a line break
-    # or control character there could forge a header or a log line.
-    if len(model) > MAX_MODEL_LENGTH or not model.isprintable():
-        raise BadRequest(
-            f"'model' must be at most {MAX_MODEL_LENGTH} printable characters "
-            "(no control characters or line breaks).",
-            code="invalid_model",
-            param="model",
-        )
+    problem = model_name_problem(model)
+    if problem is not None:
+        raise BadRequest(f"'model' {problem}.", code="invalid_model", param="model")
     return body
 
 

@@ -156,6 +156,8 @@ class Executor:
                     time.monotonic(),
                 )
                 return result, outcome
+            except UpstreamRefused:
+                raise  # not a member's failure: the whole request is refused, see below
             except (UpstreamError, TimeoutError) as exc:
                 error = (
                     "timeout"
@@ -174,9 +176,14 @@ class Executor:
                 ), None
 
         tasks = [asyncio.create_task(member(i, t)) for i, t in enumerate(route.targets)]
-        done, pending = await asyncio.wait(tasks, timeout=overall)
+        done, pending = await asyncio.wait(tasks, timeout=overall, return_when=asyncio.FIRST_EXCEPTION)
         for task in pending:
             task.cancel()
+        # A destination the egress policy refuses is a 422 for single and fallback
+        # targets; an ensemble answering without that member would hide it.
+        refused = [exc for t in done if isinstance(exc := t.exception(), UpstreamRefused)]
+        if refused:
+            raise _gateway_error(refused[0], [])
         results = [t.result() for t in done]
         for task in pending:
             idx = tasks.index(task)

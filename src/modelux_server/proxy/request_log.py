@@ -4,6 +4,11 @@ The proxy hands a row to `RequestLogWriter.add` (no I/O); a background task
 inserts what accumulated every `flush_ms`. Rows still in memory when the
 process is killed are lost: the log is an observability record, while the
 billing count lives in the counter's ledger and is never derived from it.
+
+Text reaches a row from callers, routing configs and upstreams, so each value
+is made storable first (no NUL, which PostgreSQL text refuses; cut to its
+column's length). A row the database still refuses is dropped alone: its
+statement's other rows are written again one by one.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+import asyncpg
+from sqlalchemy import String, Table
 
 from modelux_server.kit.db import Database
 from modelux_server.models import RequestLog
@@ -30,6 +37,30 @@ _TABLE = cast(Table, RequestLog.__table__)
 _SLICE = 1_000  # rows per statement (SQLite allows 32,766 parameters)
 _COLUMNS = [c.name for c in _TABLE.columns]
 _SQLITE_ROW = f"({', '.join('?' for _ in _COLUMNS)})"
+_TEXT_LIMITS = [
+    (c.name, c.type.length) for c in _TABLE.columns if isinstance(c.type, String) and c.type.length
+]
+# What the database (or the driver encoding a value for it) raises for a row it
+# cannot store, as opposed to a database that is down: only then is retrying the
+# statement's other rows one by one worth it.
+_ROW_REFUSED = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    ValueError,  # asyncpg's client-side DataError included
+    TypeError,
+    OverflowError,
+)
+
+
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every text value one the database can hold."""
+    for name, limit in _TEXT_LIMITS:
+        value = row.get(name)
+        if isinstance(value, str) and (len(value) > limit or "\x00" in value):
+            row[name] = value.replace("\x00", "\ufffd")[:limit]
+    return row
 
 
 def _sqlite_insert(rows: int) -> str:
@@ -81,22 +112,37 @@ class RequestLogWriter:
         # ledger writes (`Database._write_turn`): encoding a whole flush at once, or holding
         # SQLite's write lock for all of it, stalls admissions for tens of ms.
         for start in range(0, len(batch), _SLICE):
-            chunk = batch[start : start + _SLICE]
-            async with self.db.hot_session() as session:
-                conn = await session.connection()
-                driver: Any = (await conn.get_raw_connection()).driver_connection
-                if self.db.is_sqlite:
-                    # one multi-row INSERT: one call into sqlite3 instead of one
-                    # GIL hand-over between threads per row
-                    params = [v for r in chunk for v in _sqlite_row(r)]
-                    await driver.execute(_sqlite_insert(len(chunk)), params)
-                else:
-                    # binary COPY: asyncpg encodes the rows in C, the cheapest path
-                    await driver.copy_records_to_table(
-                        "request_logs",
-                        records=[tuple(r[c] for c in _COLUMNS) for r in chunk],
-                        columns=_COLUMNS,
-                    )
+            chunk = [_storable(r) for r in batch[start : start + _SLICE]]
+            try:
+                await self._write(chunk)
+            except _ROW_REFUSED:
+                # one refused row fails its whole statement: the others go again alone
+                for row in chunk:
+                    await self._write_alone(row)
+
+    async def _write_alone(self, row: dict[str, Any]) -> None:
+        try:
+            await self._write([row])
+        except _ROW_REFUSED as exc:
+            self.dropped += 1
+            log.warning("request log row %s not stored: %s", row.get("request_id"), type(exc).__name__)
+
+    async def _write(self, chunk: list[dict[str, Any]]) -> None:
+        async with self.db.hot_session() as session:
+            conn = await session.connection()
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            if self.db.is_sqlite:
+                # one multi-row INSERT: one call into sqlite3 instead of one
+                # GIL hand-over between threads per row
+                params = [v for r in chunk for v in _sqlite_row(r)]
+                await driver.execute(_sqlite_insert(len(chunk)), params)
+            else:
+                # binary COPY: asyncpg encodes the rows in C, the cheapest path
+                await driver.copy_records_to_table(
+                    "request_logs",
+                    records=[tuple(r[c] for c in _COLUMNS) for r in chunk],
+                    columns=_COLUMNS,
+                )
 
     async def close(self) -> None:
         if self._task is not None:

@@ -153,7 +153,7 @@ async def create(
     actor: str | None,
 ) -> ConfigView:
     await projects.get(session, org_id, project_id)
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         raise ValidationFailed("slug must be lowercase letters, digits, '-' or '_' (max 63)", param="slug")
     spec = validate_spec(strategy, fields)
     for feature in required_features(strategy):

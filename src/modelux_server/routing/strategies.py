@@ -10,9 +10,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from modelux_server.errors import ValidationFailed
+from modelux_server.kit.model_names import model_name_problem
+from modelux_server.kit.schemas import nul_path
 
 STRATEGY_FEATURE: dict[str, str | None] = {
     "single": None,
@@ -20,8 +31,21 @@ STRATEGY_FEATURE: dict[str, str | None] = {
     "ensemble": "ensembles",
     "custom_rules": "custom_routing_rules",
 }
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-TARGET_RE = re.compile(r"^(@[a-z0-9][a-z0-9_-]{0,62}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.:@/-]+)$")
+# used with fullmatch: `$` would also match before a trailing line break
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+TARGET_RE = re.compile(r"@[a-z0-9][a-z0-9_-]{0,62}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.:@/-]+")
+
+
+def _model_name(value: str) -> str:
+    problem = model_name_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_model", problem)
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+# provider credential ids are ours (`prov_...`, a String(40) column)
+ProviderId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 
 
 class _Spec(BaseModel):
@@ -29,14 +53,14 @@ class _Spec(BaseModel):
 
 
 class Target(_Spec):
-    model: Annotated[str, Field(min_length=1, max_length=200)]
-    provider_id: str | None = None
+    model: ModelName
+    provider_id: ProviderId | None = None
     timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
 
 
 class SingleSpec(_Spec):
-    model: Annotated[str, Field(min_length=1, max_length=200)]
-    provider_id: str | None = None
+    model: ModelName
+    provider_id: ProviderId | None = None
     timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
 
 
@@ -51,8 +75,8 @@ class FallbackSpec(_Spec):
 
 
 class EnsembleMember(_Spec):
-    model: Annotated[str, Field(min_length=1, max_length=200)]
-    provider_id: str | None = None
+    model: ModelName
+    provider_id: ProviderId | None = None
     weight: Annotated[float, Field(gt=0, le=1000)] = 1.0
 
 
@@ -92,9 +116,9 @@ class CustomRulesSpec(_Spec):
 
 
 def _check_target(value: str) -> str:
-    if not TARGET_RE.match(value):
+    if not TARGET_RE.fullmatch(value):
         raise ValueError("a target is '@slug' (another routing config) or 'vendor/model'")
-    return value
+    return _model_name(value)
 
 
 SPECS: dict[str, type[_Spec]] = {
@@ -114,14 +138,19 @@ def validate_spec(strategy: str, fields: dict[str, Any]) -> dict[str, Any]:
             code="unknown_strategy",
             param="strategy",
         )
+    # the API's bodies are refused earlier for this; the dashboard's JSON text is not
+    tainted = nul_path(fields)
+    if tainted is not None:
+        raise ValidationFailed(
+            f"{tainted}: must not contain NUL characters", code="invalid_characters", param=tainted
+        )
     try:
         spec = model.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or strategy
-        raise ValidationFailed(
-            f"{where}: {first['msg']}", code="invalid_routing_config", param=where
-        ) from None
+        code = "invalid_model" if first["type"] == "invalid_model" else "invalid_routing_config"
+        raise ValidationFailed(f"{where}: {first['msg']}", code=code, param=where) from None
     stored = spec.model_dump(by_alias=True, exclude_none=True)
     if strategy == "custom_rules":
         _parse_rule_expressions(stored)

@@ -6,6 +6,15 @@ Revises: 0005
 The old idempotency records are dropped, not migrated: they held whole responses, new
 secrets included, with no expiry. Losing them only means a retry of a request made before
 the upgrade runs again instead of replaying.
+
+Users without a password are deleted with their memberships (and dashboard sessions, the
+other table that refers to users; none can exist, as such a user never logged in). Every
+released way of creating an owner sets a password, so these rows are the people the old
+`POST /members` added to organizations without asking them; they could never log in.
+Keeping the rows would let those memberships come alive the day the person accepts any
+invitation. The code keeps the same rule for rows written after this point: accepting an
+invitation with a new account on a passwordless row first drops that row's memberships
+(member/invitations.py), so the person ends up in the inviting organization only.
 """
 
 from __future__ import annotations
@@ -42,6 +51,10 @@ def upgrade() -> None:
     op.add_column("users", sa.Column("email_verified_at", sa.DateTime(timezone=True), nullable=True))
     # People who set a password before verification existed keep working.
     op.execute("UPDATE users SET email_verified_at = created_at WHERE password_hash IS NOT NULL")
+    passwordless = "SELECT id FROM users WHERE password_hash IS NULL"
+    op.execute(f"DELETE FROM memberships WHERE user_id IN ({passwordless})")
+    op.execute(f"DELETE FROM dashboard_sessions WHERE user_id IN ({passwordless})")
+    op.execute("DELETE FROM users WHERE password_hash IS NULL")
 
     op.create_table(
         "invitations",

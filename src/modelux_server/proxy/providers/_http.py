@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from modelux_server.kit.egress import EgressPolicy, literal_address, url_host_port
+from modelux_server.kit.egress import EgressPolicy, VerdictCache, literal_address, url_host_port
 
 from ..codec import dumps, loads, parse
 from .base import JSON, UpstreamError, UpstreamRefused, UpstreamTimeout
@@ -104,7 +104,7 @@ class HttpClient:
         self.stream_max_bytes = stream_max_bytes
         self.inner_resolver = resolver  # where names are looked up; the system's when None
         self._resolver: EgressResolver | None = None
-        self._literals: dict[str, bool] = {}
+        self._literals = VerdictCache()  # a literal's verdict only changes with the policy
         self._session: aiohttp.ClientSession | None = None
         self.in_flight = 0  # requests sent whose response is not released yet
 
@@ -144,9 +144,7 @@ class HttpClient:
             target = url_host_port(url)
             literal = literal_address(target[0]) if target else None
             admitted = target is not None and (literal is None or self.egress.admits_address(literal))
-            if len(self._literals) >= 4096:
-                self._literals.clear()
-            self._literals[url] = admitted
+            self._literals.put(url, admitted)
         if not admitted:
             log.warning("upstream refused by the egress policy: %s", (url_host_port(url) or ("?",))[0])
             raise UpstreamRefused()
@@ -350,35 +348,6 @@ async def stream_post(
         raise transport_error(exc, quiet=reading) from exc
     finally:
         client.in_flight -= 1
-
-
-class SSEBuffer:
-    """Reassembles SSE events from arbitrarily split network chunks."""
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = b""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Return the events completed by ``data``, without their blank-line terminator."""
-        buf = self._buf + data
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        *events, self._buf = buf.split(b"\n\n")
-        return [e for e in events if e.strip()]
-
-
-def sse_fields(event: bytes) -> tuple[str | None, bytes]:
-    """Split one SSE event into its ``event:`` name and joined ``data:`` payload."""
-    name: str | None = None
-    data: list[bytes] = []
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line[5:6] == b" " else line[5:])
-        elif line.startswith(b"event:"):
-            name = line[6:].strip().decode("utf-8", "replace")
-    return name, b"\n".join(data)
 
 
 def sse_event(payload: JSON) -> bytes:
