@@ -20,6 +20,7 @@ run: $(STAMP)  ## set up and serve on the embedded defaults (SQLite, no other se
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

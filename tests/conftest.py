@@ -15,7 +15,7 @@ from modelux_server.app import create_app
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.organization.service import create_organization
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.support import databases
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -70,8 +70,8 @@ async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def rt(app: Any) -> Runtime:
-    runtime: Runtime = app.state.runtime
+def rt(app: Any) -> Services:
+    runtime: Services = app.state.services
     return runtime
 
 
@@ -93,7 +93,7 @@ class Org:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-async def make_org(rt: Runtime, name: str = "Acme", email: str = "owner@acme.test") -> Org:
+async def make_org(rt: Services, name: str = "Acme", email: str = "owner@acme.test") -> Org:
     async with rt.db.session() as session:
         created = await create_organization(session, rt, name=name, owner_email=email)
     assert created.management_key is not None
@@ -101,5 +101,5 @@ async def make_org(rt: Runtime, name: str = "Acme", email: str = "owner@acme.tes
 
 
 @pytest.fixture
-async def org(rt: Runtime) -> Org:
+async def org(rt: Services) -> Org:
     return await make_org(rt)

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import typer
 
-from modelux_server.billing.catalog import CatalogError
 from modelux_server.config import Settings, SettingsError, load_settings
 from modelux_server.errors import ModeluxError
+from modelux_server.plans.catalog import CatalogError
 
 app = typer.Typer(help="modelux-server: an LLM control plane.", no_args_is_help=True, add_completion=False)
 admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
@@ -30,19 +30,21 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _with_runtime(work: Callable[[Any], Awaitable[T]]) -> T:
-    from modelux_server.app import build_runtime
+def _with_services(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run an operator command with the billing processor and a ledger-reading counter."""
+    from modelux_server.assembly import build_services, start_services
 
     settings = _settings()
     try:
-        rt = build_runtime(settings)
+        rt = build_services(settings)
     except CatalogError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
     async def main() -> T:
         try:
-            return await work(rt)
+            async with start_services(rt, serving=False):
+                return await work(rt)
         finally:
             await rt.db.dispose()
 
@@ -138,7 +140,7 @@ def bootstrap(
                 session, rt, name=org, owner_email=email, owner_password=password, owner_verified=True
             )
 
-    created = _with_runtime(work)
+    created = _with_services(work)
     typer.echo(f"organization   {created.org.id} ({created.org.name}) on the Free plan")
     typer.echo(f"owner          {created.owner.email}")
     typer.echo(f"password       {password}   (shown once; log in at /login)")
@@ -180,7 +182,7 @@ def set_plan(
         async with rt.db.session() as session:
             return await do_set(session, rt, org_id, plan, interval, actor="operator:cli")
 
-    change = _with_runtime(work)
+    change = _with_services(work)
     if change is None:
         typer.echo(f"{org_id} is already on {plan} ({interval}); nothing changed")
     else:
@@ -219,7 +221,7 @@ def create_enterprise_plan(
                 actor="operator:cli",
             )
 
-    plan = _with_runtime(work)
+    plan = _with_services(work)
     typer.echo(
         json.dumps(
             {
@@ -237,8 +239,8 @@ def create_enterprise_plan(
 @admin.command("plans")
 def plans() -> None:
     """Print the plan catalog in force (validates MODELUX_PLAN_CATALOG)."""
-    from modelux_server.billing.catalog import load_catalog
     from modelux_server.billing.schemas import render_plan
+    from modelux_server.plans.catalog import load_catalog
 
     settings = _settings()
     try:
@@ -268,24 +270,23 @@ def notifications(
             rows = await service.list_notifications(session, status=status, org_id=org, limit=limit)
             return format_table(rows)
 
-    typer.echo(_with_runtime(work))
+    typer.echo(_with_services(work))
 
 
 @admin.command("stripe-sync")
 def stripe_sync() -> None:
     """Create or update the Stripe products, prices and portal settings for the catalog."""
-    from modelux_server.billing.catalog_sync import sync_catalog, webhook_events
-    from modelux_server.billing.startup import billing_provider
-    from modelux_server.billing.stripe_gateway import StripeBilling
+    from modelux_server.billing.stripe.catalog_push import sync_catalog, webhook_events
+    from modelux_server.billing.stripe.gateway import StripeBilling
 
     async def work(rt: Any) -> list[str]:
-        async with billing_provider(rt) as stripe:
-            if not isinstance(stripe, StripeBilling):
-                typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (manual billing mode)", err=True)
-                raise typer.Exit(2)
-            return await sync_catalog(rt, stripe)
+        stripe = rt.billing
+        if not isinstance(stripe, StripeBilling):
+            typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (manual billing mode)", err=True)
+            raise typer.Exit(2)
+        return await sync_catalog(rt, stripe)
 
-    changes = _with_runtime(work)
+    changes = _with_services(work)
     for line in changes:
         typer.echo(line)
     in_sync = "Stripe is in sync with the catalog; nothing changed"
@@ -296,14 +297,12 @@ def stripe_sync() -> None:
 @admin.command("reconcile")
 def reconcile() -> None:
     """Compare every Stripe-linked organization with Stripe and repair drift (missed webhooks)."""
-    from modelux_server.billing.reconcile import reconcile as run_reconcile
-    from modelux_server.billing.startup import billing_provider
+    from modelux_server.billing.stripe.reconcile import reconcile as run_reconcile
 
     async def work(rt: Any) -> Any:
-        async with billing_provider(rt):
-            return await run_reconcile(rt)
+        return await run_reconcile(rt)
 
-    repairs = _with_runtime(work)
+    repairs = _with_services(work)
     for repair in repairs:
         typer.echo(str(repair))
     typer.echo(f"{len(repairs)} organization(s) repaired" if repairs else "no drift found")

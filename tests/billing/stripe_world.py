@@ -18,13 +18,13 @@ import httpx
 import stripe
 from sqlalchemy import func, select
 
-from modelux_server.billing.catalog_sync import sync_catalog
 from modelux_server.billing.repository import list_plan_changes
+from modelux_server.billing.stripe.catalog_push import sync_catalog
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.management_key.service import issue_management_key
 from modelux_server.models import PlanChange, PlanState, StripeEvent
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.support.live_server import LiveServer
 from tests.support.stripe_emulator import StripeEmulator
@@ -47,7 +47,7 @@ class StripeWorld:
     stripe: stripe.StripeClient  # the test's own view of "Stripe", for assertions
 
     @property
-    def rt(self) -> Runtime:
+    def rt(self) -> Services:
         return self.server.runtime
 
     @property
@@ -133,7 +133,7 @@ class StripeWorld:
         return self.server.call(count())
 
     def sync_catalog(self) -> list[str]:
-        return self.server.call(sync_catalog(self.rt, self.rt.extras["billing"]))
+        return self.server.call(sync_catalog(self.rt, self.rt.billing))
 
     def latest_invoice(self, subscription_id: str) -> Any:
         sub = self.stripe.v1.subscriptions.retrieve(subscription_id)

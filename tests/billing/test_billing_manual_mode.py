@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 
 from modelux_server.management_key.service import issue_management_key
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.support.plans import move_to
 
 
 async def test_checkout_portal_and_change_plan_say_billing_is_not_configured(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     calls = [
         ("/manage/v1/billing/checkout", {"plan": "pro", "interval": "monthly"}),
@@ -31,7 +31,7 @@ async def test_checkout_portal_and_change_plan_say_billing_is_not_configured(
 
 
 async def test_a_member_key_may_read_billing_but_not_change_it(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     async with rt.db.session() as session:
         _, member = await issue_management_key(session, rt, org.id, name="m", role="member", created_by=None)

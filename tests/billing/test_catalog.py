@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from modelux_server.billing.catalog import CatalogError, load_catalog, parse_catalog
+from modelux_server.plans.catalog import CatalogError, load_catalog, parse_catalog
 
 DEFAULT = load_catalog()
 
@@ -54,7 +54,7 @@ def test_annual_is_two_months_free() -> None:
 
 
 def test_broken_limit_names_its_line() -> None:
-    source = (Path(__file__).parents[2] / "src/modelux_server/billing/plans.toml").read_text()
+    source = (Path(__file__).parents[2] / "src/modelux_server/plans/plans.toml").read_text()
     broken = source.replace("projects = 5\n", 'projects = "five"\n')
     line = broken.splitlines().index('projects = "five"') + 1
     with pytest.raises(CatalogError, match=rf"line {line}: plan 'pro': limit 'projects'"):
@@ -67,7 +67,7 @@ def test_toml_syntax_error_names_its_line() -> None:
 
 
 def test_unknown_feature_is_refused() -> None:
-    source = (Path(__file__).parents[2] / "src/modelux_server/billing/plans.toml").read_text()
+    source = (Path(__file__).parents[2] / "src/modelux_server/plans/plans.toml").read_text()
     broken = source.replace('features = ["ensembles"]', 'features = ["ensemblez"]')
     with pytest.raises(CatalogError, match="unknown feature 'ensemblez'"):
         parse_catalog(broken)

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
-from modelux_server.billing.catalog import load_catalog
-from modelux_server.billing.entitlements import Entitlements
+from modelux_server.plans.catalog import load_catalog
+from modelux_server.plans.entitlements import Entitlements
 
 CATALOG = load_catalog()
 

@@ -8,10 +8,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modelux_server.billing.catalog import load_catalog
-from modelux_server.billing.provider import PriceRef
-from modelux_server.billing.reconcile import seconds_until_next_run
-from modelux_server.billing.sync import plan_of_price
+from modelux_server.billing.processor import PriceRef
+from modelux_server.billing.stripe.apply import plan_of_price
+from modelux_server.billing.stripe.reconcile import seconds_until_next_run
+from modelux_server.plans.catalog import load_catalog
 from tests.billing.stripe_world import API_KEY, WEBHOOK_SECRET, StripeWorld
 from tests.support import databases
 from tests.support.stripe_emulator import StripeEmulator
@@ -96,7 +96,7 @@ def test_stripe_sync_creates_the_catalog_once_and_moves_a_changed_price(
 
         source = load_catalog().plans["pro"]
         catalog = tmp_path / "plans.toml"
-        builtin = (Path(__file__).parents[2] / "src/modelux_server/billing/plans.toml").read_text()
+        builtin = (Path(__file__).parents[2] / "src/modelux_server/plans/plans.toml").read_text()
         catalog.write_text(builtin.replace("monthly_price_cents = 4900", "monthly_price_cents = 5900", 1))
         assert source.monthly_price_cents == 4900
         third = cli(tmp_path, db_url, emu.base_url, "admin", "stripe-sync", MODELUX_PLAN_CATALOG=str(catalog))

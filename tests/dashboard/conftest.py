@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from modelux_server.billing.catalog_sync import sync_catalog
+from modelux_server.billing.stripe.catalog_push import sync_catalog
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from tests.billing.stripe_world import API_KEY, JAN_10_2026, WEBHOOK_SECRET, when
@@ -60,7 +60,7 @@ def site(tmp_path: Path, sqlite_template: Path) -> Iterator[Site]:
     server.start()
     emu.webhook_url = f"{server.url}/webhooks/stripe"
     try:
-        server.call(lambda rt: sync_catalog(rt, rt.extras["billing"]))
+        server.call(lambda rt: sync_catalog(rt, rt.billing))
         emu.wait_for_webhooks()
         yield Site(server, emu)
     finally:

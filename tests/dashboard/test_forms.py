@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from typing import Any
 
@@ -10,15 +11,16 @@ from sqlalchemy import select
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.operator import create_enterprise_plan
 from modelux_server.kit.clock import FrozenClock
+from modelux_server.management_key.service import issue_management_key
 from modelux_server.member.invitations import invite
-from modelux_server.models import Organization
-from modelux_server.runtime import Runtime
+from modelux_server.models import Organization, Project
+from modelux_server.services import Services
 from tests.dashboard.forms import PASSWORD, browser, csrf_of, log_in, post_form, sign_up
 from tests.support.invitations import join
 from tests.support.plans import move_to
 
 
-async def _org_id(rt: Runtime, name: str = "Acme") -> str:
+async def _org_id(rt: Services, name: str = "Acme") -> str:
     async with rt.db.session() as session:
         return (await session.execute(select(Organization.id).where(Organization.name == name))).scalar_one()
 
@@ -103,7 +105,7 @@ async def test_login_only_follows_same_site_next_paths(app: Any) -> None:
         assert r.headers["location"] == "/api-keys"
 
 
-async def test_a_member_sees_billing_read_only_and_cannot_create(app: Any, rt: Runtime) -> None:
+async def test_a_member_sees_billing_read_only_and_cannot_create(app: Any, rt: Services) -> None:
     async with browser(app) as owner:
         await sign_up(owner)
     org_id = await _org_id(rt)
@@ -134,6 +136,25 @@ async def test_a_creation_over_the_plan_limit_shows_the_402_and_the_upgrade_link
     assert "The Free plan allows 1 project" in refused.text
     assert 'href="https://modelux.test/settings/billing?plan=pro"' in refused.text
     assert 'value="two"' in refused.text  # what was typed is kept
+
+
+async def test_a_form_is_refused_as_the_api_refuses_the_same_body(app: Any, rt: Services) -> None:
+    too_long = "n" * 201
+    async with browser(app) as client:
+        await sign_up(client)
+        async with rt.db.session() as session:
+            _, token = await issue_management_key(
+                session, rt, await _org_id(rt), name="t", role="owner", created_by=None
+            )
+        api = await client.post(
+            "/manage/v1/projects", json={"name": too_long}, headers={"Authorization": f"Bearer {token}"}
+        )
+        form = await post_form(client, "/projects", "/projects/create", {"name": too_long})
+    assert api.status_code == form.status_code == 422
+    assert api.json()["error"]["message"] == "name: String should have at most 200 characters"
+    assert html.escape(api.json()["error"]["message"]) in form.text
+    async with rt.db.session() as session:
+        assert (await session.execute(select(Project.id))).first() is None  # nothing was cut and saved
 
 
 async def test_a_new_key_is_shown_once_then_only_its_hint(app: Any) -> None:
@@ -172,7 +193,7 @@ async def test_the_annual_toggle_shows_the_two_months_free_saving(app: Any) -> N
 
 
 async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why(
-    app: Any, rt: Runtime
+    app: Any, rt: Services
 ) -> None:
     async with browser(app) as client:
         await sign_up(client)
@@ -206,7 +227,7 @@ async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why
         assert "Switched off by your plan" in billing and "@vote" in billing
 
 
-async def test_an_enterprise_organization_sees_its_agreement(app: Any, rt: Runtime) -> None:
+async def test_an_enterprise_organization_sees_its_agreement(app: Any, rt: Services) -> None:
     async with browser(app) as client:
         await sign_up(client)
         async with rt.db.session() as session:

@@ -6,13 +6,13 @@ import asyncio
 
 import httpx
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.support.plans import move_to
 
 
 async def test_twenty_concurrent_creates_for_the_last_slot(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await move_to(rt, org.id, "pro")  # 5 projects
     for i in range(4):

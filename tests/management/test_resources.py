@@ -6,13 +6,13 @@ from typing import Any
 
 import httpx
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.support.invitations import join
 from tests.support.plans import move_to
 
 
-async def test_project_crud_and_pagination(client: httpx.AsyncClient, org: Org, rt: Runtime) -> None:
+async def test_project_crud_and_pagination(client: httpx.AsyncClient, org: Org, rt: Services) -> None:
     await move_to(rt, org.id, "pro")
     ids = []
     for i in range(5):
@@ -35,7 +35,7 @@ async def test_project_crud_and_pagination(client: httpx.AsyncClient, org: Org, 
 
 
 async def test_another_tenants_objects_are_not_found(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     other = await make_org(rt, "Globex", "owner@globex.test")
     project = (await client.post("/manage/v1/projects", json={"name": "mine"}, headers=org.headers)).json()
@@ -88,7 +88,9 @@ async def test_secrets_are_shown_once_and_never_again(client: httpx.AsyncClient,
     assert mk["data"]["key"] not in listing
 
 
-async def test_provider_secret_is_encrypted_at_rest(client: httpx.AsyncClient, org: Org, rt: Runtime) -> None:
+async def test_provider_secret_is_encrypted_at_rest(
+    client: httpx.AsyncClient, org: Org, rt: Services
+) -> None:
     from sqlalchemy import select
 
     from modelux_server.models import ProviderCredential
@@ -143,7 +145,7 @@ async def test_limits_give_the_resource_402(client: httpx.AsyncClient, org: Org)
 
 
 async def test_idempotency_key_returns_the_first_answer(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await move_to(rt, org.id, "pro")
     headers = {**org.headers, "Idempotency-Key": "create-proj-1"}
@@ -180,7 +182,7 @@ async def test_member_role_cannot_change_things(client: httpx.AsyncClient, org: 
 
 
 async def test_members_roles_and_last_owner(
-    client: httpx.AsyncClient, org: Org, app: Any, rt: Runtime
+    client: httpx.AsyncClient, org: Org, app: Any, rt: Services
 ) -> None:
     added = await client.post(
         "/manage/v1/members", json={"email": "dev@acme.test", "role": "admin"}, headers=org.headers

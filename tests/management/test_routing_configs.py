@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.support.plans import move_to
 
@@ -77,7 +77,7 @@ async def test_gated_strategies_get_the_feature_402(
 
 
 async def test_validation_errors_are_422(
-    client: httpx.AsyncClient, org: Org, project: str, rt: Runtime
+    client: httpx.AsyncClient, org: Org, project: str, rt: Services
 ) -> None:
     await move_to(rt, org.id, "team")
     bad = [
@@ -101,7 +101,9 @@ async def test_validation_errors_are_422(
     assert r.json()["error"]["position"] == len("tags.team ==")
 
 
-async def test_rule_loops_are_refused(client: httpx.AsyncClient, org: Org, project: str, rt: Runtime) -> None:
+async def test_rule_loops_are_refused(
+    client: httpx.AsyncClient, org: Org, project: str, rt: Services
+) -> None:
     await move_to(rt, org.id, "team")
     a = {
         "strategy": "custom_rules",
@@ -142,7 +144,7 @@ async def test_versions_and_rollback(client: httpx.AsyncClient, org: Org, projec
 
 
 async def test_downgrade_keeps_configs_inactive_and_reupgrade_restores(
-    client: httpx.AsyncClient, org: Org, project: str, rt: Runtime
+    client: httpx.AsyncClient, org: Org, project: str, rt: Services
 ) -> None:
     await move_to(rt, org.id, "pro")
     for i in range(3):

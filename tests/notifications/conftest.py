@@ -16,7 +16,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import select
 
-from modelux_server.app import build_runtime
+from modelux_server.app import build_services
 from modelux_server.billing.service import org_plan, request_window
 from modelux_server.config import Settings
 from modelux_server.errors import PlanLimitExceeded
@@ -24,9 +24,9 @@ from modelux_server.kit.clock import FrozenClock
 from modelux_server.models import Notification
 from modelux_server.notifications.mailer import mailer_from_settings
 from modelux_server.notifications.worker import NotificationWorker, notifications_lifetime
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from modelux_server.usage import service as usage
-from modelux_server.usage.setup import counter_lifetime
+from modelux_server.usage.lifetime import counter_lifetime
 from tests.notifications.test_mailer import EphemeralController
 
 SENDER = "modelux <billing@modelux.test>"
@@ -85,11 +85,11 @@ def smtp() -> Iterator[Callable[..., Smtp]]:
 
 
 @asynccontextmanager
-async def running(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
+async def running(settings: Settings, clock: FrozenClock) -> AsyncIterator[Services]:
     """One server process, reduced to the parts under test: the request
     counter and the notifications part (threshold listener; worker only when
     `workers_enabled`)."""
-    rt = build_runtime(settings, clock)
+    rt = build_services(settings, clock)
     try:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(counter_lifetime(rt))
@@ -101,17 +101,17 @@ async def running(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runti
 
 
 @pytest.fixture
-async def runtime(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
+async def runtime(settings: Settings, clock: FrozenClock) -> AsyncIterator[Services]:
     async with running(settings, clock) as rt:
         yield rt
 
 
-def worker(rt: Runtime, smtp_url: str | None, **kwargs: Any) -> NotificationWorker:
+def worker(rt: Services, smtp_url: str | None, **kwargs: Any) -> NotificationWorker:
     mailer = mailer_from_settings(smtp_url, rt.settings.resolved_outbox_dir, SENDER)
     return NotificationWorker(rt, mailer, **kwargs)
 
 
-async def admit(rt: Runtime, org_id: str) -> bool:
+async def admit(rt: Services, org_id: str) -> bool:
     """One proxy admission through the real counter; False when the cap refused it."""
     async with rt.db.session() as session:
         current = await org_plan(session, rt, org_id)
@@ -123,7 +123,7 @@ async def admit(rt: Runtime, org_id: str) -> bool:
     return True
 
 
-async def seed_usage(rt: Runtime, org_id: str, used: int) -> None:
+async def seed_usage(rt: Services, org_id: str, used: int) -> None:
     """Usage counted earlier in the window (as after a restart): written to the
     ledger the counter loads from. Call before the counter has seen the org."""
     async with rt.db.session() as session:
@@ -134,7 +134,7 @@ async def seed_usage(rt: Runtime, org_id: str, used: int) -> None:
     )
 
 
-async def outbox(rt: Runtime, org_id: str | None = None) -> list[Notification]:
+async def outbox(rt: Services, org_id: str | None = None) -> list[Notification]:
     async with rt.db.session() as session:
         stmt = select(Notification).order_by(Notification.created_at, Notification.id)
         if org_id is not None:

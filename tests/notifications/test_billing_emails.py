@@ -11,13 +11,13 @@ import pytest
 from modelux_server.billing.operator import create_enterprise_plan
 from modelux_server.models import PlanState
 from modelux_server.notifications import service
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import make_org
 from tests.notifications.conftest import Smtp, body, outbox, worker
 from tests.support.plans import move_to
 
 
-async def fail_invoice(rt: Runtime, org_id: str, invoice: str, attempt: int, *, retry: bool = True) -> None:
+async def fail_invoice(rt: Services, org_id: str, invoice: str, attempt: int, *, retry: bool = True) -> None:
     async with rt.db.session() as session:
         await service.enqueue_payment_failed(
             session,
@@ -31,7 +31,7 @@ async def fail_invoice(rt: Runtime, org_id: str, invoice: str, attempt: int, *, 
         )
 
 
-async def test_payment_failed_once_per_invoice_attempt(runtime: Runtime, smtp: Any) -> None:
+async def test_payment_failed_once_per_invoice_attempt(runtime: Services, smtp: Any) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime, name="Acme")
     await move_to(runtime, org.id, "team")
@@ -60,7 +60,7 @@ async def test_payment_failed_once_per_invoice_attempt(runtime: Runtime, smtp: A
     assert sum("No further automatic attempts are scheduled" in t for t in texts) == 1
 
 
-async def test_a_rolled_back_transaction_sends_nothing(runtime: Runtime, smtp: Any) -> None:
+async def test_a_rolled_back_transaction_sends_nothing(runtime: Services, smtp: Any) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime)
     with pytest.raises(RuntimeError):
@@ -80,7 +80,7 @@ async def test_a_rolled_back_transaction_sends_nothing(runtime: Runtime, smtp: A
     assert await outbox(runtime, org.id) == []
 
 
-async def test_every_plan_change_is_receipted_once(runtime: Runtime, smtp: Any) -> None:
+async def test_every_plan_change_is_receipted_once(runtime: Services, smtp: Any) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime, name="Acme")
     await move_to(runtime, org.id, "pro")
@@ -109,7 +109,7 @@ async def test_every_plan_change_is_receipted_once(runtime: Runtime, smtp: Any) 
     assert all(m["To"] == org.owner_email for m in server.sink.accepted)
 
 
-async def test_concurrent_redeliveries_write_one_row_without_failing(runtime: Runtime) -> None:
+async def test_concurrent_redeliveries_write_one_row_without_failing(runtime: Services) -> None:
     # e.g. the same Stripe event handled by two processes at once: the second
     # insert must be a quiet no-op, not an error that rolls back its handler
     org = await make_org(runtime)

@@ -15,13 +15,12 @@ from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.models import PlanState
 from modelux_server.notifications.thresholds import (
-    WATCHER,
     ThresholdWatcher,
     check_org,
     reached,
     soft_threshold,
 )
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from modelux_server.usage import service as usage
 from modelux_server.usage.counter import UsageObserved
 from tests.conftest import make_org
@@ -64,7 +63,7 @@ def test_thresholds_are_80_percent_rounded_up_and_the_limit() -> None:
     assert reached(10**9, None) == []
 
 
-async def _window(rt: Runtime, org_id: str) -> Any:
+async def _window(rt: Services, org_id: str) -> Any:
     async with rt.db.session() as session:
         return request_window((await org_plan(session, rt, org_id)).state, rt.clock.now())
 
@@ -80,7 +79,7 @@ async def test_200_concurrent_admissions_in_two_processes_send_one_nudge_and_one
     async with running(tiny, clock) as one, running(tiny, clock) as two:
         # one counter shared by both processes, as Redis is in production; each
         # process has its own threshold listener (and its own in-memory cache)
-        two.extras["counter"] = one.extras["counter"]
+        two.counter = one.counter
         org = await make_org(one)
         await seed_usage(one, org.id, 198)  # 79.2% of 250 used earlier this window
 
@@ -101,7 +100,7 @@ async def test_200_concurrent_admissions_in_two_processes_send_one_nudge_and_one
 
     # a restart: fresh processes with empty caches replay the crossings
     async with running(tiny, clock) as again:
-        listener: ThresholdWatcher = again.extras[WATCHER]
+        listener: ThresholdWatcher = watcher_of(again)
         replay = [UsageObserved(org.id, window, used, 250) for used in (200, 249, 250, 250, 200)]
         await asyncio.gather(*(listener(seen) for seen in replay))
         async with again.db.session() as session:
@@ -122,7 +121,7 @@ async def test_200_concurrent_admissions_in_two_processes_send_one_nudge_and_one
         assert sorted(r.kind for r in renewed) == ["hard_cap", "soft_nudge"]
 
 
-async def test_nudge_at_the_8000th_request_and_cap_at_the_last(runtime: Runtime, smtp: Any) -> None:
+async def test_nudge_at_the_8000th_request_and_cap_at_the_last(runtime: Services, smtp: Any) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime, name="Acme Robotics")
     await seed_usage(runtime, org.id, 7_998)
@@ -141,7 +140,7 @@ async def test_nudge_at_the_8000th_request_and_cap_at_the_last(runtime: Runtime,
         assert state is not None
         state.billing_email = "billing@acme.test"
     window = await _window(runtime, org.id)
-    await runtime.extras[WATCHER](UsageObserved(org.id, window, 10_000, 10_000))
+    await watcher_of(runtime)(UsageObserved(org.id, window, 10_000, 10_000))
     assert await worker(runtime, server.url).run_once() == 2
 
     soft, hard = sorted(server.sink.accepted, key=lambda m: str(m["X-Modelux-Notification"]), reverse=True)
@@ -163,10 +162,10 @@ async def test_nudge_at_the_8000th_request_and_cap_at_the_last(runtime: Runtime,
     assert "https://modelux.test/settings/billing?plan=pro" in html
 
 
-async def test_listener_stays_off_the_database_until_a_threshold_is_new(runtime: Runtime) -> None:
+async def test_listener_stays_off_the_database_until_a_threshold_is_new(runtime: Services) -> None:
     org = await make_org(runtime)
     window = await _window(runtime, org.id)
-    listener: ThresholdWatcher = runtime.extras[WATCHER]
+    listener: ThresholdWatcher = watcher_of(runtime)
     statements: list[str] = []
     engine = runtime.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
@@ -182,7 +181,7 @@ async def test_listener_stays_off_the_database_until_a_threshold_is_new(runtime:
     assert statements == []
 
 
-async def test_plan_changes_rearm_for_the_new_limit(runtime: Runtime, smtp: Any) -> None:
+async def test_plan_changes_rearm_for_the_new_limit(runtime: Services, smtp: Any) -> None:
     server: Smtp = smtp()
     send = worker(runtime, server.url)
     org = await make_org(runtime)
@@ -202,7 +201,7 @@ async def test_plan_changes_rearm_for_the_new_limit(runtime: Runtime, smtp: Any)
     # an upgrade re-arms: approaching the higher limit nudges again
     await move_to(runtime, org.id, "pro")
     window = await _window(runtime, org.id)
-    await runtime.extras[WATCHER](UsageObserved(org.id, window, 200_000, 250_000))
+    await watcher_of(runtime)(UsageObserved(org.id, window, 200_000, 250_000))
     rows = [r for r in await outbox(runtime, org.id) if r.kind == "soft_nudge"]
     assert sorted(r.payload["limit"] for r in rows) == [10_000, 250_000]
 
@@ -211,7 +210,7 @@ async def test_plan_changes_rearm_for_the_new_limit(runtime: Runtime, smtp: Any)
     ("used", "expected"), [(9_000, ["soft_nudge"]), (12_000, ["soft_nudge", "hard_cap"])]
 )
 async def test_a_downgrade_past_the_thresholds_emails_without_waiting_for_traffic(
-    runtime: Runtime, smtp: Any, used: int, expected: list[str]
+    runtime: Services, smtp: Any, used: int, expected: list[str]
 ) -> None:
     server: Smtp = smtp()
     org = await make_org(runtime)
@@ -225,3 +224,8 @@ async def test_a_downgrade_past_the_thresholds_emails_without_waiting_for_traffi
     assert sorted(r.kind for r in usage_rows) == sorted(expected)
     assert all(r.payload["used"] == used and r.payload["limit"] == 10_000 for r in usage_rows)
     assert sorted(server.sink.kinds()) == sorted(["plan_changed", "plan_changed", *expected])
+
+
+def watcher_of(services: Services) -> ThresholdWatcher:
+    [watcher] = [w for w in services.usage_listeners if isinstance(w, ThresholdWatcher)]
+    return watcher

@@ -19,13 +19,13 @@ from modelux_server.kit.clock import FrozenClock
 from modelux_server.notifications import service
 from modelux_server.notifications.mailer import MailerError, mailer_from_settings
 from modelux_server.notifications.worker import BACKOFF, NotificationWorker
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import make_org
 from tests.notifications.conftest import Smtp, body, outbox, running, worker
 from tests.support.plans import move_to
 
 
-async def payment_failed(rt: Runtime, org_id: str, invoice: str = "in_1", attempt: int = 1) -> None:
+async def payment_failed(rt: Services, org_id: str, invoice: str = "in_1", attempt: int = 1) -> None:
     async with rt.db.session() as session:
         await service.enqueue_payment_failed(
             session,
@@ -40,7 +40,7 @@ async def payment_failed(rt: Runtime, org_id: str, invoice: str = "in_1", attemp
 
 
 async def test_refused_sends_back_off_and_deliver_once(
-    runtime: Runtime, clock: FrozenClock, smtp: Any
+    runtime: Services, clock: FrozenClock, smtp: Any
 ) -> None:
     server: Smtp = smtp(refuse_first=3)
     send = worker(runtime, server.url)
@@ -68,7 +68,7 @@ async def test_refused_sends_back_off_and_deliver_once(
 
 
 async def test_gives_up_visibly_and_the_operator_can_retry(
-    runtime: Runtime, clock: FrozenClock, smtp: Any
+    runtime: Services, clock: FrozenClock, smtp: Any
 ) -> None:
     server: Smtp = smtp(refuse_first=2)
     send = worker(runtime, server.url, max_attempts=2)
@@ -126,7 +126,7 @@ class AcceptedThenLost:
 
 
 async def test_an_unknown_outcome_is_resent_with_the_same_message_id(
-    runtime: Runtime, clock: FrozenClock, smtp: Any
+    runtime: Services, clock: FrozenClock, smtp: Any
 ) -> None:
     server: Smtp = smtp()
     send = NotificationWorker(runtime, AcceptedThenLost(server.url))
@@ -150,7 +150,7 @@ async def test_embedded_default_writes_eml_files_as_soon_as_the_change_commits(
     embedded = settings.model_copy(update={"workers_enabled": True, "notifications_poll_seconds": 30.0})
     application = create_app(embedded, clock=clock)
     async with application.router.lifespan_context(application):
-        rt: Runtime = application.state.runtime
+        rt: Services = application.state.services
         org = await make_org(rt, name="Acme")
         await move_to(rt, org.id, "team", "annual")
         folder = embedded.resolved_outbox_dir

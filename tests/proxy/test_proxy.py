@@ -263,7 +263,7 @@ def test_anchor_on_the_31st_resets_on_the_last_day_of_a_30_day_month(
                 .where(PlanState.org_id == t.org_id)
                 .values(anchor_at=datetime(2026, 1, 31, 9, tzinfo=UTC))
             )
-        live.runtime.invalidate(org_id=t.org_id)
+        live.runtime.invalidate_now(org_id=t.org_id)
 
     live.call(anchor_on_the_31st())
     c = client(t, max_retries=0)

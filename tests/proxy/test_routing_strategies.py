@@ -243,7 +243,7 @@ def test_request_log_keeps_the_ensemble_trace(team: Tenant, upstream: FakeUpstre
     rid = chat(team, "@traced").headers["x-modelux-request-id"]
 
     async def find() -> str | None:
-        proxy = live.runtime.extras["proxy"]
+        proxy = live.runtime.proxy
         await proxy.request_log.flush()
         async with live.runtime.db.session() as s:
             row = (await s.execute(select(RequestLog).where(RequestLog.request_id == rid))).scalar_one()

@@ -71,7 +71,7 @@ def events(raw: bytes) -> list[bytes]:
 
 def logged(live: LiveServer, request_id: str) -> RequestLog:
     async def find() -> RequestLog:
-        await live.runtime.extras["proxy"].request_log.flush()
+        await live.runtime.proxy.request_log.flush()
         async with live.runtime.db.session() as s:
             return (
                 await s.execute(select(RequestLog).where(RequestLog.request_id == request_id))

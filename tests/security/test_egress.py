@@ -27,7 +27,7 @@ from modelux_server.kit.ids import new_id
 from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
 from modelux_server.proxy.providers import ProviderRegistry, UpstreamCredential, UpstreamRefused
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.dashboard.forms import browser, post_form, sign_up
 from tests.support.fake_upstream import FakeUpstream
@@ -47,16 +47,18 @@ def _clean(upstream: FakeUpstream) -> None:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, clock: FrozenClock) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+async def serving(
+    settings: Settings, clock: FrozenClock
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     """The app on the given settings, started like `modelux serve` (lifespan included)."""
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://modelux.test") as client:
-            yield client, app.state.runtime
+            yield client, app.state.services
 
 
-async def provider_count(rt: Runtime) -> int:
+async def provider_count(rt: Services) -> int:
     async with rt.db.session() as session:
         return int((await session.execute(select(func.count()).select_from(ProviderCredential))).scalar_one())
 
@@ -161,7 +163,7 @@ MALFORMED = [
 
 
 async def test_non_public_base_urls_are_refused_at_save_and_nothing_is_stored(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     for base_url in REFUSED_DESTINATIONS:
         r = await client.post("/manage/v1/providers", json=provider(base_url), headers=org.headers)
@@ -237,7 +239,7 @@ async def test_changing_base_url_needs_the_api_key_again(client: httpx.AsyncClie
 # -- at request time --------------------------------------------------------------
 
 
-async def _tenant(client: httpx.AsyncClient, rt: Runtime, base_url: str) -> tuple[Org, str]:
+async def _tenant(client: httpx.AsyncClient, rt: Services, base_url: str) -> tuple[Org, str]:
     org = await make_org(rt)
     project = (await client.post("/manage/v1/projects", json={"name": "app"}, headers=org.headers)).json()
     key = (
@@ -288,7 +290,7 @@ async def test_a_credential_saved_while_allowed_is_refused_before_admission_once
     assert len(upstream.requests) == calls
 
 
-async def _stored_credential(rt: Runtime, org_id: str, base_url: str) -> None:
+async def _stored_credential(rt: Services, org_id: str, base_url: str) -> None:
     """A row written past the save-time check (an older version stored it, or a migration did)."""
     async with rt.db.session() as session:
         session.add(
@@ -406,7 +408,7 @@ async def test_a_rebinding_name_is_refused_with_422_on_v1(
         return ["93.184.216.34"]
 
     async with serving(settings, clock) as (client, rt):
-        state = rt.extras["proxy"]
+        state = rt.proxy
         # the pre-admission lookup sees a public address, the connection's lookup loopback
         state.executor.egress = EgressGuard(state.executor.egress.policy, resolve=public_answer)
         state.registry.client.inner_resolver = FakeResolver({"rebound.example": "127.0.0.1"})
@@ -426,7 +428,7 @@ async def test_a_rebinding_name_is_refused_with_422_on_v1(
     assert upstream.requests == []
 
 
-async def test_the_dashboard_provider_form_applies_the_same_rules(app: Any, rt: Runtime) -> None:
+async def test_the_dashboard_provider_form_applies_the_same_rules(app: Any, rt: Services) -> None:
     async with browser(app) as client:
         await sign_up(client)
         for base_url, shown in (

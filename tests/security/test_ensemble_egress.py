@@ -26,7 +26,7 @@ from modelux_server.kit.egress import EgressGuard
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.plans import move_to
@@ -46,13 +46,15 @@ def _clean(upstream: FakeUpstream) -> None:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, clock: FrozenClock) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+async def serving(
+    settings: Settings, clock: FrozenClock
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     # only the fake upstream's own address is admitted, not the rest of 127.0.0.0/8
     app = create_app(settings.model_copy(update={"egress_allow": "127.0.0.1"}), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://modelux.test") as client:
-            yield client, app.state.runtime
+            yield client, app.state.services
 
 
 class PinnedResolver(AbstractResolver):
@@ -80,7 +82,7 @@ class PinnedResolver(AbstractResolver):
 
 
 async def _ensemble_tenant(
-    client: httpx.AsyncClient, rt: Runtime, good_url: str, bad_url: str
+    client: httpx.AsyncClient, rt: Services, good_url: str, bad_url: str
 ) -> tuple[Org, str]:
     """An organization whose `@vote` ensemble has a reachable member and one at `bad_url`."""
     org = await make_org(rt)
@@ -163,7 +165,7 @@ async def test_a_member_refused_at_connect_time_is_a_422_not_ensemble_failed(
         return ["93.184.216.34"]
 
     async with serving(settings, clock) as (client, rt):
-        state = rt.extras["proxy"]
+        state = rt.proxy
         # the pre-admission lookup sees a public address, the connection's lookup 127.0.0.2
         state.executor.egress = EgressGuard(state.executor.egress.policy, resolve=public_answer)
         state.registry.client.inner_resolver = PinnedResolver("127.0.0.2")

@@ -10,18 +10,18 @@ import httpx
 from sqlalchemy import text
 
 from modelux_server.kit.clock import FrozenClock
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.support.plans import move_to
 
 
-async def _stored_bodies(rt: Runtime) -> list[str]:
+async def _stored_bodies(rt: Services) -> list[str]:
     async with rt.db.session() as session:
         rows = (await session.execute(text("SELECT response_body FROM idempotency_keys"))).scalars()
         return [row if isinstance(row, str) else json.dumps(row) for row in rows]
 
 
-async def _row_count(rt: Runtime) -> int:
+async def _row_count(rt: Services) -> int:
     async with rt.db.session() as session:
         return int((await session.execute(text("SELECT count(*) FROM idempotency_keys"))).scalar_one())
 
@@ -47,7 +47,7 @@ async def _projects(client: httpx.AsyncClient, org: Org) -> list[dict[str, Any]]
 
 
 async def test_replayed_api_key_creation_answers_without_the_secret(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     project_id = await _project(client, org)
     headers = {**org.headers, "Idempotency-Key": "new-api-key"}
@@ -69,7 +69,7 @@ async def test_replayed_api_key_creation_answers_without_the_secret(
 
 
 async def test_replayed_management_key_creation_answers_without_the_secret(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     headers = {**org.headers, "Idempotency-Key": "new-mk"}
     body = {"name": "deploy", "role": "member"}
@@ -85,7 +85,7 @@ async def test_replayed_management_key_creation_answers_without_the_secret(
 
 
 async def test_another_credential_never_sees_the_owners_answer(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await move_to(rt, org.id, "pro")
     admin = await _key(client, org, "admin")
@@ -117,7 +117,7 @@ async def test_another_credential_never_sees_the_owners_answer(
 
 
 async def test_a_record_expires_after_24_hours(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, clock: FrozenClock
+    client: httpx.AsyncClient, org: Org, rt: Services, clock: FrozenClock
 ) -> None:
     await move_to(rt, org.id, "pro")
     headers = {**org.headers, "Idempotency-Key": "daily"}
@@ -137,7 +137,7 @@ async def test_a_record_expires_after_24_hours(
 
 
 async def test_expired_records_of_other_credentials_are_purged(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, clock: FrozenClock
+    client: httpx.AsyncClient, org: Org, rt: Services, clock: FrozenClock
 ) -> None:
     await move_to(rt, org.id, "pro")
     admin = await _key(client, org, "admin")
@@ -158,7 +158,7 @@ async def test_expired_records_of_other_credentials_are_purged(
 
 
 async def test_a_key_longer_than_the_column_is_refused_not_truncated(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await move_to(rt, org.id, "pro")
     long_key = "k" * 256
@@ -190,7 +190,7 @@ async def test_a_key_longer_than_the_column_is_refused_not_truncated(
 
 
 async def test_a_key_with_control_characters_is_refused(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     for bad in ("a\x00b", "a\x01b", "a\x7fb"):
         r = await client.post(

@@ -26,7 +26,7 @@ from modelux_server.kit.ids import new_id
 from modelux_server.management_key.service import issue_management_key
 from modelux_server.member.invitations import invite
 from modelux_server.models import Invitation, Membership, Notification, User
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.dashboard.forms import PASSWORD, browser, csrf_of, log_in
 from tests.support.invitations import emailed_link, join, path_of
@@ -41,7 +41,7 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     return settings
 
 
-async def _count(rt: Runtime, what: Any, *where: Any) -> int:
+async def _count(rt: Services, what: Any, *where: Any) -> int:
     async with rt.db.session() as session:
         stmt = select(func.count()).select_from(what).where(*where)
         return int((await session.execute(stmt)).scalar_one())
@@ -52,7 +52,7 @@ async def _members(client: httpx.AsyncClient, org: Org) -> set[tuple[str, str]]:
     return {(m["email"], m["role"]) for m in data}
 
 
-async def _user_id(rt: Runtime, email: str) -> str:
+async def _user_id(rt: Services, email: str) -> str:
     async with rt.db.session() as session:
         return str((await session.execute(select(User.id).where(User.email == email))).scalar_one())
 
@@ -61,7 +61,7 @@ async def _user_id(rt: Runtime, email: str) -> str:
 
 
 async def test_a_removed_member_cannot_rejoin_through_invitations_they_sent(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await client.post(INVITE, json={"email": "dev@acme.test", "role": "admin"}, headers=org.headers)
     await join(app, rt, "dev@acme.test")
@@ -119,7 +119,7 @@ async def test_a_removed_member_cannot_rejoin_through_invitations_they_sent(
 
 
 async def test_a_passwordless_user_accepting_an_invitation_joins_only_that_organization(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     # what the old POST /members left behind: a row nobody can log in as, admin of Acme unasked
     now, ghost_id = rt.clock.now(), new_id("usr")
@@ -150,7 +150,7 @@ async def test_a_passwordless_user_accepting_an_invitation_joins_only_that_organ
 
 @pytest.mark.parametrize("settings", [{"require_email_verification": True}], indirect=True)
 async def test_an_unverified_organization_cannot_send_invitations(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     refused = await client.post(INVITE, json={"email": "dev@acme.test"}, headers=org.headers)
     assert refused.status_code == 403
@@ -171,7 +171,7 @@ async def test_an_unverified_organization_cannot_send_invitations(
 
 @pytest.mark.parametrize("settings", [{"invitations_max_per_hour": 3}], indirect=True)
 async def test_an_organization_sends_a_bounded_number_of_invitations_an_hour(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, clock: FrozenClock
+    client: httpx.AsyncClient, org: Org, rt: Services, clock: FrozenClock
 ) -> None:
     for email in ("a@mail.test", "b@mail.test"):
         assert (await client.post(INVITE, json={"email": email}, headers=org.headers)).status_code == 201

@@ -24,7 +24,7 @@ from modelux_server.models import Invitation, Membership, Notification, PlanStat
 from modelux_server.notifications.mailer import OutboxMailer
 from modelux_server.notifications.service import requeue
 from modelux_server.notifications.worker import NotificationWorker
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.dashboard.forms import PASSWORD, browser, csrf_of, log_in, sign_up
 from tests.notifications.conftest import body
@@ -33,7 +33,7 @@ from tests.support.invitations import accept_with_new_account, emailed_link, joi
 INVITE = "/manage/v1/members"
 
 
-async def _users_named(rt: Runtime, email: str) -> int:
+async def _users_named(rt: Services, email: str) -> int:
     async with rt.db.session() as session:
         return int((await session.execute(select(func.count()).where(User.email == email))).scalar_one())
 
@@ -44,7 +44,7 @@ async def _members(client: httpx.AsyncClient, org: Org) -> set[tuple[str, str]]:
 
 
 async def test_adding_a_member_invites_and_creates_no_user(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, tmp_path: Path
+    client: httpx.AsyncClient, org: Org, rt: Services, tmp_path: Path
 ) -> None:
     r = await client.post(INVITE, json={"email": "Dev@Acme.test", "role": "admin"}, headers=org.headers)
     assert r.status_code == 201, r.text
@@ -75,7 +75,7 @@ async def test_adding_a_member_invites_and_creates_no_user(
 
 
 async def test_the_invitee_chooses_a_password_and_joins_verified(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await client.post(INVITE, json={"email": "dev@acme.test", "role": "admin"}, headers=org.headers)
     link = await emailed_link(rt, "invitation", "dev@acme.test")
@@ -99,7 +99,7 @@ async def test_the_invitee_chooses_a_password_and_joins_verified(
 
 
 async def test_another_organizations_user_is_neither_attached_nor_revealed(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     async with browser(app) as globex:
         await sign_up(globex, "Globex", "boss@globex.test")
@@ -141,7 +141,7 @@ async def test_another_organizations_user_is_neither_attached_nor_revealed(
 
 
 async def test_invitations_expire_and_can_be_revoked(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime, clock: FrozenClock
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services, clock: FrozenClock
 ) -> None:
     first = (await client.post(INVITE, json={"email": "a@acme.test"}, headers=org.headers)).json()["data"]
     again = await client.post(INVITE, json={"email": "a@acme.test"}, headers=org.headers)
@@ -181,7 +181,7 @@ async def test_roles_still_bound_who_may_invite_whom(client: httpx.AsyncClient, 
 
 
 async def test_removing_a_member_revokes_their_keys_and_ends_their_sessions(
-    app: Any, client: httpx.AsyncClient, org: Org, rt: Runtime
+    app: Any, client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await client.post(INVITE, json={"email": "dev@acme.test", "role": "admin"}, headers=org.headers)
     await join(app, rt, "dev@acme.test")
@@ -244,7 +244,7 @@ async def test_removing_a_member_revokes_their_keys_and_ends_their_sessions(
 
 
 async def test_member_listing_still_shows_emails_of_real_members(
-    app: Any, client: httpx.AsyncClient, rt: Runtime
+    app: Any, client: httpx.AsyncClient, rt: Services
 ) -> None:
     org = await make_org(rt, "Hooli", "gavin@hooli.test")
     await client.post(INVITE, json={"email": "dinesh@hooli.test"}, headers=org.headers)
@@ -255,7 +255,7 @@ async def test_member_listing_still_shows_emails_of_real_members(
 
 
 async def test_a_retried_invitation_still_goes_only_to_the_invitee(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     await client.post(INVITE, json={"email": "dev@acme.test"}, headers=org.headers)
     async with rt.db.session() as session:

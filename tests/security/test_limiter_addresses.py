@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from modelux_server.auth.limits import client_key
 from modelux_server.config import Settings
 from modelux_server.models import Organization
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.dashboard.forms import PASSWORD, csrf_of, sign_up
 
 
@@ -81,7 +81,7 @@ async def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(app: Any) -> No
     assert blocked.status_code == 429 and "for this email" in blocked.text
 
 
-async def test_signups_from_one_ipv6_64_are_limited_together(app: Any, rt: Runtime) -> None:
+async def test_signups_from_one_ipv6_64_are_limited_together(app: Any, rt: Services) -> None:
     for i in range(2):
         async with visitor(app, f"2001:db8:5:6::{i + 1}") as client:
             assert (await sign_up(client, f"Org {i}", f"owner@org{i}.test")).status_code == 303

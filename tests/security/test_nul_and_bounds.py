@@ -20,7 +20,7 @@ from modelux_server.errors import NotFound, ValidationFailed
 from modelux_server.kit.pagination import PageRequest
 from modelux_server.kit.repository import get_owned, list_owned
 from modelux_server.models import Project
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.dashboard.forms import browser, post_form, sign_up
 from tests.support.plans import move_to
@@ -47,7 +47,7 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture
-async def project_id(client: httpx.AsyncClient, org: Org, rt: Runtime) -> str:
+async def project_id(client: httpx.AsyncClient, org: Org, rt: Services) -> str:
     await move_to(rt, org.id, "team")
     r = await client.post("/manage/v1/projects", json={"name": "p"}, headers=org.headers)
     assert r.status_code == 201
@@ -66,7 +66,7 @@ async def config_id(client: httpx.AsyncClient, org: Org, project_id: str) -> Asy
     yield r.json()["data"]["id"]
 
 
-async def _counts(rt: Runtime) -> dict[str, int]:
+async def _counts(rt: Services) -> dict[str, int]:
     async with rt.db.session() as session:
         return {
             t: int((await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one()) for t in TABLES
@@ -121,7 +121,7 @@ NUL_BODIES = [
 async def test_nul_in_any_body_string_is_422_and_stores_nothing(
     client: httpx.AsyncClient,
     org: Org,
-    rt: Runtime,
+    rt: Services,
     project_id: str,
     method: str,
     path: str,
@@ -155,7 +155,7 @@ async def test_nul_in_any_body_string_is_422_and_stores_nothing(
         "/routing-configs/rc_%00/versions/1",
     ],
 )
-async def test_nul_in_a_path_id_is_404(client: httpx.AsyncClient, org: Org, rt: Runtime, path: str) -> None:
+async def test_nul_in_a_path_id_is_404(client: httpx.AsyncClient, org: Org, rt: Services, path: str) -> None:
     before = await _counts(rt)
     for method in ("GET", "PATCH", "DELETE"):
         kwargs: dict[str, Any] = {"json": {"name": "x"}} if method == "PATCH" else {}
@@ -182,7 +182,7 @@ async def test_nul_in_a_query_parameter_is_422(
     _refused(r, 422, "invalid_characters", param)
 
 
-async def test_the_database_helpers_refuse_nul_without_asking_the_database(rt: Runtime, org: Org) -> None:
+async def test_the_database_helpers_refuse_nul_without_asking_the_database(rt: Services, org: Org) -> None:
     # the layer under every caller (dashboard forms, MCP, services), not only the HTTP guard
     async with rt.db.session() as session:
         with pytest.raises(NotFound):
@@ -193,7 +193,7 @@ async def test_the_database_helpers_refuse_nul_without_asking_the_database(rt: R
 
 
 async def test_routing_versions_past_postgres_integer_are_refused(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, config_id: str
+    client: httpx.AsyncClient, org: Org, rt: Services, config_id: str
 ) -> None:
     base = f"/manage/v1/routing-configs/{config_id}"
     _refused(
@@ -214,7 +214,7 @@ async def test_routing_versions_past_postgres_integer_are_refused(
 
 
 async def test_a_base_url_longer_than_its_column_is_422(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     before = await _counts(rt)
     r = await client.post(
@@ -232,7 +232,7 @@ async def test_a_base_url_longer_than_its_column_is_422(
     assert await _counts(rt) == before
 
 
-async def test_an_oversize_chunked_body_is_413(client: httpx.AsyncClient, org: Org, rt: Runtime) -> None:
+async def test_an_oversize_chunked_body_is_413(client: httpx.AsyncClient, org: Org, rt: Services) -> None:
     max_bytes = rt.settings.max_body_bytes
 
     async def chunks(total: int) -> AsyncIterator[bytes]:
@@ -257,7 +257,7 @@ async def test_an_oversize_chunked_body_is_413(client: httpx.AsyncClient, org: O
     assert ok.status_code == 201 and ok.json()["data"]["name"] == "chunked"
 
 
-async def test_dashboard_login_with_nul_answers_the_form(app: Any, rt: Runtime, org: Org) -> None:
+async def test_dashboard_login_with_nul_answers_the_form(app: Any, rt: Services, org: Org) -> None:
     async with browser(app) as client:
         for fields in (
             {"email": "owner\x00@acme.test", "password": "x"},
@@ -269,7 +269,7 @@ async def test_dashboard_login_with_nul_answers_the_form(app: Any, rt: Runtime, 
             assert SESSION_COOKIE not in r.headers.get("set-cookie", "")
 
 
-async def test_dashboard_signup_with_nul_answers_the_form_and_creates_nothing(app: Any, rt: Runtime) -> None:
+async def test_dashboard_signup_with_nul_answers_the_form_and_creates_nothing(app: Any, rt: Services) -> None:
     before = await _counts(rt)
     async with browser(app) as client:
         for fields in (
@@ -283,7 +283,7 @@ async def test_dashboard_signup_with_nul_answers_the_form_and_creates_nothing(ap
     assert await _counts(rt) == before
 
 
-async def test_dashboard_resource_forms_with_nul_answer_the_page(app: Any, rt: Runtime) -> None:
+async def test_dashboard_resource_forms_with_nul_answer_the_page(app: Any, rt: Services) -> None:
     async with browser(app) as client:
         assert (await sign_up(client)).status_code == 303
         before = await _counts(rt)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.support.plans import move_to
 
@@ -56,7 +56,7 @@ async def _null_is_refused(client: httpx.AsyncClient, org: Org, path: str, field
 
 
 @pytest.fixture
-async def project(client: httpx.AsyncClient, org: Org, rt: Runtime) -> dict[str, Any]:
+async def project(client: httpx.AsyncClient, org: Org, rt: Services) -> dict[str, Any]:
     await move_to(rt, org.id, "team")
     return await _create(client, org, "/projects", {"name": "p", "description": "about p"})
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from modelux_server.models import RequestLog
 from modelux_server.proxy.request_log import RequestLogWriter
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 
 def _row(request_id: str, **changes: Any) -> dict[str, Any]:
@@ -44,13 +44,13 @@ def _row(request_id: str, **changes: Any) -> dict[str, Any]:
     return row
 
 
-async def _stored(rt: Runtime) -> dict[str, RequestLog]:
+async def _stored(rt: Services) -> dict[str, RequestLog]:
     async with rt.db.session() as session:
         rows = (await session.execute(select(RequestLog))).scalars().all()
     return {row.request_id: row for row in rows}
 
 
-async def test_nul_and_overlong_text_are_stored_cleaned_with_the_rest_of_the_batch(rt: Runtime) -> None:
+async def test_nul_and_overlong_text_are_stored_cleaned_with_the_rest_of_the_batch(rt: Services) -> None:
     writer = RequestLogWriter(rt.db)
     writer.add(_row("req_a"))
     writer.add(_row("req_nul", model_used="openai/gpt\x00-4o", provider="open\x00ai", trace='[{"x":"\x00"}]'))
@@ -69,7 +69,7 @@ async def test_nul_and_overlong_text_are_stored_cleaned_with_the_rest_of_the_bat
 
 
 async def test_a_row_the_database_refuses_does_not_drop_the_others(
-    rt: Runtime, caplog: pytest.LogCaptureFixture
+    rt: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     writer = RequestLogWriter(rt.db)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org
 from tests.dashboard.forms import browser, csrf_of, post_form, sign_up
 from tests.support.plans import move_to
@@ -32,7 +32,7 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert not logged, [r.getMessage() for r in logged]
 
 
-async def _stored(rt: Runtime) -> tuple[int, int]:
+async def _stored(rt: Services) -> tuple[int, int]:
     async with rt.db.session() as session:
         configs = (await session.execute(text("SELECT count(*) FROM routing_configs"))).scalar_one()
         versions = (await session.execute(text("SELECT count(*) FROM routing_config_versions"))).scalar_one()
@@ -40,7 +40,7 @@ async def _stored(rt: Runtime) -> tuple[int, int]:
 
 
 @pytest.fixture
-async def project_id(client: httpx.AsyncClient, org: Org, rt: Runtime) -> str:
+async def project_id(client: httpx.AsyncClient, org: Org, rt: Services) -> str:
     await move_to(rt, org.id, "team")  # ensembles and custom rules
     r = await client.post("/manage/v1/projects", json={"name": "p"}, headers=org.headers)
     assert r.status_code == 201, r.text
@@ -85,7 +85,7 @@ LINE_BREAKS = [
 async def test_the_api_refuses_control_characters_in_config_model_names(
     client: httpx.AsyncClient,
     org: Org,
-    rt: Runtime,
+    rt: Services,
     project_id: str,
     fields: dict[str, Any],
     param: str,
@@ -105,7 +105,7 @@ async def test_the_api_refuses_control_characters_in_config_model_names(
 
 
 async def test_the_api_refuses_nul_in_a_target_model(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, project_id: str
+    client: httpx.AsyncClient, org: Org, rt: Services, project_id: str
 ) -> None:
     before = await _stored(rt)
     r = await client.post(
@@ -125,7 +125,7 @@ async def test_the_api_refuses_nul_in_a_target_model(
 
 
 async def test_a_slug_with_a_final_line_break_is_refused(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, project_id: str
+    client: httpx.AsyncClient, org: Org, rt: Services, project_id: str
 ) -> None:
     r = await client.post(
         "/manage/v1/routing-configs",
@@ -137,7 +137,7 @@ async def test_a_slug_with_a_final_line_break_is_refused(
 
 
 async def test_an_update_is_held_to_the_same_rule(
-    client: httpx.AsyncClient, org: Org, rt: Runtime, project_id: str
+    client: httpx.AsyncClient, org: Org, rt: Services, project_id: str
 ) -> None:
     # the longest name the proxy accepts is accepted in a config too
     longest = "openai/" + "m" * 249
@@ -170,7 +170,7 @@ async def test_an_update_is_held_to_the_same_rule(
     ],
 )
 async def test_the_dashboard_routing_form_refuses_them_too(
-    app: Any, rt: Runtime, fields: str, says: str
+    app: Any, rt: Services, fields: str, says: str
 ) -> None:
     assert "\x00" not in fields and "\n" not in fields
     async with browser(app) as client:

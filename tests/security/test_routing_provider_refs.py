@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from modelux_server.models import RoutingConfig, RoutingConfigVersion
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.support.plans import move_to
 
@@ -20,7 +20,7 @@ async def _provider(client: httpx.AsyncClient, org: Org, name: str) -> str:
     return str(r.json()["data"]["id"])
 
 
-async def _rows(rt: Runtime) -> tuple[int, int]:
+async def _rows(rt: Services) -> tuple[int, int]:
     async with rt.db.session() as session:
         configs = (await session.execute(select(func.count()).select_from(RoutingConfig))).scalar_one()
         versions = (
@@ -37,7 +37,7 @@ def _unknown(r: httpx.Response, param: str, provider_id: str) -> None:
 
 
 async def test_another_organizations_provider_id_is_refused_at_save(
-    client: httpx.AsyncClient, org: Org, rt: Runtime
+    client: httpx.AsyncClient, org: Org, rt: Services
 ) -> None:
     other = await make_org(rt, name="Other", email="owner@other.test")
     theirs = await _provider(client, other, "theirs")

@@ -25,7 +25,7 @@ from modelux_server.models import Notification, Organization, User
 from modelux_server.notifications.mailer import mailer_from_settings
 from modelux_server.notifications.worker import NotificationWorker
 from modelux_server.organization.verification import org_is_verified
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.conftest import make_org
 from tests.dashboard.forms import csrf_of, sign_up
 from tests.notifications.conftest import SmtpSink, body
@@ -43,7 +43,7 @@ async def visitor(app: Any, address: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _count(rt: Runtime, what: Any, *where: Any) -> int:
+async def _count(rt: Services, what: Any, *where: Any) -> int:
     async with rt.db.session() as session:
         stmt = select(func.count()).select_from(what).where(*where)
         return int((await session.execute(stmt)).scalar_one())
@@ -60,7 +60,7 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     "settings", [{"signup_max_per_address": 3, "signup_max_per_domain": 100}], indirect=True
 )
 async def test_signups_from_one_address_are_limited_per_hour(
-    app: Any, rt: Runtime, clock: FrozenClock
+    app: Any, rt: Services, clock: FrozenClock
 ) -> None:
     for i in range(3):
         async with visitor(app, "203.0.113.7") as client:
@@ -85,7 +85,7 @@ async def test_signups_from_one_address_are_limited_per_hour(
 @pytest.mark.parametrize(
     "settings", [{"signup_max_per_address": 100, "signup_max_per_domain": 2}], indirect=True
 )
-async def test_signups_for_one_email_domain_are_limited(app: Any, rt: Runtime) -> None:
+async def test_signups_for_one_email_domain_are_limited(app: Any, rt: Services) -> None:
     for i in range(2):
         async with visitor(app, f"203.0.113.{i + 1}") as client:
             assert (await sign_up(client, f"Spam {i}", f"u{i}@Spam.test")).status_code == 303
@@ -100,7 +100,7 @@ async def test_signups_for_one_email_domain_are_limited(app: Any, rt: Runtime) -
 
 @pytest.mark.parametrize("settings", [{"require_email_verification": True}], indirect=True)
 async def test_provider_credentials_wait_for_a_confirmed_email(
-    app: Any, rt: Runtime, clock: FrozenClock
+    app: Any, rt: Services, clock: FrozenClock
 ) -> None:
     async with visitor(app, "203.0.113.7") as owner:
         r = await sign_up(owner, "Acme", "owner@acme.test")
@@ -149,7 +149,7 @@ async def test_provider_credentials_wait_for_a_confirmed_email(
 
 @pytest.mark.parametrize("settings", [{"require_email_verification": True}], indirect=True)
 async def test_links_expire_and_organizations_made_by_api_wait_too(
-    app: Any, client: httpx.AsyncClient, rt: Runtime, clock: FrozenClock
+    app: Any, client: httpx.AsyncClient, rt: Services, clock: FrozenClock
 ) -> None:
     org = await make_org(rt)
     r = await client.post("/manage/v1/providers", json=PROVIDER, headers=org.headers)
@@ -194,7 +194,7 @@ def smtp_settings(settings: Settings, smtp_sink: tuple[SmtpSink, str]) -> Settin
 
 
 async def test_with_smtp_the_owner_gets_a_real_link_that_unlocks_credentials(
-    smtp_settings: Settings, app: Any, rt: Runtime, smtp_sink: tuple[SmtpSink, str]
+    smtp_settings: Settings, app: Any, rt: Services, smtp_sink: tuple[SmtpSink, str]
 ) -> None:
     sink, url = smtp_sink
     async with visitor(app, "203.0.113.7") as owner:

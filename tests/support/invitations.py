@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from modelux_server.models import Notification
 from modelux_server.notifications import compose
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from tests.dashboard.forms import PASSWORD, browser, csrf_of
 
 
-async def emailed_link(rt: Runtime, kind: str, to: str) -> str:
+async def emailed_link(rt: Services, kind: str, to: str) -> str:
     """The link in the newest `kind` email queued for `to` (unsealed, as the worker does)."""
     async with rt.db.session() as session:
         rows = (
@@ -46,7 +46,7 @@ async def accept_with_new_account(
     )
 
 
-async def join(app: Any, rt: Runtime, email: str, password: str = PASSWORD) -> None:
+async def join(app: Any, rt: Services, email: str, password: str = PASSWORD) -> None:
     """The invited person opens the emailed link, chooses a password and joins."""
     async with browser(app) as client:
         r = await accept_with_new_account(client, await emailed_link(rt, "invitation", email), password)

@@ -33,16 +33,16 @@ from fastapi import FastAPI
 from modelux_server.app import create_app
 from modelux_server.config import Settings
 from modelux_server.kit.clock import Clock
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 T = TypeVar("T")
-Work = Awaitable[T] | Callable[[Runtime], Awaitable[T]]
+Work = Awaitable[T] | Callable[[Services], Awaitable[T]]
 
 
 class LiveServer:
     def __init__(self, settings: Settings, clock: Clock | None = None, *, app: FastAPI | None = None) -> None:
         self.app = app or create_app(settings, clock=clock)
-        self.runtime: Runtime = self.app.state.runtime
+        self.runtime: Services = self.app.state.services
         # binding first gives the port before uvicorn starts, with no race for it
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from modelux_server.billing.operator import set_plan
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 
-async def move_to(rt: Runtime, org_id: str, plan: str, interval: str = "monthly") -> None:
+async def move_to(rt: Services, org_id: str, plan: str, interval: str = "monthly") -> None:
     async with rt.db.session() as session:
         await set_plan(session, rt, org_id, plan, interval, actor="test")

@@ -32,3 +32,8 @@ def render(k: ApiKey, token: str | None = None) -> dict[str, Any]:
     if token is not None:
         out["key"] = token  # shown once, never stored
     return out
+
+
+def render_created(created: tuple[ApiKey, str]) -> dict[str, Any]:
+    key, token = created
+    return render(key, token)

@@ -2,64 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.api_key import repository
+from modelux_server.auth import tokens
+from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.kit.secrets import new_token, token_hash, token_hint
+from modelux_server.kit.repository import add
 from modelux_server.models import ApiKey
 from modelux_server.project import service as projects
-from modelux_server.runtime import Runtime
-
-PREFIX = "mlx_sk_"
+from modelux_server.services import Services
 
 
 async def create(
-    session: AsyncSession, rt: Runtime, org_id: str, *, project_id: str, name: str
+    session: AsyncSession, rt: Services, principal: Principal, *, project_id: str, name: str
 ) -> tuple[ApiKey, str]:
-    await projects.get(session, org_id, project_id)
-    await reserve_slot(session, rt, org_id, "api_keys")
-    token = new_token(PREFIX)
+    """The new key and its secret, which is never stored and cannot be shown again."""
+    principal.require("admin")
+    await projects.get(session, principal, project_id)
+    await reserve_slot(session, rt, principal.org_id, "api_keys")
+    minted = tokens.mint(tokens.API_KEY)
     key = ApiKey(
         id=new_id("key"),
-        org_id=org_id,
+        org_id=principal.org_id,
         project_id=project_id,
         name=name,
-        token_hash=token_hash(token),
-        hint=token_hint(token),
+        token_hash=minted.hash,
+        hint=minted.hint,
         created_at=rt.clock.now(),
     )
-    session.add(key)
-    await session.flush()
-    return key, token
+    return await add(session, key), minted.token
 
 
 async def list_keys(
-    session: AsyncSession, org_id: str, page: PageRequest, project_id: str | None = None
+    session: AsyncSession, principal: Principal, page: PageRequest, project_id: str | None = None
 ) -> Page[ApiKey]:
-    filters: list[Any] = [ApiKey.revoked_at.is_(None)]
-    if project_id:
-        filters.append(ApiKey.project_id == project_id)
-    return await list_owned(session, ApiKey, org_id, page, *filters)
+    return await repository.list_live(session, principal.org_id, page, project_id)
 
 
-async def get(session: AsyncSession, org_id: str, key_id: str) -> ApiKey:
-    return await get_owned(session, ApiKey, org_id, key_id, label="api key")
+async def get(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
+    return await repository.get(session, principal.org_id, key_id)
 
 
-async def rename(session: AsyncSession, org_id: str, key_id: str, name: str) -> ApiKey:
-    key = await get(session, org_id, key_id)
+async def rename(session: AsyncSession, principal: Principal, key_id: str, name: str) -> ApiKey:
+    principal.require("admin")
+    key = await repository.get(session, principal.org_id, key_id)
     key.name = name
     return key
 
 
-async def revoke(session: AsyncSession, rt: Runtime, org_id: str, key_id: str) -> ApiKey:
-    key = await get(session, org_id, key_id)
+async def revoke(session: AsyncSession, rt: Services, principal: Principal, key_id: str) -> ApiKey:
+    principal.require("admin")
+    key = await repository.get(session, principal.org_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = rt.clock.now()
-    rt.invalidate(token_hash=key.token_hash)
+    rt.invalidate(session, token_hash=key.token_hash)
     return key

@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth import limits, repository
 from modelux_server.kit.secrets import hash_password, verify_password
 from modelux_server.models import Membership, User
-from modelux_server.organization.service import canonical_email
-from modelux_server.runtime import Runtime
+from modelux_server.organization.repository import user_by_email
+from modelux_server.organization.service import canonical_email, refuse_nul
+from modelux_server.services import Services
 
 WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 10
@@ -56,7 +57,7 @@ def _dummy_hash() -> str:
     return hash_password("not-a-password")
 
 
-def _counted(rt: Runtime, email: str, client: str) -> list[tuple[limits.Limit, str]]:
+def _counted(rt: Services, email: str, client: str) -> list[tuple[limits.Limit, str]]:
     """What a failed login counts against: (this email from this address, this address)."""
     address = limits.client_key(client)
     return [
@@ -66,7 +67,7 @@ def _counted(rt: Runtime, email: str, client: str) -> list[tuple[limits.Limit, s
 
 
 async def check_password(
-    session: AsyncSession, rt: Runtime, *, email: str, password: str, client: str
+    session: AsyncSession, rt: Services, *, email: str, password: str, client: str
 ) -> User | Rejected:
     """The user whose password this is, or why not; a failure is recorded in the caller's transaction.
 
@@ -81,7 +82,7 @@ async def check_password(
     if exceeded is not None:
         limit, wait = exceeded
         return Rejected("rate_limited", wait, per="email" if limit is per_email else "address")
-    user = await repository.user_by_email(session, email)
+    user = await user_by_email(session, email)
     stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     if not (verify_password(stored, password) and user is not None and user.password_hash):
         await limits.record(session, counted, now)
@@ -91,9 +92,13 @@ async def check_password(
 
 
 async def log_in(
-    session: AsyncSession, rt: Runtime, *, email: str, password: str, client: str
+    session: AsyncSession, rt: Services, *, email: str, password: str, client: str
 ) -> LoginResult:
-    """Check a password and find the organization the login lands in (see check_password)."""
+    """Check a password and find the organization the login lands in (see check_password).
+
+    Text with a NUL character is refused (422) before anything is counted.
+    """
+    refuse_nul(email, password)
     checked = await check_password(session, rt, email=email, password=password, client=client)
     if isinstance(checked, Rejected):
         return checked

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.principal import Principal
+from modelux_server.auth.repository import management_key_by_token_hash
+from modelux_server.auth.tokens import MANAGEMENT_KEY
 from modelux_server.errors import Unauthorized
 from modelux_server.kit.secrets import token_hash
-from modelux_server.models import ManagementKey
-
-PREFIX = "mlx_mk_"
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -28,14 +26,12 @@ async def authenticate_management_key(
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized(
-            "Missing management key. Send 'Authorization: Bearer mlx_mk_...'.",
+            f"Missing management key. Send 'Authorization: Bearer {MANAGEMENT_KEY}...'.",
             code="missing_api_key",
         )
-    if not token.startswith(PREFIX):
-        raise Unauthorized("This endpoint needs a management key (mlx_mk_...).")
-    key = (
-        await session.execute(select(ManagementKey).where(ManagementKey.token_hash == token_hash(token)))
-    ).scalar_one_or_none()
+    if not token.startswith(MANAGEMENT_KEY):
+        raise Unauthorized(f"This endpoint needs a management key ({MANAGEMENT_KEY}...).")
+    key = await management_key_by_token_hash(session, token_hash(token))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked management key.")
     return Principal(org_id=key.org_id, role=key.role, actor=key.id, source=source)

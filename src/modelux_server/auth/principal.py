@@ -1,3 +1,5 @@
+"""Who is acting, in which organization and with which role (a management key or a dashboard user)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

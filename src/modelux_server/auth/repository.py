@@ -1,17 +1,34 @@
-"""SQL for dashboard logins: users, memberships, sessions and counted attempts (auth/limits.py)."""
+"""SQL for authentication: the keys presented to the API and the proxy, and dashboard logins
+(the membership a login lands in, sessions and counted attempts, see auth/limits.py).
+
+Users are looked up through organization/repository.py, which owns them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.models import DashboardSession, LoginAttempt, Membership, Organization, User
+from modelux_server.models import (
+    ApiKey,
+    DashboardSession,
+    LoginAttempt,
+    ManagementKey,
+    Membership,
+)
 
 
-async def user_by_email(session: AsyncSession, email: str) -> User | None:
-    return (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+async def management_key_by_token_hash(session: AsyncSession, token_hash: str) -> ManagementKey | None:
+    """The management key with this hash, revoked or not (the caller tells them apart)."""
+    stmt = select(ManagementKey).where(ManagementKey.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def api_key_by_token_hash(session: AsyncSession, token_hash: str) -> ApiKey | None:
+    """The project key with this hash, revoked or not (the proxy's lookup, cached there)."""
+    stmt = select(ApiKey).where(ApiKey.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def first_membership(session: AsyncSession, user_id: str) -> Membership | None:
@@ -25,20 +42,22 @@ async def first_membership(session: AsyncSession, user_id: str) -> Membership | 
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def membership(session: AsyncSession, org_id: str, user_id: str) -> Membership | None:
-    stmt = select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def session_by_token_hash(session: AsyncSession, token_hash: str) -> DashboardSession | None:
     stmt = select(DashboardSession).where(DashboardSession.token_hash == token_hash)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def user_and_org(session: AsyncSession, user_id: str, org_id: str) -> tuple[User, Organization] | None:
-    user = await session.get(User, user_id)
-    org = await session.get(Organization, org_id)
-    return None if user is None or org is None else (user, org)
+async def revoke_sessions_of(session: AsyncSession, org_id: str, user_id: str, now: datetime) -> None:
+    """End the user's live dashboard sessions in one organization."""
+    await session.execute(
+        update(DashboardSession)
+        .where(
+            DashboardSession.org_id == org_id,
+            DashboardSession.user_id == user_id,
+            DashboardSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
 
 async def count_attempts(session: AsyncSession, key: str, since: datetime) -> tuple[int, datetime | None]:

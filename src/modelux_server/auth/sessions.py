@@ -12,15 +12,16 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.auth import repository
+from modelux_server.auth import repository, tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.kit.ids import new_id
-from modelux_server.kit.secrets import new_token, token_hash
+from modelux_server.kit.secrets import token_hash
+from modelux_server.member.repository import membership_of
 from modelux_server.models import DashboardSession
-from modelux_server.runtime import Runtime
+from modelux_server.organization import repository as organizations
+from modelux_server.services import Services
 
 TTL = timedelta(days=7)
-PREFIX = "mlx_sess_"
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,14 @@ class Viewer:
         return self.role in ("owner", "admin")
 
 
-async def open_session(session: AsyncSession, rt: Runtime, *, user_id: str, org_id: str) -> str:
+async def open_session(session: AsyncSession, rt: Services, *, user_id: str, org_id: str) -> str:
     """Start a session and return its token (the cookie value, never stored)."""
-    token = new_token(PREFIX)
+    minted = tokens.mint(tokens.DASHBOARD_SESSION)
     now = rt.clock.now()
     session.add(
         DashboardSession(
             id=new_id("sess"),
-            token_hash=token_hash(token),
+            token_hash=minted.hash,
             user_id=user_id,
             org_id=org_id,
             expires_at=now + TTL,
@@ -60,21 +61,21 @@ async def open_session(session: AsyncSession, rt: Runtime, *, user_id: str, org_
         )
     )
     await session.flush()
-    return token
+    return minted.token
 
 
-async def resolve(session: AsyncSession, rt: Runtime, token: str | None) -> Viewer | None:
+async def resolve(session: AsyncSession, rt: Services, token: str | None) -> Viewer | None:
     """The viewer behind a cookie, or None when it is missing, expired, revoked or orphaned."""
-    if not token or not token.startswith(PREFIX):
+    if not token or not token.startswith(tokens.DASHBOARD_SESSION):
         return None
     record = await repository.session_by_token_hash(session, token_hash(token))
     if record is None or record.revoked_at is not None or record.expires_at <= rt.clock.now():
         return None
-    membership = await repository.membership(session, record.org_id, record.user_id)
-    found = await repository.user_and_org(session, record.user_id, record.org_id)
-    if membership is None or found is None:
+    membership = await membership_of(session, record.org_id, record.user_id)
+    user = await organizations.user_by_id(session, record.user_id)
+    org = await organizations.organization_by_id(session, record.org_id)
+    if membership is None or user is None or org is None:
         return None
-    user, org = found
     return Viewer(
         session_id=record.id,
         token_hash=record.token_hash,
@@ -86,7 +87,7 @@ async def resolve(session: AsyncSession, rt: Runtime, token: str | None) -> View
     )
 
 
-async def close_session(session: AsyncSession, rt: Runtime, token: str | None) -> None:
+async def close_session(session: AsyncSession, rt: Services, token: str | None) -> None:
     if not token:
         return
     record = await repository.session_by_token_hash(session, token_hash(token))

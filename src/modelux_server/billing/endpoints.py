@@ -1,10 +1,18 @@
+"""The billing endpoints: the public plan catalog, the summary, and the subscription actions.
+
+Owners and admins start, change and pay for subscriptions (billing/subscriptions.py
+checks the role); members read the summary.
+"""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from modelux_server.billing import schemas, service, subscriptions
-from modelux_server.management.http import run, runtime
+from modelux_server.billing import schemas, subscriptions
+from modelux_server.billing.summary import billing_summary
+from modelux_server.kit.schemas import one
+from modelux_server.management.http import respond, services_of
 
 router = APIRouter(tags=["billing"])
 
@@ -12,45 +20,39 @@ router = APIRouter(tags=["billing"])
 @router.get("/plans")
 async def list_plans(request: Request) -> JSONResponse:
     # public: the catalog needs no credential
-    plans = [schemas.render_plan(p) for p in runtime(request).catalog.ordered()]
-    return JSONResponse({"data": plans, "next_cursor": None, "has_more": False})
+    return JSONResponse(schemas.render_plans(services_of(request).catalog))
 
 
 @router.get("/billing")
 async def get_billing(request: Request) -> JSONResponse:
-    async def handle(session, p):
-        return {"data": await service.billing_summary(session, runtime(request), p.org_id)}
+    return await respond(
+        request, lambda s, rt, p: billing_summary(s, rt, p.org_id), one(schemas.render_summary)
+    )
 
-    return await run(request, handle)
 
-
-# Owners and admins start, change and pay for subscriptions; members get 403.
 @router.post("/billing/checkout")
 async def create_checkout(body: schemas.CheckoutCreate, request: Request) -> JSONResponse:
-    async def handle(session, p):
-        data = await subscriptions.start_checkout(
-            session, runtime(request), p, plan=body.plan, interval=body.interval
-        )
-        return {"data": data}
-
-    return await run(request, handle, role="admin")
+    return await respond(
+        request,
+        lambda s, rt, p: subscriptions.start_checkout(s, rt, p, plan=body.plan, interval=body.interval),
+        one(schemas.render_checkout),
+    )
 
 
 @router.post("/billing/portal")
 async def create_portal(request: Request, body: schemas.PortalCreate | None = None) -> JSONResponse:
-    async def handle(session, p):
-        return_url = body.return_url if body else None
-        return {"data": await subscriptions.open_portal(session, runtime(request), p, return_url=return_url)}
-
-    return await run(request, handle, role="admin")
+    return_url = body.return_url if body else None
+    return await respond(
+        request,
+        lambda s, rt, p: subscriptions.open_portal(s, rt, p, return_url=return_url),
+        one(schemas.render_portal),
+    )
 
 
 @router.post("/billing/change-plan")
 async def change_plan(body: schemas.ChangePlan, request: Request) -> JSONResponse:
-    async def handle(session, p):
-        data = await subscriptions.change_plan(
-            session, runtime(request), p, plan=body.plan, interval=body.interval
-        )
-        return {"data": data}
-
-    return await run(request, handle, role="admin")
+    return await respond(
+        request,
+        lambda s, rt, p: subscriptions.change_plan(s, rt, p, plan=body.plan, interval=body.interval),
+        one(schemas.render_summary),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NoReturn
 
-from modelux_server.billing.provider import (
+from modelux_server.billing.processor import (
     CheckoutView,
     CustomerView,
     InvalidWebhook,

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
-from modelux_server.billing.catalog import FEATURES, LIMIT_NAMES, UNLIMITED
-from modelux_server.billing.service import record_plan_change
+from modelux_server.billing.plan_changes import record_plan_change
 from modelux_server.errors import NotFound, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.models import CustomPlan, PlanChange
-from modelux_server.runtime import Runtime
+from modelux_server.plans.catalog import FEATURES, LIMIT_NAMES, UNLIMITED
+from modelux_server.services import Services
 
 
 def parse_limits(pairs: list[str]) -> dict[str, int | None]:
@@ -34,7 +34,7 @@ def parse_limits(pairs: list[str]) -> dict[str, int | None]:
 
 
 async def set_plan(
-    session: AsyncSession, rt: Runtime, org_id: str, plan_id: str, interval: str, actor: str | None
+    session: AsyncSession, rt: Services, org_id: str, plan_id: str, interval: str, actor: str | None
 ) -> PlanChange | None:
     """Manual billing: the operator moves an organization to a catalog plan."""
     state = await repository.get_plan_state(session, org_id, lock=True)
@@ -54,7 +54,7 @@ async def set_plan(
 
 async def create_enterprise_plan(
     session: AsyncSession,
-    rt: Runtime,
+    rt: Services,
     org_id: str,
     *,
     name: str,

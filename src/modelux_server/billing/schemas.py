@@ -1,9 +1,18 @@
+"""The billing API's bodies and how billing's results render, for the API, the dashboard and MCP.
+
+Every surface renders a result here, so a tool answers exactly what its
+endpoint answers.
+"""
+
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from modelux_server.billing.catalog import LIMIT_NAMES, Plan
+from modelux_server.billing.subscriptions import CheckoutStarted, PortalOpened
+from modelux_server.billing.summary import BillingSummary, CurrentPlan, DormantItem, Period, UsageMeter
 from modelux_server.kit.schemas import Body
+from modelux_server.plans.catalog import LIMIT_NAMES, Catalog, Plan
 
 Interval = Literal["monthly", "annual"]
 
@@ -43,3 +52,76 @@ def render_plan(plan: Plan) -> dict[str, Any]:
         "limits": {name: plan.limits[name] for name in LIMIT_NAMES},
         "features": sorted(plan.features),
     }
+
+
+def render_plans(catalog: Catalog) -> dict[str, Any]:
+    """GET /plans: the whole catalog, in the list envelope (it is never paged)."""
+    return {"data": [render_plan(p) for p in catalog.ordered()], "next_cursor": None, "has_more": False}
+
+
+def render_summary(summary: BillingSummary) -> dict[str, Any]:
+    custom = summary.custom_plan
+    return {
+        "plan": render_current_plan(summary.plan),
+        "status": summary.status,
+        "billing_mode": summary.billing_mode,
+        "renewal_date": _iso(summary.renewal_date),
+        "current_window": _period(summary.current_window),
+        "meters": {name: _meter(meter) for name, meter in summary.meters.items()},
+        "features": dict(summary.features),
+        "billing_email": summary.billing_email,
+        "has_subscription": summary.has_subscription,
+        "custom_plan": None
+        if custom is None
+        else {
+            "id": custom.id,
+            "data_residency": custom.data_residency,
+            "invoicing": custom.invoicing,
+            "support_channel": custom.support_channel,
+            "sla": custom.sla,
+        },
+        "dormant": [_dormant(item) for item in summary.dormant],
+    }
+
+
+def render_current_plan(plan: CurrentPlan) -> dict[str, Any]:
+    return {"id": plan.id, "name": plan.name, "interval": plan.interval}
+
+
+def render_checkout(started: CheckoutStarted) -> dict[str, Any]:
+    return {"url": started.url, "id": started.id}
+
+
+def render_portal(opened: PortalOpened) -> dict[str, Any]:
+    return {"url": opened.url}
+
+
+def _meter(meter: UsageMeter) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "limit": meter.limit,
+        "used": meter.used,
+        "percent": meter.percent,
+        "unlimited": meter.unlimited,
+    }
+    if meter.window is not None:
+        body["resets_at"] = _iso(meter.window.end)
+        body["window"] = _period(meter.window)
+    return body
+
+
+def _dormant(item: DormantItem) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "id": item.id,
+        "slug": item.slug,
+        "strategy": item.strategy,
+        "reason": item.reason,
+    }
+
+
+def _period(period: Period) -> dict[str, str]:
+    return {"start": _iso(period.start), "end": _iso(period.end)}
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

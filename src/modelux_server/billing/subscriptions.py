@@ -11,7 +11,7 @@ change already applied (and records nothing twice).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -19,30 +19,48 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.principal import Principal
 from modelux_server.billing import service
-from modelux_server.billing.catalog import Plan
 from modelux_server.billing.manual import not_configured
-from modelux_server.billing.provider import BillingProvider, BillingProviderError
-from modelux_server.billing.sync import apply_subscription
+from modelux_server.billing.plan_changes import record_plan_change
+from modelux_server.billing.processor import BillingProcessor, BillingProcessorError
+from modelux_server.billing.stripe.apply import apply_subscription
+from modelux_server.billing.summary import BillingSummary, billing_summary
 from modelux_server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from modelux_server.models import CheckoutSession, Membership, PlanState, User
-from modelux_server.runtime import Runtime
+from modelux_server.plans.catalog import INTERVALS, Plan
+from modelux_server.services import Services
 
 MANAGE_ROLE = "admin"  # owners and admins; members only read billing
 
 
-def provider(rt: Runtime) -> BillingProvider:
-    billing: BillingProvider | None = rt.extras.get("billing")
-    if billing is None or billing.mode != "stripe":
+@dataclass(frozen=True)
+class CheckoutStarted:
+    """A Stripe Checkout Session: send the customer to `url`."""
+
+    url: str
+    id: str
+
+
+@dataclass(frozen=True)
+class PortalOpened:
+    """A Stripe customer-portal session: send the customer to `url`."""
+
+    url: str
+
+
+def stripe_processor(rt: Services) -> BillingProcessor:
+    """The billing processor when it is Stripe; manual billing answers "not configured"."""
+    billing = rt.billing
+    if billing.mode != "stripe":
         raise not_configured()
     return billing
 
 
 async def start_checkout(
-    session: AsyncSession, rt: Runtime, principal: Principal, *, plan: str, interval: str
-) -> dict[str, Any]:
-    """A Stripe Checkout Session that subscribes the organization to `plan`: {"url", "id"}."""
+    session: AsyncSession, rt: Services, principal: Principal, *, plan: str, interval: str
+) -> CheckoutStarted:
+    """A Stripe Checkout Session that subscribes the organization to `plan`."""
     principal.require(MANAGE_ROLE)
-    billing = provider(rt)
+    billing = stripe_processor(rt)
     target = _self_serve_plan(rt, plan, interval)
     if not target.price_cents(interval):
         raise ValidationFailed(
@@ -71,8 +89,11 @@ async def start_checkout(
             cancel_url=f"{billing_page}?checkout=cancel",
             metadata={"org_id": principal.org_id, "modelux_plan": target.id, "modelux_interval": interval},
         )
-    except BillingProviderError as exc:
+    except BillingProcessorError as exc:
         raise _unavailable(exc) from exc
+    if checkout.url is None:
+        # Stripe gives every open session a URL; without one the customer has nowhere to pay
+        raise _unavailable(BillingProcessorError(f"checkout session {checkout.id} has no URL"))
     session.add(
         CheckoutSession(
             id=checkout.id,
@@ -86,15 +107,15 @@ async def start_checkout(
             created_at=rt.clock.now(),
         )
     )
-    return {"url": checkout.url, "id": checkout.id}
+    return CheckoutStarted(url=checkout.url, id=checkout.id)
 
 
 async def open_portal(
-    session: AsyncSession, rt: Runtime, principal: Principal, *, return_url: str | None
-) -> dict[str, Any]:
-    """A Stripe customer-portal session (payment method, billing email, tax IDs): {"url"}."""
+    session: AsyncSession, rt: Services, principal: Principal, *, return_url: str | None
+) -> PortalOpened:
+    """A Stripe customer-portal session (payment method, billing email, tax IDs)."""
     principal.require(MANAGE_ROLE)
-    billing = provider(rt)
+    billing = stripe_processor(rt)
     state = (await service.org_plan(session, rt, principal.org_id)).state
     if not state.stripe_customer_id:
         raise Conflict(
@@ -108,21 +129,21 @@ async def open_portal(
         raise ValidationFailed("return_url must be an absolute http(s) URL", param="return_url")
     try:
         url = await billing.create_portal(customer_id=state.stripe_customer_id, return_url=target)
-    except BillingProviderError as exc:
+    except BillingProcessorError as exc:
         raise _unavailable(exc) from exc
-    return {"url": url}
+    return PortalOpened(url=url)
 
 
 async def change_plan(
-    session: AsyncSession, rt: Runtime, principal: Principal, *, plan: str, interval: str
-) -> dict[str, Any]:
+    session: AsyncSession, rt: Services, principal: Principal, *, plan: str, interval: str
+) -> BillingSummary:
     """Move between self-serve plans and intervals now, prorated by Stripe.
 
     A paid plan updates the subscription's price (proration invoiced now);
     the free plan cancels the subscription. Returns the new billing summary.
     """
     principal.require(MANAGE_ROLE)
-    billing = provider(rt)
+    billing = stripe_processor(rt)
     target = _self_serve_plan(rt, plan, interval)
     current = await service.org_plan(session, rt, principal.org_id, lock=True)
     state = current.state
@@ -138,7 +159,7 @@ async def change_plan(
                 code="checkout_required",
             )
         # already without a subscription: at most a bookkeeping move to Free
-        await service.record_plan_change(
+        await record_plan_change(
             session,
             rt,
             state,
@@ -147,9 +168,9 @@ async def change_plan(
             source=principal.source,
             actor=principal.actor,
         )
-        return await service.billing_summary(session, rt, principal.org_id)
+        return await billing_summary(session, rt, principal.org_id)
     if (state.plan_id, state.interval) == (target.id, interval):
-        return await service.billing_summary(session, rt, principal.org_id)
+        return await billing_summary(session, rt, principal.org_id)
     price_id = None if free else await _price(billing, target.id, interval)
     try:
         live = await billing.retrieve_subscription(state.stripe_subscription_id)
@@ -161,7 +182,7 @@ async def change_plan(
             sub = await billing.cancel(live.id, idempotency_key=key)
         else:
             sub = await billing.change_price(live, price_id, idempotency_key=key)
-    except BillingProviderError as exc:
+    except BillingProcessorError as exc:
         if exc.declined:
             raise _declined() from exc
         raise _unavailable(exc) from exc
@@ -170,11 +191,11 @@ async def change_plan(
         # invoice was not paid; nothing changed on our side either
         raise _declined()
     await apply_subscription(session, rt, state, sub, source=principal.source, actor=principal.actor)
-    return await service.billing_summary(session, rt, principal.org_id)
+    return await billing_summary(session, rt, principal.org_id)
 
 
-def _self_serve_plan(rt: Runtime, plan_id: str, interval: str) -> Plan:
-    if interval not in service.INTERVALS:
+def _self_serve_plan(rt: Services, plan_id: str, interval: str) -> Plan:
+    if interval not in INTERVALS:
         raise ValidationFailed("interval must be 'monthly' or 'annual'", param="interval")
     plan = rt.catalog.get(plan_id)
     if plan is None:
@@ -200,10 +221,10 @@ def _refuse_custom(state: PlanState) -> None:
         )
 
 
-async def _price(billing: BillingProvider, plan_id: str, interval: str) -> str:
+async def _price(billing: BillingProcessor, plan_id: str, interval: str) -> str:
     try:
         return await billing.price_id(plan_id, interval)
-    except BillingProviderError as exc:
+    except BillingProcessorError as exc:
         if exc.not_found:
             raise Conflict(str(exc), code="stripe_catalog_not_synced") from exc
         raise _unavailable(exc) from exc
@@ -230,7 +251,7 @@ def _declined() -> Conflict:
     )
 
 
-def _unavailable(exc: BillingProviderError) -> ServiceUnavailable:
+def _unavailable(exc: BillingProcessorError) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"The payment processor could not complete this: {exc}", code="billing_unavailable"
     )

@@ -12,16 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.exc import IntegrityError
 
-from modelux_server.auth import limits
-from modelux_server.auth.login import Rejected, check_password
+from modelux_server.auth.login import Rejected
 from modelux_server.auth.sessions import Viewer, close_session, open_session
 from modelux_server.dashboard import security, web
-from modelux_server.dashboard.auth_pages import MIN_PASSWORD, _anonymous_page, _logged_in
-from modelux_server.errors import ModeluxError, RateLimited, ValidationFailed
+from modelux_server.dashboard.auth_pages import _anonymous_page, _logged_in
+from modelux_server.errors import ModeluxError, RateLimited
 from modelux_server.member import invitations
-from modelux_server.models import Organization, User
 from modelux_server.organization import verification
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +29,6 @@ UNUSABLE = {
     "revoked": (410, "This invitation was withdrawn."),
     "accepted": (410, "This invitation was already accepted."),
 }
-RESEND = limits.Limit("verify-email-resend", 5, limits.KEEP)
 
 
 def _page(
@@ -45,7 +41,7 @@ def _page(
 
 
 async def _checked(request: Request, viewer: Viewer | None) -> dict[str, str]:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     form = await request.form()
     if viewer is not None:
         expected = security.session_csrf(rt, viewer)
@@ -64,7 +60,7 @@ async def _checked(request: Request, viewer: Viewer | None) -> dict[str, str]:
 async def _invitation_page(
     request: Request, viewer: Viewer | None, token: str, *, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     async with rt.db.session() as session:
         try:
             offer = await invitations.offer(session, rt, token)
@@ -96,73 +92,60 @@ async def invitation_form(request: Request) -> Response:
 
 @router.post("/invitations/accept")
 async def accept_invitation(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     viewer = await web.optional_viewer(request)
     form = await _checked(request, viewer)
     token, name, password = form.get("token", ""), form.get("name", "").strip(), form.get("password", "")
-    refused: Rejected | None = None
+    session_token = ""
     try:
         async with rt.db.session() as session:
-            membership = None
-            if viewer is not None:
-                membership = await invitations.accept_as(session, rt, token, viewer.user_id)
-                # the new session opens in the organization just joined
-                await close_session(session, rt, request.cookies.get(security.SESSION_COOKIE))
-            elif (offer := await invitations.offer(session, rt, token)).account is not None:
-                # the address has an account: its password, under the login limits, stands for logging in
-                checked = await check_password(
-                    session,
-                    rt,
-                    email=offer.invitation.email,
-                    password=password,
-                    client=web.client_address(request),
-                )
-                if isinstance(checked, Rejected):
-                    refused = checked
-                else:
-                    membership = await invitations.accept_as(session, rt, token, checked.id)
-            else:
-                if len(password) < MIN_PASSWORD:
-                    raise ValidationFailed(f"Choose a password of at least {MIN_PASSWORD} characters.")
-                if len(name) > 200 or not name.isprintable():
-                    raise ValidationFailed("A name is at most 200 printable characters.", param="name")
-                _, membership = await invitations.accept_with_new_account(
-                    session, rt, token, name=name or None, password=password
-                )
-            if membership is not None:
+            accepted = await invitations.accept(
+                session,
+                rt,
+                token,
+                user_id=viewer.user_id if viewer is not None else None,
+                password=password,
+                name=name,
+                client=web.client_address(request),
+            )
+            if not isinstance(accepted, Rejected):
+                if viewer is not None:
+                    # the new session opens in the organization just joined
+                    await close_session(session, rt, request.cookies.get(security.SESSION_COOKIE))
                 session_token = await open_session(
-                    session, rt, user_id=membership.user_id, org_id=membership.org_id
+                    session, rt, user_id=accepted.user_id, org_id=accepted.org_id
                 )
     except invitations.Unusable as exc:
         code, reason = UNUSABLE[exc.reason]
         return _page(request, viewer, "invitation.html", status=code, state="unusable", reason=reason)
-    except IntegrityError:
-        # the same address accepted another invitation at the same instant
-        problem = {"message": "This invitation was accepted at the same moment elsewhere. Reload the page."}
-        return await _invitation_page(request, viewer, token, status=409, problem=problem)
     except ModeluxError as exc:
         return await _invitation_page(
             request, viewer, token, status=exc.status, problem=web.problem(exc), full_name=name
         )
-    if refused is not None:
-        if refused.reason == "rate_limited":
-            problem = {"message": "Too many failed attempts. Wait 15 minutes, then try again."}
-            response = await _invitation_page(request, viewer, token, status=429, problem=problem)
-            response.headers["Retry-After"] = str(refused.retry_after)
-            return response
-        problem = {"message": "Wrong password for this address.", "code": "invalid_login"}
-        return await _invitation_page(request, viewer, token, status=401, problem=problem)
+    if isinstance(accepted, Rejected):
+        # rendered once the failure is committed: it counts against the login limits
+        return await _refused(request, viewer, token, accepted)
     return _logged_in(request, session_token, "/settings/billing?notice=joined")
+
+
+async def _refused(request: Request, viewer: Viewer | None, token: str, refused: Rejected) -> HTMLResponse:
+    """The invitation page again, saying why the address's password did not log in."""
+    if refused.reason == "rate_limited":
+        problem = {"message": "Too many failed attempts. Wait 15 minutes, then try again."}
+        response = await _invitation_page(request, viewer, token, status=429, problem=problem)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
+    problem = {"message": "Wrong password for this address.", "code": "invalid_login"}
+    return await _invitation_page(request, viewer, token, status=401, problem=problem)
 
 
 # ------------------------------------------------------------------ email confirmation
 
 
 async def _verified(request: Request, viewer: Viewer) -> bool:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     async with rt.db.session() as session:
-        user = await session.get(User, viewer.user_id)
-        return user is not None and user.email_verified_at is not None
+        return await verification.user_is_verified(session, viewer.user_id)
 
 
 @router.get("/verify-email")
@@ -182,7 +165,7 @@ async def verify_email_form(request: Request) -> Response:
 
 @router.post("/verify-email")
 async def verify_email(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     viewer = await web.optional_viewer(request)
     form = await _checked(request, viewer)
     try:
@@ -196,22 +179,14 @@ async def verify_email(request: Request) -> Response:
 
 @router.post("/verify-email/resend")
 async def resend_verification(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     viewer = await web.current_viewer(request)
     await _checked(request, viewer)
-    async with rt.db.session() as session:
-        user = await session.get(User, viewer.user_id)
-        org = await session.get(Organization, viewer.org_id)
-        if user is None or org is None or user.email_verified_at is not None:
-            return web.see_other("/verify-email")
-        now = rt.clock.now()
-        wait = await limits.retry_after(session, RESEND, user.id, now)
-        if wait is None:
-            await limits.record(session, [(RESEND, user.id)], now)
-            await verification.send_link(session, rt, user, org)
-    if wait is not None:
-        error = RateLimited("Several links were sent in the last hour. Use the newest one, or try later.")
+    try:
+        async with rt.db.session() as session:
+            sent = await verification.resend_link(session, rt, viewer.user_id, viewer.org_id)
+    except RateLimited as exc:
         return _page(
-            request, viewer, "verify_email.html", status=429, state="pending", problem=web.problem(error)
+            request, viewer, "verify_email.html", status=429, state="pending", problem=web.problem(exc)
         )
-    return web.see_other("/verify-email?sent=1")
+    return web.see_other("/verify-email?sent=1" if sent else "/verify-email")

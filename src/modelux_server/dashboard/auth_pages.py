@@ -9,18 +9,14 @@ from modelux_server.auth.login import Admitted, Rejected, log_in
 from modelux_server.auth.sessions import close_session, open_session
 from modelux_server.dashboard import security, web
 from modelux_server.errors import ModeluxError, ValidationFailed
-from modelux_server.kit.schemas import has_nul
 from modelux_server.organization.signup import sign_up
 
 router = APIRouter(include_in_schema=False)
 
-MIN_PASSWORD = 10
-NUL_MESSAGE = "Emails, names and passwords cannot contain NUL characters."
-
 
 def _anonymous_page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     """A page with a pre-session CSRF token (login and signup have no session yet)."""
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     value, fresh = security.pre_session_value(request)
     response = web.page(
         request, name, None, status=status, pre_csrf=security.pre_session_csrf(rt, value), **context
@@ -31,7 +27,7 @@ def _anonymous_page(request: Request, name: str, *, status: int = 200, **context
 
 
 async def _anonymous_form(request: Request) -> dict[str, str]:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     form = await request.form()
     value = request.cookies.get(security.PRE_COOKIE, "")
     if not value:
@@ -42,7 +38,7 @@ async def _anonymous_form(request: Request) -> dict[str, str]:
 
 def _logged_in(request: Request, token: str, target: str) -> Response:
     response = web.see_other(target)
-    security.set_session_cookie(response, web.runtime(request), token)
+    security.set_session_cookie(response, web.services_of(request), token)
     return response
 
 
@@ -55,15 +51,11 @@ async def signup_form(request: Request) -> Response:
 
 @router.post("/signup")
 async def signup(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     form = await _anonymous_form(request)
     fields = {"org_name": form.get("org_name", ""), "email": form.get("email", "")}
     password = form.get("password", "")
     try:
-        if len(password) < MIN_PASSWORD:
-            raise ValidationFailed(f"Choose a password of at least {MIN_PASSWORD} characters.")
-        if has_nul([*fields.values(), password]):
-            raise ValidationFailed(NUL_MESSAGE, code="invalid_characters")
         async with rt.db.session() as session:
             created = await sign_up(
                 session,
@@ -94,22 +86,28 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     form = await _anonymous_form(request)
     email, next_path = form.get("email", ""), web.safe_next(form.get("next"))
-    if has_nul([email, form.get("password", "")]):
-        # no account holds one, and PostgreSQL cannot even look it up
-        problem = {"message": NUL_MESSAGE, "code": "invalid_characters"}
+    try:
+        async with rt.db.session() as session:
+            result = await log_in(
+                session,
+                rt,
+                email=email,
+                password=form.get("password", ""),
+                client=web.client_address(request),
+            )
+            token = None
+            if isinstance(result, Admitted):
+                token = await open_session(
+                    session, rt, user_id=result.user.id, org_id=result.membership.org_id
+                )
+    except ValidationFailed as exc:
+        # text no account can hold: the field is not shown back
         return _anonymous_page(
-            request, "login.html", status=422, email="", next_path=next_path, problem=problem
+            request, "login.html", status=exc.status, email="", next_path=next_path, problem=web.problem(exc)
         )
-    async with rt.db.session() as session:
-        result = await log_in(
-            session, rt, email=email, password=form.get("password", ""), client=web.client_address(request)
-        )
-        token = None
-        if isinstance(result, Admitted):
-            token = await open_session(session, rt, user_id=result.user.id, org_id=result.membership.org_id)
     if isinstance(result, Admitted) and token is not None:
         return _logged_in(request, token, next_path)
     if isinstance(result, Rejected) and result.reason == "rate_limited":
@@ -137,7 +135,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     viewer = await web.optional_viewer(request)
     if viewer is not None:
         await web.checked_form(request, viewer)

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from modelux_server.auth.sessions import Viewer
-from modelux_server.billing import subscriptions
-from modelux_server.billing.entitlements import Entitlements
-from modelux_server.billing.service import billing_summary
+from modelux_server.billing import schemas, subscriptions
+from modelux_server.billing.summary import billing_summary, dormant_items
 from modelux_server.dashboard import billing_view, web
 from modelux_server.errors import ModeluxError, ValidationFailed
-from modelux_server.routing.service import inactive_configs
+from modelux_server.plans.catalog import INTERVALS
+from modelux_server.plans.entitlements import Entitlements
 
 router = APIRouter(prefix="/settings/billing", include_in_schema=False)
 
@@ -31,20 +31,20 @@ NOTICES = {
 
 
 def _interval(value: object, default: str) -> str:
-    return value if value in ("monthly", "annual") else default  # type: ignore[return-value]
+    return value if isinstance(value, str) and value in INTERVALS else default
 
 
 async def _billing_page(
     request: Request, viewer: Viewer, *, status: int = 200, problem: dict[str, Any] | None = None
 ) -> Response:
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
     query = request.query_params
-    interval = _interval(query.get("interval"), summary["plan"]["interval"])
+    interval = _interval(query.get("interval"), summary.plan.interval)
     highlight = query.get("plan") if query.get("plan") in rt.catalog.plans else None
     checkout = query.get("checkout")
-    pending = checkout == "success" and not summary["has_subscription"]
+    pending = checkout == "success" and not summary.has_subscription
     notice = NOTICES.get(query.get("notice") or ("canceled" if checkout == "cancel" else ""))
     return web.page(
         request,
@@ -70,13 +70,13 @@ async def billing(request: Request, viewer: Viewer = Depends(web.current_viewer)
 @router.get("/status")
 async def billing_status(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> JSONResponse:
     """Polled by the page after Checkout until the subscription webhook has landed."""
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
     body = {
-        "plan": summary["plan"],
-        "status": summary["status"],
-        "has_subscription": summary["has_subscription"],
+        "plan": schemas.render_current_plan(summary.plan),
+        "status": summary.status,
+        "has_subscription": summary.has_subscription,
     }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -84,7 +84,7 @@ async def billing_status(request: Request, viewer: Viewer = Depends(web.current_
 @router.post("/checkout")
 async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     form = await web.checked_form(request, viewer)
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     try:
         async with rt.db.session() as session:
             started = await subscriptions.start_checkout(
@@ -96,13 +96,13 @@ async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer
             )
     except ModeluxError as exc:
         return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
-    return web.see_other(started["url"])
+    return web.see_other(started.url)
 
 
 @router.post("/portal")
 async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     await web.checked_form(request, viewer)
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     try:
         async with rt.db.session() as session:
             opened = await subscriptions.open_portal(
@@ -110,22 +110,22 @@ async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer))
             )
     except ModeluxError as exc:
         return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
-    return web.see_other(opened["url"])
+    return web.see_other(opened.url)
 
 
 @router.get("/change")
 async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     """The confirmation step: what changes, that it is immediate and prorated."""
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     plan = rt.catalog.get(request.query_params.get("plan", ""))
     if plan is None or not plan.self_serve:
         return web.see_other("/settings/billing")
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
-        interval = _interval(request.query_params.get("interval"), summary["plan"]["interval"])
+        interval = _interval(request.query_params.get("interval"), summary.plan.interval)
         target = Entitlements(plan=plan, catalog=rt.catalog, public_url=rt.public_url)
-        turned_off = await inactive_configs(session, rt, viewer.org_id, target)
-    already_off = {item["id"] for item in summary["dormant"]}
+        turned_off = await dormant_items(session, rt, viewer.org_id, target)
+    already_off = {item.id for item in summary.dormant}
     return web.page(
         request,
         "billing_change.html",
@@ -136,17 +136,17 @@ async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_
         price=plan.price_cents(interval),
         impact=billing_view.impact(rt.catalog, summary, plan),
         title=billing_view.change_label(rt.catalog, summary, plan, interval),
-        configs_off=[c for c in turned_off if c["id"] not in already_off],
+        configs_off=[item for item in turned_off if item.id not in already_off],
     )
 
 
 @router.post("/change")
 async def change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     form = await web.checked_form(request, viewer)
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     try:
         interval = form.get("interval")
-        if interval not in ("monthly", "annual"):
+        if interval not in INTERVALS:
             raise ValidationFailed("interval must be 'monthly' or 'annual'", param="interval")
         async with rt.db.session() as session:
             await subscriptions.change_plan(

@@ -7,9 +7,10 @@ read in one place and to test without a browser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from modelux_server.billing.catalog import FEATURES, LIMIT_NAMES, Catalog, Plan
+from modelux_server.billing.summary import BillingSummary
+from modelux_server.plans.catalog import FEATURES, LIMIT_NAMES, Catalog, Plan
 
 WARN_AT = 80.0  # percent: amber from here (the soft-nudge email threshold)
 
@@ -21,7 +22,7 @@ class Meter:
     limit: int | None
     percent: float  # 0-100, for the bar width
     level: str  # "ok", "warn" or "full"
-    resets_at: str | None
+    resets_at: datetime | None
 
     @property
     def unlimited(self) -> bool:
@@ -38,26 +39,26 @@ class PlanCard:
     highlighted: bool
 
 
-def meters(summary: dict[str, Any]) -> list[Meter]:
+def meters(summary: BillingSummary) -> list[Meter]:
     rows = []
     for name in LIMIT_NAMES:
-        raw = summary["meters"][name]
-        limit, used = raw["limit"], raw["used"]
+        raw = summary.meters[name]
+        limit, used = raw.limit, raw.used
         if limit is None:
             percent, level = 0.0, "ok"
         else:
             percent = 100.0 if limit == 0 else min(100.0, 100 * used / limit)
             level = "full" if used >= limit else "warn" if percent >= WARN_AT else "ok"
-        rows.append(Meter(name, used, limit, round(percent, 1), level, raw.get("resets_at")))
+        rows.append(Meter(name, used, limit, round(percent, 1), level, raw.resets_at))
     return rows
 
 
-def _is_current(plan: Plan, interval: str, summary: dict[str, Any]) -> bool:
-    current = summary["plan"]
-    if plan.id != current["id"]:
+def _is_current(plan: Plan, interval: str, summary: BillingSummary) -> bool:
+    current = summary.plan
+    if plan.id != current.id:
         return False
     # a free plan has no interval worth switching
-    return not plan.monthly_price_cents or interval == current["interval"]
+    return not plan.monthly_price_cents or interval == current.interval
 
 
 def _rank(catalog: Catalog, plan_id: str) -> int:
@@ -65,8 +66,8 @@ def _rank(catalog: Catalog, plan_id: str) -> int:
     return ordered.index(plan_id) if plan_id in ordered else len(ordered)
 
 
-def change_label(catalog: Catalog, summary: dict[str, Any], plan: Plan, interval: str) -> str:
-    current = summary["plan"]["id"]
+def change_label(catalog: Catalog, summary: BillingSummary, plan: Plan, interval: str) -> str:
+    current = summary.plan.id
     if plan.id == current:
         return f"Switch to {interval} billing"
     verb = "Upgrade" if _rank(catalog, plan.id) > _rank(catalog, current) else "Downgrade"
@@ -74,7 +75,7 @@ def change_label(catalog: Catalog, summary: dict[str, Any], plan: Plan, interval
 
 
 def plan_cards(
-    catalog: Catalog, summary: dict[str, Any], interval: str, highlight: str | None
+    catalog: Catalog, summary: BillingSummary, interval: str, highlight: str | None
 ) -> list[PlanCard]:
     cards = []
     for plan in catalog.ordered():
@@ -87,15 +88,15 @@ def plan_cards(
     return cards
 
 
-def _action(catalog: Catalog, summary: dict[str, Any], plan: Plan, interval: str) -> tuple[str, str]:
+def _action(catalog: Catalog, summary: BillingSummary, plan: Plan, interval: str) -> tuple[str, str]:
     if not plan.self_serve:
         return "contact", "Contact sales"
-    if summary.get("custom_plan"):
+    if summary.custom_plan is not None:
         # an Enterprise organization's plan is managed with sales, not here
         return "none", ""
     if _is_current(plan, interval, summary):
         return "current", "Current plan"
-    if not summary["has_subscription"] and plan.monthly_price_cents:
+    if not summary.has_subscription and plan.monthly_price_cents:
         return "checkout", f"Upgrade to {plan.name}"
     return "change", change_label(catalog, summary, plan, interval)
 
@@ -110,21 +111,21 @@ class Impact:
     over_limit: list[tuple[str, int, int]]  # (limit name, used, new limit)
 
 
-def impact(catalog: Catalog, summary: dict[str, Any], target: Plan) -> Impact:
-    current_id = summary["plan"]["id"]
+def impact(catalog: Catalog, summary: BillingSummary, target: Plan) -> Impact:
+    current_id = summary.plan.id
     if target.id == current_id:
         direction = "interval"
     elif _rank(catalog, target.id) > _rank(catalog, current_id):
         direction = "upgrade"
     else:
         direction = "downgrade"
-    has = summary["features"]
+    has = summary.features
     lost = [f for f in FEATURES if has.get(f) and f not in target.features]
     gained = [f for f in FEATURES if not has.get(f) and f in target.features]
     over = []
     for name in LIMIT_NAMES:
         new_limit = target.limit(name)
-        used = summary["meters"][name]["used"]
+        used = summary.meters[name].used
         if name != "monthly_requests" and new_limit is not None and used > new_limit:
             over.append((name, used, new_limit))
     return Impact(direction, lost, gained, over)

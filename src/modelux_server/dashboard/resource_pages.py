@@ -1,8 +1,10 @@
 """Projects, API keys, provider credentials, routing configs and management keys.
 
 Each page is a loader (what the list shows) plus actions (create, revoke).
-Every action runs one service call in one transaction; a refusal (402 plan
-limit, 403 role, 409, 422) re-renders the page with the service's message.
+Every action checks its fields with the management API's body schema and runs
+one service call in one transaction; the service checks the role. A refusal
+(402 plan limit, 403 role, 409, 422) re-renders the page with the message the
+API would answer for the same input.
 """
 
 from __future__ import annotations
@@ -14,30 +16,37 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
+from modelux_server.api_key import schemas as api_key_schemas
 from modelux_server.api_key import service as api_keys
 from modelux_server.auth.principal import ROLE_RANK, Principal
 from modelux_server.auth.sessions import Viewer
-from modelux_server.billing.service import billing_summary, entitlements
+from modelux_server.billing.service import entitlements
+from modelux_server.billing.summary import billing_summary
 from modelux_server.dashboard import billing_view, web
-from modelux_server.errors import ModeluxError, ValidationFailed
+from modelux_server.errors import Forbidden, ModeluxError, ValidationFailed
+from modelux_server.kit.db import Session
 from modelux_server.kit.json_depth import too_deep, too_deep_message
 from modelux_server.kit.pagination import MAX_LIMIT, PageRequest
+from modelux_server.kit.schemas import parse
+from modelux_server.management_key import schemas as management_key_schemas
 from modelux_server.management_key import service as management_keys
+from modelux_server.project import schemas as project_schemas
 from modelux_server.project import service as projects
+from modelux_server.provider import schemas as provider_schemas
 from modelux_server.provider import service as providers
+from modelux_server.routing import schemas as routing_schemas
 from modelux_server.routing import service as routing
 from modelux_server.routing.strategies import SPECS
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 router = APIRouter(include_in_schema=False)
 FIRST_PAGE = PageRequest(limit=MAX_LIMIT)
 
-Loader = Callable[[AsyncSession, Runtime, Viewer], Awaitable[dict[str, Any]]]
+Loader = Callable[[Session, Services, Viewer], Awaitable[dict[str, Any]]]
 # an action returns the secret to show once, or None
-Action = Callable[[AsyncSession, Runtime, Principal, FormData], Awaitable[str | None]]
+Action = Callable[[Session, Services, Principal, FormData], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,13 @@ def text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-async def _meter(session: AsyncSession, rt: Runtime, viewer: Viewer, name: str) -> billing_view.Meter:
+def fields(form: FormData, *names: str) -> dict[str, str]:
+    """The named fields, for a body schema; a blank one counts as left out, so
+    the schema's default (or its "missing" error) applies as in the API."""
+    return {name: value for name in names if isinstance(value := form.get(name), str) and value.strip()}
+
+
+async def _meter(session: Session, rt: Services, viewer: Viewer, name: str) -> billing_view.Meter:
     summary = await billing_summary(session, rt, viewer.org_id)
     return next(m for m in billing_view.meters(summary) if m.name == name)
 
@@ -65,14 +80,14 @@ async def _meter(session: AsyncSession, rt: Runtime, viewer: Viewer, name: str) 
 # ---------------------------------------------------------------- loaders
 
 
-async def _load_projects(session: AsyncSession, rt: Runtime, viewer: Viewer) -> dict[str, Any]:
-    page = await projects.list_projects(session, viewer.org_id, FIRST_PAGE)
+async def _load_projects(session: Session, rt: Services, viewer: Viewer) -> dict[str, Any]:
+    page = await projects.list_projects(session, viewer.principal, FIRST_PAGE)
     return {"projects": page.items, "meter": await _meter(session, rt, viewer, "projects")}
 
 
-async def _load_api_keys(session: AsyncSession, rt: Runtime, viewer: Viewer) -> dict[str, Any]:
-    project_page = await projects.list_projects(session, viewer.org_id, FIRST_PAGE)
-    keys = await api_keys.list_keys(session, viewer.org_id, FIRST_PAGE)
+async def _load_api_keys(session: Session, rt: Services, viewer: Viewer) -> dict[str, Any]:
+    project_page = await projects.list_projects(session, viewer.principal, FIRST_PAGE)
+    keys = await api_keys.list_keys(session, viewer.principal, FIRST_PAGE)
     return {
         "projects": project_page.items,
         "names": {p.id: p.name for p in project_page.items},
@@ -81,33 +96,35 @@ async def _load_api_keys(session: AsyncSession, rt: Runtime, viewer: Viewer) -> 
     }
 
 
-async def _load_providers(session: AsyncSession, rt: Runtime, viewer: Viewer) -> dict[str, Any]:
-    page = await providers.list_credentials(session, viewer.org_id, FIRST_PAGE)
+async def _load_providers(session: Session, rt: Services, viewer: Viewer) -> dict[str, Any]:
+    page = await providers.list_credentials(session, viewer.principal, FIRST_PAGE)
     return {
         "credentials": page.items,
-        "vendors": providers.VENDORS,
+        "vendors": provider_schemas.VENDORS,
         "meter": await _meter(session, rt, viewer, "provider_credentials"),
     }
 
 
-async def _load_routing(session: AsyncSession, rt: Runtime, viewer: Viewer) -> dict[str, Any]:
+async def _load_routing(session: Session, rt: Services, viewer: Viewer) -> dict[str, Any]:
     ent = await entitlements(session, rt, viewer.org_id)
-    project_page = await projects.list_projects(session, viewer.org_id, FIRST_PAGE)
-    _, views = await routing.list_configs(session, ent, viewer.org_id, FIRST_PAGE)
+    project_page = await projects.list_projects(session, viewer.principal, FIRST_PAGE)
+    configs = await routing.list_configs(session, rt, viewer.principal, FIRST_PAGE)
     return {
         "projects": project_page.items,
         "names": {p.id: p.name for p in project_page.items},
-        "configs": views,
+        "configs": configs.items,
         "strategies": list(SPECS),
         "plan_name": ent.plan.name,
     }
 
 
-async def _load_management_keys(session: AsyncSession, rt: Runtime, viewer: Viewer) -> dict[str, Any]:
-    # listing management keys needs admin in the API too; members see why not
-    keys = await management_keys.list_keys(session, viewer.org_id, FIRST_PAGE) if viewer.can_act else None
+async def _load_management_keys(session: Session, rt: Services, viewer: Viewer) -> dict[str, Any]:
+    try:
+        keys = (await management_keys.list_keys(session, viewer.principal, FIRST_PAGE)).items
+    except Forbidden:
+        keys = None  # members may not list them; the page says why
     roles = [r for r in ROLE_RANK if viewer.principal.can_grant(r)]
-    return {"keys": None if keys is None else keys.items, "roles": roles}
+    return {"keys": keys, "roles": roles}
 
 
 SECTIONS = {
@@ -122,86 +139,80 @@ SECTIONS = {
 # ---------------------------------------------------------------- actions
 
 
-async def _create_project(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    name = text(form, "name")
-    if not name:
-        raise ValidationFailed("Give the project a name.", param="name")
-    await projects.create(s, rt, p.org_id, name=name[:200], description=text(form, "description") or None)
+async def _create_project(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    body = parse(project_schemas.ProjectCreate, fields(form, "name", "description"))
+    await projects.create(s, rt, p, name=body.name, description=body.description)
     return None
 
 
-async def _delete_project(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    await projects.delete(s, rt, p.org_id, text(form, "id"))
+async def _delete_project(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    await projects.delete(s, rt, p, text(form, "id"))
     return None
 
 
-async def _create_api_key(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    name = text(form, "name") or "default"
-    _, token = await api_keys.create(s, rt, p.org_id, project_id=text(form, "project_id"), name=name[:200])
+async def _create_api_key(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    body = parse(api_key_schemas.ApiKeyCreate, fields(form, "project_id", "name"))
+    _, token = await api_keys.create(s, rt, p, project_id=body.project_id, name=body.name)
     return token
 
 
-async def _revoke_api_key(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    await api_keys.revoke(s, rt, p.org_id, text(form, "id"))
+async def _revoke_api_key(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    await api_keys.revoke(s, rt, p, text(form, "id"))
     return None
 
 
-async def _create_provider(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    name, secret = text(form, "name"), text(form, "api_key")
-    if not name or not secret:
-        raise ValidationFailed("A credential needs a name and an API key.")
-    base_url = text(form, "base_url") or None  # validated by the service, as for the API
+async def _create_provider(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    body = parse(provider_schemas.ProviderCreate, fields(form, "vendor", "name", "api_key", "base_url"))
     await providers.create(
-        s, rt, p.org_id, vendor=text(form, "vendor"), name=name[:200], api_key=secret, base_url=base_url
+        s, rt, p, vendor=body.vendor, name=body.name, api_key=body.api_key, base_url=body.base_url
     )
     return None
 
 
-async def _delete_provider(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    await providers.delete(s, rt, p.org_id, text(form, "id"))
+async def _delete_provider(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    await providers.delete(s, rt, p, text(form, "id"))
     return None
 
 
-async def _create_routing(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
+async def _create_routing(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
     raw = text(form, "fields") or "{}"
     if too_deep(raw):
         raise ValidationFailed(f"Strategy fields: {too_deep_message()}", param="fields")
     try:
-        fields = json.loads(raw)
+        strategy_fields = json.loads(raw)
     except json.JSONDecodeError:
-        fields = None
-    if not isinstance(fields, dict):
+        strategy_fields = None
+    if not isinstance(strategy_fields, dict):
         raise ValidationFailed('Strategy fields must be a JSON object, e.g. {"model": "openai/gpt-4o"}.')
+    # the strategy's fields are checked by the service, as the API's are, so
+    # a refusal names where in them it sits (`targets.0.model`)
+    body = parse(routing_schemas.RoutingConfigCreate, fields(form, "project_id", "slug", "strategy"))
     await routing.create(
         s,
         rt,
-        await entitlements(s, rt, p.org_id),
-        p.org_id,
-        project_id=text(form, "project_id"),
-        slug=text(form, "slug"),
-        strategy=text(form, "strategy"),
-        fields=fields,
-        actor=p.actor,
+        p,
+        project_id=body.project_id,
+        slug=body.slug,
+        strategy=body.strategy,
+        fields=strategy_fields,
     )
     return None
 
 
-async def _delete_routing(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    await routing.delete(s, rt, p.org_id, text(form, "id"))
+async def _delete_routing(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    await routing.delete(s, rt, p, text(form, "id"))
     return None
 
 
-async def _create_management_key(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
-    role = text(form, "role")
-    if role not in ROLE_RANK:
-        raise ValidationFailed("Choose a role: owner, admin or member.", param="role")
-    _, token = await management_keys.create(
-        s, rt, p, name=(text(form, "name") or "dashboard")[:200], role=role
-    )
+async def _create_management_key(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    # the form's name field may stay blank: such keys are called "dashboard"
+    given = {"name": "dashboard", **fields(form, "name", "role")}
+    body = parse(management_key_schemas.ManagementKeyCreate, given)
+    _, token = await management_keys.create(s, rt, p, name=body.name, role=body.role)
     return token
 
 
-async def _revoke_management_key(s: AsyncSession, rt: Runtime, p: Principal, form: FormData) -> str | None:
+async def _revoke_management_key(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
     await management_keys.revoke(s, rt, p, text(form, "id"))
     return None
 
@@ -225,7 +236,7 @@ ACTIONS: dict[tuple[str, str], tuple[Action, str]] = {
 
 async def show(request: Request, viewer: Viewer, kind: str, *, status: int = 200, **extra: Any) -> Response:
     section = SECTIONS[kind]
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     async with rt.db.session() as session:
         context = await section.load(session, rt, viewer)
     values: dict[str, Any] = {"form": {}, "secret": None, **context, **extra}
@@ -235,10 +246,9 @@ async def show(request: Request, viewer: Viewer, kind: str, *, status: int = 200
 async def act(request: Request, viewer: Viewer, kind: str, verb: str) -> Response:
     action, done = ACTIONS[(kind, verb)]
     form = await web.checked_form(request, viewer)
-    rt = web.runtime(request)
+    rt = web.services_of(request)
     try:
         async with rt.db.session() as session:
-            viewer.principal.require("admin")
             secret = await action(session, rt, viewer.principal, form)
     except ModeluxError as exc:
         kept = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("api_key", "csrf_token")}

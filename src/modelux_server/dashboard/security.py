@@ -18,7 +18,7 @@ import secrets
 from fastapi import Request, Response
 
 from modelux_server.auth.sessions import TTL, Viewer
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 SESSION_COOKIE = "mlx_session"
 PRE_COOKIE = "mlx_pre"
@@ -37,20 +37,15 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-def _key(rt: Runtime) -> bytes:
-    # derived once per runtime; the secret key may live in a file in development
-    key = rt.extras.get("dashboard_csrf_key")
-    if key is None:
-        key = hashlib.sha256(b"dashboard-csrf|" + rt.settings.resolved_secret_key().encode()).digest()
-        rt.extras["dashboard_csrf_key"] = key
-    return bytes(key)
+def _key(rt: Services) -> bytes:
+    return rt.keys.for_purpose("dashboard-csrf")
 
 
-def _sign(rt: Runtime, message: str) -> str:
+def _sign(rt: Services, message: str) -> str:
     return hmac.new(_key(rt), message.encode(), hashlib.sha256).hexdigest()
 
 
-def session_csrf(rt: Runtime, viewer: Viewer) -> str:
+def session_csrf(rt: Services, viewer: Viewer) -> str:
     return _sign(rt, "session|" + viewer.token_hash)
 
 
@@ -62,7 +57,7 @@ def pre_session_value(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(32), True
 
 
-def pre_session_csrf(rt: Runtime, value: str) -> str:
+def pre_session_csrf(rt: Services, value: str) -> str:
     return _sign(rt, "pre|" + value)
 
 
@@ -71,11 +66,11 @@ def check_token(expected: str, form_value: object) -> None:
         raise CsrfFailed()
 
 
-def _secure(rt: Runtime) -> bool:
+def _secure(rt: Services) -> bool:
     return rt.public_url.startswith("https://")
 
 
-def set_session_cookie(response: Response, rt: Runtime, token: str) -> None:
+def set_session_cookie(response: Response, rt: Services, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -87,11 +82,11 @@ def set_session_cookie(response: Response, rt: Runtime, token: str) -> None:
     )
 
 
-def clear_session_cookie(response: Response, rt: Runtime) -> None:
+def clear_session_cookie(response: Response, rt: Services) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(rt))
 
 
-def set_pre_cookie(response: Response, rt: Runtime, value: str) -> None:
+def set_pre_cookie(response: Response, rt: Services, value: str) -> None:
     response.set_cookie(
         PRE_COOKIE, value, max_age=3600, httponly=True, samesite="lax", secure=_secure(rt), path="/"
     )

@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 from modelux_server.auth.sessions import Viewer, resolve
 from modelux_server.dashboard import security
 from modelux_server.errors import ModeluxError
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("modelux_server.dashboard", "templates"),
@@ -27,13 +27,13 @@ _env = jinja2.Environment(
 templates = Jinja2Templates(env=_env)
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
+def services_of(request: Request) -> Services:
+    rt: Services = request.app.state.services
     return rt
 
 
 async def optional_viewer(request: Request) -> Viewer | None:
-    rt = runtime(request)
+    rt = services_of(request)
     token = request.cookies.get(security.SESSION_COOKIE)
     if not token:
         return None
@@ -53,7 +53,7 @@ async def current_viewer(request: Request) -> Viewer:
 async def checked_form(request: Request, viewer: Viewer) -> FormData:
     """The posted form, once its CSRF token matches this session."""
     form = await request.form()
-    security.check_token(security.session_csrf(runtime(request), viewer), form.get(security.CSRF_FIELD))
+    security.check_token(security.session_csrf(services_of(request), viewer), form.get(security.CSRF_FIELD))
     return form
 
 
@@ -65,7 +65,7 @@ def page(
     status: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    rt = runtime(request)
+    rt = services_of(request)
     base: dict[str, Any] = {
         "viewer": viewer,
         "csrf": security.session_csrf(rt, viewer) if viewer else "",

@@ -30,6 +30,10 @@ from sqlalchemy.ext.asyncio import (
 
 from modelux_server.kit.files import private_file
 
+# The transaction a service runs in, by a name the entry points (dashboard,
+# MCP) can write without importing SQLAlchemy themselves.
+Session = AsyncSession
+
 
 def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):

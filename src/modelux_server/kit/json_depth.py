@@ -43,7 +43,8 @@ def too_deep(raw: bytes | str, limit: int = MAX_DEPTH) -> bool:
     brackets = _STRING.sub(b"", data).translate(None, _OTHER_BYTES)
     if brackets.count(b"[") + brackets.count(b"{") <= limit:
         return False
-    return max(map(sub, accumulate(brackets.translate(_WEIGHTS)), count(1))) > limit
+    deepest: int = max(map(sub, accumulate(brackets.translate(_WEIGHTS)), count(1)))
+    return deepest > limit
 
 
 def _is_json(scope: Scope) -> bool:

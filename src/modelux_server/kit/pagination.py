@@ -30,6 +30,21 @@ class PageRequest:
         if self.cursor is not None and "\x00" in self.cursor:
             raise ValidationFailed("cursor is not one we handed out", code="invalid_cursor", param="cursor")
 
+    @classmethod
+    def of(cls, cursor: str | None, limit: str | int | None) -> PageRequest:
+        """The page a caller asked for, from query parameters or tool arguments alike.
+
+        An empty cursor means the first page, a missing limit the default one.
+        """
+        if isinstance(limit, str):
+            try:
+                limit = int(limit)
+            except ValueError:
+                raise ValidationFailed(
+                    "limit must be a whole number", code="invalid_limit", param="limit"
+                ) from None
+        return cls(cursor=cursor or None, limit=DEFAULT_LIMIT if limit is None else limit)
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):

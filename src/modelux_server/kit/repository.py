@@ -1,4 +1,4 @@
-"""Tenant-scoped reads shared by every domain repository.
+"""Tenant-scoped reads, and the insert, shared by every domain repository.
 
 Every lookup filters by organization: another tenant's object is simply
 not found (404), never forbidden (403), so ids leak nothing.
@@ -31,6 +31,13 @@ async def get_owned(
     if obj is None:
         raise NotFound(f"No {label} with id '{obj_id}'.", code=f"{label.replace(' ', '_')}_not_found")
     return obj
+
+
+async def add(session: AsyncSession, row: M) -> M:
+    """Insert `row` now, so a constraint it breaks fails here, inside the operation."""
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def list_owned(

@@ -9,15 +9,29 @@
   `null_not_allowed` elsewhere). A body's default is every field whose type
   admits None; an `Update` (PATCH) body admits None for every field only so it
   can be left out, so there `null` means "clear it" and must be listed.
+
+The answers' shared shapes live here too, so every entry point (management
+API, MCP tools, dashboard forms) builds them the same way: the 422 for bad
+input (`invalid_input`, `parse`), the single-object envelope `{"data": ...}`
+(`one`) and the list envelope `{"data", "next_cursor", "has_more"}`
+(`page_body`, `many`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from modelux_server.errors import BadRequest, ModeluxError, ValidationFailed
+from modelux_server.kit.pagination import Page
+
+T = TypeVar("T")
+B = TypeVar("B", bound=BaseModel)
+Render = Callable[[T], dict[str, Any]]
 
 # pydantic error types that have their own contract code; the rest are `invalid_field`
 ERROR_CODES = {
@@ -31,6 +45,49 @@ ERROR_CODES = {
 def error_code(pydantic_type: str) -> str:
     """The contract's `code` for one pydantic validation error type."""
     return ERROR_CODES.get(pydantic_type, "invalid_field")
+
+
+def invalid_input(errors: Sequence[Mapping[str, Any]]) -> ModeluxError:
+    """pydantic's first error as the contract's: a 422 naming the field, or a 400
+    when the body is not JSON or not an object."""
+    first: Mapping[str, Any] = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    kind = str(first.get("type", ""))
+    if kind == "json_invalid":
+        return BadRequest("The body is not valid JSON.", code="invalid_json")
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    if kind == "model_attributes_type" or (kind == "missing" and not loc):
+        return BadRequest("The body must be a JSON object.", code="invalid_json")
+    param = ".".join(loc) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    return ValidationFailed(message, code=error_code(kind), param=param)
+
+
+def parse(model: type[B], data: Mapping[str, Any]) -> B:
+    """`data` checked by a body schema outside FastAPI (dashboard forms, MCP
+    arguments), refused exactly as the management API refuses the same body."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise invalid_input(exc.errors()) from None
+
+
+def page_body(page: Page[T], render: Render[T]) -> dict[str, Any]:
+    """The list envelope of every paginated answer."""
+    return {
+        "data": [render(item) for item in page.items],
+        "next_cursor": page.next_cursor,
+        "has_more": page.has_more,
+    }
+
+
+def one(render: Render[T]) -> Render[T]:
+    """`render` inside the single-object envelope `{"data": ...}`."""
+    return lambda item: {"data": render(item)}
+
+
+def many(render: Render[T]) -> Callable[[Page[T]], dict[str, Any]]:
+    """`render` applied to a page, inside the list envelope."""
+    return lambda page: page_body(page, render)
 
 
 def nul_path(value: Any) -> str | None:

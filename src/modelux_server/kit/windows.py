@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 
 
@@ -45,3 +45,26 @@ def window_at(anchor_day: int, now: datetime) -> Window:
         start = _start_in_month(year, month, anchor_day)
     year, month = _shift(start.year, start.month, 1)
     return Window(start=start, end=_start_in_month(year, month, anchor_day))
+
+
+class WindowCache:
+    """`window_at` for the hot path, computed once per anchor day and UTC date.
+
+    A window changes only at 00:00 UTC, so the answer for a given day holds all day.
+    Past 256 entries (anchor days times dates) the cache starts over, which keeps a
+    long-running process's copy small.
+    """
+
+    __slots__ = ("_windows",)
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[int, date], Window] = {}
+
+    def at(self, anchor_day: int, now: datetime) -> Window:
+        key = (anchor_day, now.astimezone(UTC).date())
+        found = self._windows.get(key)
+        if found is None:
+            if len(self._windows) > 256:
+                self._windows.clear()
+            found = self._windows[key] = window_at(anchor_day, now)
+        return found

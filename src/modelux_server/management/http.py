@@ -1,7 +1,13 @@
-"""One way for every management endpoint to run: authenticate, authorise,
-replay or record `Idempotency-Key`, run the service in one transaction.
+"""One way for every management endpoint to run: authenticate, replay or
+record `Idempotency-Key`, run one service operation in one transaction, render.
 
-Endpoints stay three lines long and no try/except is pasted into each.
+An endpoint parses its input and hands `respond` the operation and how to
+render its result:
+
+    return await respond(request, lambda s, rt, p: service.get(s, p, project_id), one(schemas.render))
+
+The operation checks the principal's role itself (services own the rules), so
+the endpoint states none, and no try/except is pasted into each.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -18,33 +24,49 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.auth.principal import Principal
-from modelux_server.kit.pagination import Page, PageRequest
+from modelux_server.kit.pagination import PageRequest
 from modelux_server.management import idempotency
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
-Handler = Callable[[AsyncSession, Principal], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
+# one use case, run for the authenticated principal: (session, services, principal) -> result
+Operation = Callable[[AsyncSession, Services, Principal], Awaitable[T]]
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
+def services_of(request: Request) -> Services:
+    rt: Services = request.app.state.services
     return rt
 
 
-async def run(request: Request, handler: Handler, *, role: str = "member", status: int = 200) -> JSONResponse:
-    rt = runtime(request)
+def page_request(request: Request) -> PageRequest:
+    return PageRequest.of(request.query_params.get("cursor"), request.query_params.get("limit"))
+
+
+async def respond(
+    request: Request,
+    operation: Operation[T],
+    render: Callable[[T], dict[str, Any]],
+    *,
+    status: int = 200,
+) -> JSONResponse:
+    """Run `operation` for the caller and answer `render(result)` with `status`.
+
+    The rendering happens inside the transaction: the body is what an
+    `Idempotency-Key` replay will answer, recorded in the same commit.
+    """
+    rt = services_of(request)
     key = request.headers.get("idempotency-key") if request.method in UNSAFE else None
     fingerprint = await _fingerprint(request) if key else ""
     try:
         async with rt.db.session() as session:
             principal = await authenticate_management_key(session, request.headers.get("authorization"))
-            principal.require(role)
             if key:
                 idempotency.check_key(key)
                 replay = await _replay(session, principal, key, fingerprint, rt.clock.now())
                 if replay is not None:
                     return replay
-            body = await handler(session, principal)
+            body = render(await operation(session, rt, principal))
             if key:
                 await idempotency.remember(
                     session,
@@ -88,22 +110,3 @@ async def _replay(
         status_code=record.status_code,
         headers={"Idempotent-Replayed": "true"},
     )
-
-
-def page_request(request: Request) -> PageRequest:
-    from modelux_server.errors import ValidationFailed
-
-    raw = request.query_params.get("limit")
-    try:
-        limit = int(raw) if raw is not None else 50
-    except ValueError:
-        raise ValidationFailed("limit must be a whole number", code="invalid_limit", param="limit") from None
-    return PageRequest(cursor=request.query_params.get("cursor") or None, limit=limit)
-
-
-def page_body(page: Page[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "data": [render(item) for item in page.items],
-        "next_cursor": page.next_cursor,
-        "has_more": page.has_more,
-    }

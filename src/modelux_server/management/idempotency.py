@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.auth import tokens
 from modelux_server.errors import Conflict, ValidationFailed
 from modelux_server.models import IdempotencyKey
 
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255  # idempotency_keys.key
 SECRET_FIELDS = frozenset({"key", "token", "secret"})
-SECRET_PREFIX = "mlx_"
+SECRET_PREFIX = tokens.ANY  # every token we hand out
 # expired rows removed per recorded call: enough to keep up, never a long delete
 PURGE_BATCH = 100
 HEADER = "Idempotency-Key"

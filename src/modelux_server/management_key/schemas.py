@@ -28,3 +28,8 @@ def render(k: ManagementKey, token: str | None = None) -> dict[str, Any]:
     if token is not None:
         out["key"] = token
     return out
+
+
+def render_created(created: tuple[ManagementKey, str]) -> dict[str, Any]:
+    key, token = created
+    return render(key, token)

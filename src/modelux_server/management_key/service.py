@@ -1,42 +1,46 @@
-"""Management keys: organization credentials with a role, shown once."""
+"""Management keys: organization credentials with a role, shown once.
+
+Every operation needs an admin, and no one hands out or takes away more
+than their own role: an admin cannot mint or revoke an owner's key.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.auth import tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.kit.secrets import new_token, token_hash, token_hint
+from modelux_server.kit.repository import add
+from modelux_server.management_key import repository
 from modelux_server.models import ManagementKey
-from modelux_server.runtime import Runtime
-
-PREFIX = "mlx_mk_"
+from modelux_server.services import Services
 
 
 async def issue_management_key(
-    session: AsyncSession, rt: Runtime, org_id: str, *, name: str, role: str, created_by: str | None
+    session: AsyncSession, rt: Services, org_id: str, *, name: str, role: str, created_by: str | None
 ) -> tuple[ManagementKey, str]:
-    token = new_token(PREFIX)
+    """A key for `org_id` with no one's role to check: signup's first key, the operator's."""
+    minted = tokens.mint(tokens.MANAGEMENT_KEY)
     key = ManagementKey(
         id=new_id("mk"),
         org_id=org_id,
         name=name,
         role=role,
-        token_hash=token_hash(token),
-        hint=token_hint(token),
+        token_hash=minted.hash,
+        hint=minted.hint,
         created_by=created_by,
         created_at=rt.clock.now(),
     )
-    session.add(key)
-    return key, token
+    return await add(session, key), minted.token
 
 
 async def create(
-    session: AsyncSession, rt: Runtime, principal: Principal, *, name: str, role: str
+    session: AsyncSession, rt: Services, principal: Principal, *, name: str, role: str
 ) -> tuple[ManagementKey, str]:
+    principal.require("admin")
     if not principal.can_grant(role):
         raise Forbidden(f"A {principal.role} cannot create a key with the {role} role.")
     return await issue_management_key(
@@ -44,16 +48,19 @@ async def create(
     )
 
 
-async def list_keys(session: AsyncSession, org_id: str, page: PageRequest) -> Page[ManagementKey]:
-    return await list_owned(session, ManagementKey, org_id, page, ManagementKey.revoked_at.is_(None))
+async def list_keys(session: AsyncSession, principal: Principal, page: PageRequest) -> Page[ManagementKey]:
+    principal.require("admin")
+    return await repository.list_live(session, principal.org_id, page)
 
 
-async def get(session: AsyncSession, org_id: str, key_id: str) -> ManagementKey:
-    return await get_owned(session, ManagementKey, org_id, key_id, label="management key")
+async def get(session: AsyncSession, principal: Principal, key_id: str) -> ManagementKey:
+    principal.require("admin")
+    return await repository.get(session, principal.org_id, key_id)
 
 
-async def revoke(session: AsyncSession, rt: Runtime, principal: Principal, key_id: str) -> ManagementKey:
-    key = await get(session, principal.org_id, key_id)
+async def revoke(session: AsyncSession, rt: Services, principal: Principal, key_id: str) -> ManagementKey:
+    principal.require("admin")
+    key = await repository.get(session, principal.org_id, key_id)
     if not principal.can_grant(key.role):
         raise Forbidden(f"A {principal.role} cannot revoke a key with the {key.role} role.")
     if key.id == principal.actor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -31,10 +31,9 @@ from modelux_server.errors import Unauthorized
 from modelux_server.kit.http_guards import send_error
 from modelux_server.mcp.local import LocalBackend
 from modelux_server.mcp.server import build_server
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 PATH = "/mcp"
-EXTRA = "mcp_sessions"  # rt.extras key: the session manager the startup runs
 
 
 class McpEndpoint:
@@ -45,7 +44,7 @@ class McpEndpoint:
     JSON-RPC session that fails on every call.
     """
 
-    def __init__(self, rt: Runtime, sessions: StreamableHTTPSessionManager) -> None:
+    def __init__(self, rt: Services, sessions: StreamableHTTPSessionManager) -> None:
         self.rt = rt
         self.sessions = sessions
 
@@ -76,7 +75,8 @@ class McpEndpoint:
         await self.sessions.handle_request(scope, receive, send)
 
 
-def mount(rt: Runtime) -> Callable[[FastAPI], None]:
+def mount(rt: Services, app: FastAPI) -> None:
+    """Add `/mcp` to the app; its session manager runs in `lifespan` once the app starts."""
     server = build_server(LocalBackend(rt))
     # Building the SDK's own app is its public way to create the session
     # manager; we route to the manager ourselves, behind the key check.
@@ -87,28 +87,24 @@ def mount(rt: Runtime) -> Callable[[FastAPI], None]:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     sessions = server.session_manager
-    rt.extras[EXTRA] = sessions
+    rt.mcp_sessions = sessions
     # The SDK logs each stateless request's transport teardown at INFO.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
-
-    def add(app: FastAPI) -> None:
-        # A Route whose endpoint is an ASGI object (not a function) accepts
-        # every method, which streamable HTTP needs (POST, GET, DELETE), and
-        # answers `/mcp` itself rather than redirecting to `/mcp/` as a Mount would.
-        app.router.routes.append(Route(PATH, endpoint=McpEndpoint(rt, sessions), include_in_schema=False))
-
-    return add
+    # A Route whose endpoint is an ASGI object (not a function) accepts
+    # every method, and answers `/mcp` itself rather than redirecting to
+    # `/mcp/` as a Mount would.
+    app.router.routes.append(Route(PATH, endpoint=McpEndpoint(rt, sessions), include_in_schema=False))
 
 
 @asynccontextmanager
-async def lifespan(rt: Runtime) -> AsyncIterator[None]:
+async def lifespan(rt: Services) -> AsyncIterator[None]:
     """Run the session manager's task group for as long as the app serves.
 
     The task group lives in a task of its own: anyio requires a task group to
     be left by the task that entered it, and whoever runs the app's lifespan
     (uvicorn, a test fixture) may start and stop it from different tasks.
     """
-    sessions: StreamableHTTPSessionManager | None = rt.extras.get(EXTRA)
+    sessions = rt.mcp_sessions
     if sessions is None:  # the app was assembled without the MCP mount
         yield
         return

@@ -2,7 +2,7 @@
 
 Each call is one transaction, like a management request: authenticate the
 key from this call's own Authorization header (so a key revoked mid-session
-stops working at once), check the role, run the service, commit.
+stops working at once), run the service (which checks the role), commit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from modelux_server.auth.management import authenticate_management_key
 from modelux_server.errors import ModeluxError
 from modelux_server.mcp.operations import Operation
 from modelux_server.mcp.tools import ToolFailure
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 log = logging.getLogger("modelux.mcp")
 
@@ -26,7 +26,7 @@ INTERNAL = {
 
 
 class LocalBackend:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Services) -> None:
         self.rt = rt
 
     async def call(self, op: Operation, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -34,11 +34,10 @@ class LocalBackend:
         try:
             async with self.rt.db.session() as session:
                 principal = None
-                if op.role is not None:
+                if not op.public:
                     principal = await authenticate_management_key(
                         session, headers.get("authorization"), source="mcp"
                     )
-                    principal.require(op.role)
                 return await op.run(session, self.rt, principal, args)
         except ModeluxError as exc:
             raise ToolFailure(exc.status, exc.body()) from exc

@@ -1,9 +1,12 @@
 """What each tool does: the management endpoint it mirrors and the service behind it.
 
 One table serves both backends: `local.py` runs `run` inside a transaction
-after authenticating and checking `role`, `remote.py` sends `method path` to
-a server's management API. Keeping the endpoint and the service call in one
-row is what makes a tool answer exactly what its endpoint answers.
+after authenticating (unless the operation is `public`), `remote.py` sends
+`method path` to a server's management API. Keeping the endpoint and the
+service call in one row is what makes a tool answer exactly what its endpoint
+answers: `run` checks its arguments with the endpoint's body schema, calls
+the same service (which checks the role) and renders with the same schema
+module and envelopes (kit/schemas.py).
 """
 
 from __future__ import annotations
@@ -12,14 +15,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from modelux_server.api_key import schemas as api_key_schemas
+from modelux_server.api_key import service as api_keys
 from modelux_server.auth.principal import Principal
-from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.runtime import Runtime
+from modelux_server.billing import schemas as billing_schemas
+from modelux_server.billing import subscriptions
+from modelux_server.billing.summary import billing_summary
+from modelux_server.kit.db import Session
+from modelux_server.kit.pagination import PageRequest
+from modelux_server.kit.schemas import page_body, parse
+from modelux_server.project import schemas as project_schemas
+from modelux_server.project import service as projects
+from modelux_server.provider import schemas as provider_schemas
+from modelux_server.provider import service as providers
+from modelux_server.services import Services
 
-# (session, runtime, principal or None for public calls, arguments) -> the REST body
-Run = Callable[[AsyncSession, Runtime, Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+Args = dict[str, Any]
+# (session, services, principal or None for public calls, arguments) -> the REST body
+Run = Callable[[Session, Services, Any, Args], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -27,146 +40,88 @@ class Operation:
     name: str
     method: str
     path: str  # under /manage/v1
-    # The role the matching endpoint demands (None: public, like GET /plans).
-    # It repeats the endpoint's `run(..., role=...)`, which lives in the
-    # endpoint, not a service; tests/mcp compare member refusals with the API's.
-    role: str | None
     run: Run
+    # answered without a management key, like GET /plans; the others
+    # authenticate, and their service checks the role
+    public: bool = False
 
 
-def _page(args: dict[str, Any]) -> PageRequest:
-    return PageRequest(cursor=args.get("cursor") or None, limit=args.get("limit") or 50)
+def _page(args: Args) -> PageRequest:
+    return PageRequest.of(args.get("cursor"), args.get("limit"))
 
 
-def _list_body(page: Page[Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "data": [render(x) for x in page.items],
-        "next_cursor": page.next_cursor,
-        "has_more": page.has_more,
-    }
+async def _get_billing(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    return {"data": billing_schemas.render_summary(await billing_summary(session, rt, p.org_id))}
 
 
-async def _get_billing(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.billing.service import billing_summary
-
-    return {"data": await billing_summary(session, rt, p.org_id)}
+async def _list_plans(session: Session, rt: Services, p: Principal | None, args: Args) -> dict[str, Any]:
+    return billing_schemas.render_plans(rt.catalog)
 
 
-async def _list_plans(session: AsyncSession, rt: Runtime, p: Any, args: dict[str, Any]) -> dict[str, Any]:
-    from modelux_server.billing.schemas import render_plan
-
-    return {
-        "data": [render_plan(plan) for plan in rt.catalog.ordered()],
-        "next_cursor": None,
-        "has_more": False,
-    }
+async def _checkout(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(billing_schemas.CheckoutCreate, args)
+    started = await subscriptions.start_checkout(session, rt, p, plan=body.plan, interval=body.interval)
+    return {"data": billing_schemas.render_checkout(started)}
 
 
-async def _checkout(session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    from modelux_server.billing import subscriptions
+async def _change_plan(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(billing_schemas.ChangePlan, args)
+    summary = await subscriptions.change_plan(session, rt, p, plan=body.plan, interval=body.interval)
+    return {"data": billing_schemas.render_summary(summary)}
 
-    found = await subscriptions.start_checkout(
-        session, rt, p, plan=args["plan"], interval=args.get("interval", "monthly")
+
+async def _portal(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(billing_schemas.PortalCreate, args)
+    opened = await subscriptions.open_portal(session, rt, p, return_url=body.return_url)
+    return {"data": billing_schemas.render_portal(opened)}
+
+
+async def _list_projects(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    return page_body(await projects.list_projects(session, p, _page(args)), project_schemas.render)
+
+
+async def _create_project(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(project_schemas.ProjectCreate, args)
+    project = await projects.create(session, rt, p, name=body.name, description=body.description)
+    return {"data": project_schemas.render(project)}
+
+
+async def _list_providers(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    return page_body(await providers.list_credentials(session, p, _page(args)), provider_schemas.render)
+
+
+async def _add_provider(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(provider_schemas.ProviderCreate, args)
+    credential = await providers.create(
+        session, rt, p, vendor=body.vendor, name=body.name, api_key=body.api_key, base_url=body.base_url
     )
-    return {"data": found}
+    return {"data": provider_schemas.render(credential)}
 
 
-async def _change_plan(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.billing import subscriptions
-
-    summary = await subscriptions.change_plan(
-        session, rt, p, plan=args["plan"], interval=args.get("interval", "monthly")
-    )
-    return {"data": summary}
+async def _list_api_keys(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    page = await api_keys.list_keys(session, p, _page(args), args.get("project_id"))
+    return page_body(page, api_key_schemas.render)
 
 
-async def _portal(session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]) -> dict[str, Any]:
-    from modelux_server.billing import subscriptions
-
-    return {"data": await subscriptions.open_portal(session, rt, p, return_url=args.get("return_url"))}
-
-
-async def _list_projects(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.project import schemas, service
-
-    return _list_body(await service.list_projects(session, p.org_id, _page(args)), schemas.render)
-
-
-async def _create_project(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.project import schemas, service
-
-    project = await service.create(
-        session, rt, p.org_id, name=args["name"], description=args.get("description")
-    )
-    return {"data": schemas.render(project)}
-
-
-async def _list_providers(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.provider import schemas, service
-
-    return _list_body(await service.list_credentials(session, p.org_id, _page(args)), schemas.render)
-
-
-async def _add_provider(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.provider import schemas, service
-
-    credential = await service.create(
-        session,
-        rt,
-        p.org_id,
-        vendor=args["vendor"],
-        name=args["name"],
-        api_key=args["api_key"],
-        base_url=args.get("base_url"),
-    )
-    return {"data": schemas.render(credential)}
-
-
-async def _list_api_keys(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.api_key import schemas, service
-
-    page = await service.list_keys(session, p.org_id, _page(args), args.get("project_id"))
-    return _list_body(page, schemas.render)
-
-
-async def _create_api_key(
-    session: AsyncSession, rt: Runtime, p: Principal, args: dict[str, Any]
-) -> dict[str, Any]:
-    from modelux_server.api_key import schemas, service
-
-    key, token = await service.create(
-        session, rt, p.org_id, project_id=args["project_id"], name=args.get("name", "default")
-    )
-    return {"data": schemas.render(key, token)}
+async def _create_api_key(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(api_key_schemas.ApiKeyCreate, args)
+    created = await api_keys.create(session, rt, p, project_id=body.project_id, name=body.name)
+    return {"data": api_key_schemas.render_created(created)}
 
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
-        Operation("get_billing", "GET", "/billing", "member", _get_billing),
-        Operation("list_plans", "GET", "/plans", None, _list_plans),
-        Operation("create_checkout_session", "POST", "/billing/checkout", "admin", _checkout),
-        Operation("change_plan", "POST", "/billing/change-plan", "admin", _change_plan),
-        Operation("create_portal_session", "POST", "/billing/portal", "admin", _portal),
-        Operation("list_projects", "GET", "/projects", "member", _list_projects),
-        Operation("create_project", "POST", "/projects", "admin", _create_project),
-        Operation("list_providers", "GET", "/providers", "member", _list_providers),
-        Operation("add_provider", "POST", "/providers", "admin", _add_provider),
-        Operation("list_api_keys", "GET", "/api-keys", "member", _list_api_keys),
-        Operation("create_api_key", "POST", "/api-keys", "admin", _create_api_key),
+        Operation("get_billing", "GET", "/billing", _get_billing),
+        Operation("list_plans", "GET", "/plans", _list_plans, public=True),
+        Operation("create_checkout_session", "POST", "/billing/checkout", _checkout),
+        Operation("change_plan", "POST", "/billing/change-plan", _change_plan),
+        Operation("create_portal_session", "POST", "/billing/portal", _portal),
+        Operation("list_projects", "GET", "/projects", _list_projects),
+        Operation("create_project", "POST", "/projects", _create_project),
+        Operation("list_providers", "GET", "/providers", _list_providers),
+        Operation("add_provider", "POST", "/providers", _add_provider),
+        Operation("list_api_keys", "GET", "/api-keys", _list_api_keys),
+        Operation("create_api_key", "POST", "/api-keys", _create_api_key),
     )
 }

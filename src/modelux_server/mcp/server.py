@@ -15,7 +15,8 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 
-from modelux_server.kit.schemas import error_code, has_nul
+from modelux_server.errors import ValidationFailed
+from modelux_server.kit.schemas import has_nul, invalid_input
 from modelux_server.mcp.tools import Backend, build_tools, failure
 
 INSTRUCTIONS = """\
@@ -80,13 +81,9 @@ class ArgumentCheck:
 
 
 def validation_body(exc: ValidationError) -> dict[str, Any]:
-    # the same codes and message as the app's RequestValidationError handler
-    first = exc.errors()[0]
-    param = ".".join(str(part) for part in first.get("loc", ())) or None
-    code = error_code(first["type"])
-    message = f"{param}: {first['msg']}" if param else str(first["msg"])
-    return invalid(message, code, param)
+    # built by the function behind the app's RequestValidationError handler
+    return invalid_input(exc.errors()).body()
 
 
 def invalid(message: str, code: str, param: str | None) -> dict[str, Any]:
-    return {"error": {"type": "invalid_request_error", "code": code, "message": message, "param": param}}
+    return ValidationFailed(message, code=code, param=param).body()

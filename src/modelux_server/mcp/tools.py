@@ -19,12 +19,12 @@ from pydantic import Field
 
 from modelux_server.api_key.schemas import Name as KeyName
 from modelux_server.billing.schemas import Interval
-from modelux_server.kit.pagination import MAX_LIMIT
+from modelux_server.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from modelux_server.mcp.operations import OPERATIONS, Operation
 from modelux_server.project.schemas import Description as ProjectDescription
 from modelux_server.project.schemas import Name as ProjectName
+from modelux_server.provider.schemas import VENDORS, Secret
 from modelux_server.provider.schemas import Name as ProviderName
-from modelux_server.provider.schemas import Secret
 
 
 class ToolFailure(Exception):
@@ -83,10 +83,7 @@ Vendor = Annotated[
     Field(
         min_length=1,
         max_length=40,
-        description=(
-            "openai, anthropic, google, azure, bedrock, groq, together, fireworks, mistral "
-            "or openai_compatible."
-        ),
+        description=f"{', '.join(VENDORS[:-1])} or {VENDORS[-1]}.",
     ),
 ]
 
@@ -131,7 +128,9 @@ def build_tools(backend: Backend) -> list[Tool]:
     async def create_portal_session(ctx: Context, return_url: ReturnUrl = None) -> CallToolResult:
         return await run("create_portal_session", ctx, return_url=return_url)
 
-    async def list_projects(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> CallToolResult:
+    async def list_projects(
+        ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> CallToolResult:
         return await run("list_projects", ctx, cursor=cursor, limit=limit)
 
     async def create_project(
@@ -141,7 +140,9 @@ def build_tools(backend: Backend) -> list[Tool]:
     ) -> CallToolResult:
         return await run("create_project", ctx, name=name, description=description)
 
-    async def list_providers(ctx: Context, cursor: Cursor = None, limit: Limit = 50) -> CallToolResult:
+    async def list_providers(
+        ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> CallToolResult:
         return await run("list_providers", ctx, cursor=cursor, limit=limit)
 
     async def add_provider(
@@ -159,7 +160,7 @@ def build_tools(backend: Backend) -> list[Tool]:
         ctx: Context,
         project_id: Annotated[str | None, Field(description="Only this project's keys.")] = None,
         cursor: Cursor = None,
-        limit: Limit = 50,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> CallToolResult:
         return await run("list_api_keys", ctx, project_id=project_id, cursor=cursor, limit=limit)
 

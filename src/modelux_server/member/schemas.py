@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from modelux_server.kit.schemas import Body, Update, iso
-from modelux_server.member.invitations import status
-from modelux_server.models import Invitation, Membership, User
+from modelux_server.member.invitations import InvitationView
+from modelux_server.member.service import Member
 
 Role = Literal["owner", "admin", "member"]
 
@@ -21,25 +20,29 @@ class MemberUpdate(Update):
     role: Role
 
 
-def render(m: Membership, user: User | None) -> dict[str, Any]:
+def render(m: Member) -> dict[str, Any]:
     return {
         "id": m.id,
         "object": "member",
         "user_id": m.user_id,
-        "email": user.email if user else None,
+        "email": m.email,
         "role": m.role,
         "created_at": iso(m.created_at),
     }
 
 
-def render_invitation(invitation: Invitation, now: datetime) -> dict[str, Any]:
+def render_removed(m: Member) -> dict[str, Any]:
+    return {**render(m), "deleted": True}
+
+
+def render_invitation(invitation: InvitationView) -> dict[str, Any]:
     # no user id: whether the address has an account anywhere is not the inviter's to know
     return {
         "id": invitation.id,
         "object": "invitation",
         "email": invitation.email,
         "role": invitation.role,
-        "status": status(invitation, now),
+        "status": invitation.status,
         "expires_at": iso(invitation.expires_at),
         "created_at": iso(invitation.created_at),
     }

@@ -1,47 +1,71 @@
 """Members: users of an organization and their roles.
 
 People join through invitations (member/invitations.py), never directly.
+Every operation takes the acting principal and checks its role here (changes
+need an admin who may grant the roles involved).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.auth import repository as auth_repository
 from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.models import DashboardSession, Invitation, ManagementKey, Membership, User
-from modelux_server.runtime import Runtime
+from modelux_server.member import repository
+from modelux_server.models import Membership, User
+from modelux_server.organization import repository as organizations
+from modelux_server.services import Services
 
 
-async def list_members(session: AsyncSession, org_id: str, page: PageRequest) -> Page[Membership]:
-    return await list_owned(session, Membership, org_id, page)
+@dataclass(frozen=True)
+class Member:
+    id: str
+    user_id: str
+    # None when the user was not looked up (a removal's answer) or is gone
+    email: str | None
+    role: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, membership: Membership, user: User | None) -> Member:
+        return cls(
+            id=membership.id,
+            user_id=membership.user_id,
+            email=user.email if user is not None else None,
+            role=membership.role,
+            created_at=membership.created_at,
+        )
 
 
-async def users_by_id(session: AsyncSession, user_ids: list[str]) -> dict[str, User]:
-    if not user_ids:
-        return {}
-    rows = (await session.execute(select(User).where(User.id.in_(user_ids)))).scalars()
-    return {u.id: u for u in rows}
+async def list_members(session: AsyncSession, principal: Principal, page: PageRequest) -> Page[Member]:
+    found = await repository.list_members(session, principal.org_id, page)
+    users = await organizations.users_by_id(session, [m.user_id for m in found.items])
+    return Page(
+        items=[Member.of(m, users.get(m.user_id)) for m in found.items], next_cursor=found.next_cursor
+    )
 
 
-async def get(session: AsyncSession, org_id: str, member_id: str) -> Membership:
-    return await get_owned(session, Membership, org_id, member_id, label="member")
+async def get(session: AsyncSession, principal: Principal, member_id: str) -> Member:
+    return await _with_email(session, await repository.get_member(session, principal.org_id, member_id))
 
 
-async def change_role(session: AsyncSession, principal: Principal, member_id: str, role: str) -> Membership:
-    membership = await get(session, principal.org_id, member_id)
+async def change_role(session: AsyncSession, principal: Principal, member_id: str, role: str) -> Member:
+    principal.require("admin")
+    membership = await repository.get_member(session, principal.org_id, member_id)
     if not (principal.can_grant(role) and principal.can_grant(membership.role)):
         raise Forbidden(f"A {principal.role} cannot change this member to {role}.")
     if membership.role == "owner" and role != "owner":
         await _keep_an_owner(session, principal.org_id)
     membership.role = role
-    return membership
+    return await _with_email(session, membership)
 
 
-async def remove(session: AsyncSession, rt: Runtime, principal: Principal, member_id: str) -> Membership:
+async def remove(session: AsyncSession, rt: Services, principal: Principal, member_id: str) -> Member:
     """Remove a member and end everything that acts for them in this organization.
 
     Their dashboard sessions end, and the management keys they made are revoked,
@@ -50,38 +74,35 @@ async def remove(session: AsyncSession, rt: Runtime, principal: Principal, membe
     pending invitations sent by them or by those keys are revoked too: one sent
     to their own address would let them back in.
     """
-    membership = await get(session, principal.org_id, member_id)
+    principal.require("admin")
+    membership = await repository.get_member(session, principal.org_id, member_id)
     if not principal.can_grant(membership.role):
         raise Forbidden(f"A {principal.role} cannot remove a {membership.role}.")
     if membership.role == "owner":
         await _keep_an_owner(session, principal.org_id)
     await session.delete(membership)
     await _end_access(session, rt, membership.org_id, membership.user_id)
-    return membership
+    return Member.of(membership, None)
 
 
-async def _end_access(session: AsyncSession, rt: Runtime, org_id: str, user_id: str) -> None:
+async def owner_emails(session: AsyncSession, org_id: str) -> list[str]:
+    """Where the organization's own mail goes (receipts, usage warnings)."""
+    return await repository.owner_emails(session, org_id)
+
+
+async def _with_email(session: AsyncSession, membership: Membership) -> Member:
+    users = await organizations.users_by_id(session, [membership.user_id])
+    return Member.of(membership, users.get(membership.user_id))
+
+
+async def _end_access(session: AsyncSession, rt: Services, org_id: str, user_id: str) -> None:
     now = rt.clock.now()
-    await session.execute(
-        update(DashboardSession)
-        .where(
-            DashboardSession.org_id == org_id,
-            DashboardSession.user_id == user_id,
-            DashboardSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+    await auth_repository.revoke_sessions_of(session, org_id, user_id, now)
     seen: set[str] = set()
     creators = {user_id}
     while creators:
         # revoked keys are walked too: a key made with one may still be live
-        made = (
-            await session.execute(
-                select(ManagementKey).where(
-                    ManagementKey.org_id == org_id, ManagementKey.created_by.in_(creators)
-                )
-            )
-        ).scalars()
+        made = await repository.keys_created_by(session, org_id, creators)
         creators = set()
         for key in made:
             if key.id in seen:
@@ -90,33 +111,9 @@ async def _end_access(session: AsyncSession, rt: Runtime, org_id: str, user_id: 
             creators.add(key.id)
             if key.revoked_at is None:
                 key.revoked_at = now
-    await session.execute(
-        update(Invitation)
-        .where(
-            Invitation.org_id == org_id,
-            Invitation.invited_by.in_([user_id, *seen]),
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+    await repository.revoke_unaccepted_invitations_from(session, org_id, [user_id, *seen], now)
 
 
 async def _keep_an_owner(session: AsyncSession, org_id: str) -> None:
-    owners = (
-        await session.execute(
-            select(func.count()).where(Membership.org_id == org_id, Membership.role == "owner")
-        )
-    ).scalar_one()
-    if owners <= 1:
+    if await repository.count_owners(session, org_id) <= 1:
         raise Conflict("An organization must keep at least one owner.", code="last_owner")
-
-
-async def owner_emails(session: AsyncSession, org_id: str) -> list[str]:
-    stmt = (
-        select(User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == org_id, Membership.role == "owner")
-        .order_by(User.email)
-    )
-    return list((await session.execute(stmt)).scalars())

@@ -17,31 +17,29 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.billing.entitlements import effective_plan
+from modelux_server.billing.events import PaymentFailed, PlanChanged
 from modelux_server.billing.repository import get_custom_plan
 from modelux_server.billing.service import org_plan
 from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.member.service import owner_emails
-from modelux_server.models import Notification, Organization, PlanChange, PlanState
+from modelux_server.models import Notification, Organization, PlanState
 from modelux_server.models.notification import STATUSES
 from modelux_server.notifications import compose, repository
 from modelux_server.notifications.messages import PaymentFailedNotice, PlanChangedNotice
-from modelux_server.runtime import Runtime
+from modelux_server.plans.entitlements import effective_plan
+from modelux_server.services import Services, after_commit
 
 log = logging.getLogger("modelux.notifications")
 
-# rt.extras key of the asyncio.Event that wakes the worker of this process
-WAKEUP = "notifications_wakeup"
 NO_RECIPIENT = "no recipient: set a billing email or add an owner, then retry"
 # emails addressed to one person, whose recipient is never re-resolved
 PERSONAL_KINDS = ("invitation", "verify_email")
 
 
-def billing_url(rt: Runtime) -> str:
+def billing_url(rt: Services) -> str:
     return f"{rt.public_url}/settings/billing"
 
 
@@ -58,7 +56,7 @@ async def org_name(session: AsyncSession, org_id: str) -> str:
 
 async def enqueue(
     session: AsyncSession,
-    rt: Runtime,
+    rt: Services,
     *,
     org_id: str,
     kind: str,
@@ -103,12 +101,9 @@ async def enqueue(
     return inserted
 
 
-def wake_after_commit(session: AsyncSession, rt: Runtime) -> None:
+def wake_after_commit(session: AsyncSession, rt: Services) -> None:
     """Wake this process's worker once the row is visible (after commit, not before)."""
-    wakeup = rt.extras.get(WAKEUP)
-    if wakeup is None:
-        return
-    event.listen(session.sync_session, "after_commit", lambda _s: wakeup.set(), once=True)
+    after_commit(session, rt.mailer_wakeup.set)
 
 
 # -------------------------------------------------------------- billing events
@@ -116,7 +111,7 @@ def wake_after_commit(session: AsyncSession, rt: Runtime) -> None:
 
 async def enqueue_payment_failed(
     session: AsyncSession,
-    rt: Runtime,
+    rt: Services,
     org_id: str,
     *,
     invoice_id: str,
@@ -148,31 +143,41 @@ async def enqueue_payment_failed(
     )
 
 
-async def enqueue_plan_changed(
-    session: AsyncSession,
-    rt: Runtime,
-    change: PlanChange,
-    *,
-    from_custom_plan_id: str | None = None,
-) -> None:
+async def on_payment_failed(session: AsyncSession, rt: Services, event: PaymentFailed) -> None:
+    """The payment-failed subscriber (registered in assembly.py), run in the webhook's transaction."""
+    await enqueue_payment_failed(
+        session,
+        rt,
+        event.org_id,
+        invoice_id=event.invoice_id,
+        attempt=event.attempt,
+        amount_due_cents=event.amount_due_cents,
+        currency=event.currency,
+        next_attempt_at=event.next_attempt_at,
+    )
+
+
+async def enqueue_plan_changed(session: AsyncSession, rt: Services, event: PlanChanged) -> None:
     """Receipt for a plan change, from any source (API, dashboard, webhook, operator).
 
-    Call it after the organization's plan state holds the new plan. The
-    previous custom plan id, when known, names the old Enterprise plan and its
-    features correctly; without it the catalog plan is used.
+    A plan-change subscriber (registered in assembly.py): it runs in the
+    change's transaction, after the organization's plan state holds the new
+    plan. The previous custom plan, when there was one, names the old
+    Enterprise plan and its features correctly.
     """
-    current = await org_plan(session, rt, change.org_id)
-    before = effective_plan(rt.catalog, change.from_plan, await get_custom_plan(session, from_custom_plan_id))
+    current = await org_plan(session, rt, event.org_id)
+    previous_custom = await get_custom_plan(session, event.from_custom_plan_id)
+    before = effective_plan(rt.catalog, event.from_plan, previous_custom)
     after = current.entitlements.plan
     notice = PlanChangedNotice(
-        org_name=await org_name(session, change.org_id),
-        org_id=change.org_id,
+        org_name=await org_name(session, event.org_id),
+        org_id=event.org_id,
         from_plan_name=before.name,
         to_plan_name=after.name,
-        interval=change.to_interval,
-        changed_by=change.actor,
-        source=change.source,
-        effective_at=change.created_at,
+        interval=event.to_interval,
+        changed_by=event.actor,
+        source=event.source,
+        effective_at=event.at,
         features_removed=sorted(before.features - after.features),
         features_added=sorted(after.features - before.features),
         billing_url=billing_url(rt),
@@ -180,9 +185,9 @@ async def enqueue_plan_changed(
     await enqueue(
         session,
         rt,
-        org_id=change.org_id,
+        org_id=event.org_id,
         kind="plan_changed",
-        dedupe_key=f"plan_changed:{change.id}",
+        dedupe_key=f"plan_changed:{event.change_id}",
         notice=notice,
         to=await recipients(session, current.state),
     )
@@ -199,7 +204,7 @@ async def list_notifications(
     return await repository.list_recent(session, status=status, org_id=org_id, limit=limit)
 
 
-async def requeue(session: AsyncSession, rt: Runtime, notification_id: str) -> Notification:
+async def requeue(session: AsyncSession, rt: Services, notification_id: str) -> Notification:
     """Give a failed notification a fresh set of attempts, due now.
 
     Only failed rows: requeueing a sent one would deliver it twice. Recipients

@@ -30,16 +30,15 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.billing.events import PlanChanged
 from modelux_server.billing.service import monthly_requests_used, org_plan, request_window
 from modelux_server.notifications import repository, service
 from modelux_server.notifications.messages import UsageNotice
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 from modelux_server.usage.counter import UsageObserved
 
 SOFT_PERCENT = 80
 LIMIT_NAME = "monthly_requests"
-# rt.extras key of this process's ThresholdWatcher
-WATCHER = "threshold_watcher"
 
 UsageKind = Literal["soft_nudge", "hard_cap"]
 HandledKey = tuple[str, str, UsageKind, int]  # (org_id, window key, kind, limit)
@@ -67,7 +66,7 @@ def dedupe_key(kind: str, org_id: str, window_key: str, limit: int) -> str:
 
 
 async def enqueue_reached(
-    session: AsyncSession, rt: Runtime, seen: UsageObserved, kinds: list[UsageKind]
+    session: AsyncSession, rt: Services, seen: UsageObserved, kinds: list[UsageKind]
 ) -> list[UsageKind]:
     """Write the emails for `kinds` unless already written; returns the kinds written now."""
     assert seen.limit is not None
@@ -103,12 +102,12 @@ async def enqueue_reached(
     return written
 
 
-async def check_org(session: AsyncSession, rt: Runtime, org_id: str) -> list[UsageKind]:
+async def check_org(session: AsyncSession, rt: Services, org_id: str) -> list[UsageKind]:
     """Evaluate an organization now, in the caller's transaction (the caller commits).
 
-    Plan changes call it (billing.service.record_plan_change) so a downgrade
-    past a threshold emails at once: past 100% the proxy refuses every
-    request, so no admission would ever report it. Returns the kinds written.
+    Plan changes call it (`recheck_after_plan_change`) so a downgrade past a
+    threshold emails at once: past 100% the proxy refuses every request, so
+    no admission would ever report it. Returns the kinds written.
     """
     current = await org_plan(session, rt, org_id)
     limit = current.entitlements.limit(LIMIT_NAME)
@@ -125,6 +124,11 @@ async def check_org(session: AsyncSession, rt: Runtime, org_id: str) -> list[Usa
     return await enqueue_reached(session, rt, seen, kinds)
 
 
+async def recheck_after_plan_change(session: AsyncSession, rt: Services, event: PlanChanged) -> None:
+    """A plan-change subscriber (registered in assembly.py): re-arm for the new limit, now."""
+    await check_org(session, rt, event.org_id)
+
+
 @dataclass
 class ThresholdWatcher:
     """The usage listener of one process (registered in `usage_listeners`).
@@ -135,7 +139,7 @@ class ThresholdWatcher:
     fresh process (empty cache) still sends nothing twice.
     """
 
-    rt: Runtime
+    rt: Services
     handled: dict[HandledKey, datetime] = field(default_factory=dict)  # -> window end, for pruning
     _prune_at: int = 4096
 

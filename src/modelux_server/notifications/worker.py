@@ -35,9 +35,8 @@ from datetime import timedelta
 from modelux_server.models import Notification
 from modelux_server.notifications import compose, repository
 from modelux_server.notifications.mailer import Mailer, MailerError, mailer_from_settings
-from modelux_server.notifications.service import WAKEUP
-from modelux_server.notifications.thresholds import WATCHER, ThresholdWatcher
-from modelux_server.runtime import Runtime
+from modelux_server.notifications.thresholds import ThresholdWatcher
+from modelux_server.services import Services
 
 log = logging.getLogger("modelux.notifications")
 
@@ -64,7 +63,7 @@ def backoff(attempts: int) -> timedelta:
 class NotificationWorker:
     def __init__(
         self,
-        rt: Runtime,
+        rt: Services,
         mailer: Mailer,
         *,
         interval: float = 1.0,
@@ -76,7 +75,7 @@ class NotificationWorker:
         self.interval = interval
         self.max_attempts = max_attempts
         self.batch = batch
-        self.wakeup: asyncio.Event = rt.extras.setdefault(WAKEUP, asyncio.Event())
+        self.wakeup: asyncio.Event = rt.mailer_wakeup
 
     async def run_once(self) -> int:
         """Attempt every due row (up to `batch`); returns the number of attempts made."""
@@ -138,12 +137,10 @@ class NotificationWorker:
 
 
 @asynccontextmanager
-async def notifications_lifetime(rt: Runtime) -> AsyncIterator[None]:
+async def notifications_lifetime(rt: Services) -> AsyncIterator[None]:
     """Start-up part: the threshold listener always, the sending worker when enabled."""
-    rt.extras[WAKEUP] = asyncio.Event()
     watcher = ThresholdWatcher(rt)
-    rt.extras[WATCHER] = watcher
-    rt.extras.setdefault("usage_listeners", []).append(watcher)
+    rt.usage_listeners.append(watcher)
     task: asyncio.Task[None] | None = None
     if rt.settings.workers_enabled:
         settings = rt.settings

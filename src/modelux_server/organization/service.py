@@ -1,18 +1,22 @@
-"""Organizations: creation with their owner, plan state and first key."""
+"""Organizations: creation with their owner, plan state and first key; the rules for
+the addresses and passwords people sign up and accept invitations with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.errors import Conflict, ValidationFailed
 from modelux_server.kit.ids import new_id
+from modelux_server.kit.schemas import has_nul
 from modelux_server.kit.secrets import hash_password
 from modelux_server.management_key.service import issue_management_key
 from modelux_server.models import Membership, Organization, PlanState, User
-from modelux_server.runtime import Runtime
+from modelux_server.organization import repository
+from modelux_server.services import Services
+
+MIN_PASSWORD = 10
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,23 @@ def normalize_email(email: str) -> str:
     return email
 
 
+def refuse_nul(*values: str) -> None:
+    """Form text that no account can hold (and PostgreSQL cannot even look up)."""
+    if has_nul(list(values)):
+        raise ValidationFailed(
+            "Emails, names and passwords cannot contain NUL characters.", code="invalid_characters"
+        )
+
+
+def check_new_password(password: str) -> None:
+    """The rule for a password someone chooses (signing up, accepting an invitation)."""
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"Choose a password of at least {MIN_PASSWORD} characters.")
+
+
 async def create_organization(
     session: AsyncSession,
-    rt: Runtime,
+    rt: Services,
     *,
     name: str,
     owner_email: str,
@@ -68,7 +86,7 @@ async def create_organization(
         raise ValidationFailed("organization name must be 1-200 characters", param="name")
     email = normalize_email(owner_email)
     now = rt.clock.now()
-    existing = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+    existing = await repository.user_by_email(session, email)
     if existing is not None and owner_password is not None:
         raise Conflict("An account with this email already exists.", code="email_taken")
     user = existing or User(

@@ -19,13 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth import limits
 from modelux_server.errors import RateLimited
 from modelux_server.organization import verification
-from modelux_server.organization.service import NewOrganization, create_organization, normalize_email
-from modelux_server.runtime import Runtime
+from modelux_server.organization.service import (
+    NewOrganization,
+    check_new_password,
+    create_organization,
+    normalize_email,
+    refuse_nul,
+)
+from modelux_server.services import Services
 
 WINDOW = timedelta(hours=1)
 
 
-def _limits(rt: Runtime) -> tuple[limits.Limit, limits.Limit]:
+def _limits(rt: Services) -> tuple[limits.Limit, limits.Limit]:
     return (
         limits.Limit("signup-address", rt.settings.signup_max_per_address, WINDOW),
         limits.Limit("signup-domain", rt.settings.signup_max_per_domain, WINDOW),
@@ -33,9 +39,11 @@ def _limits(rt: Runtime) -> tuple[limits.Limit, limits.Limit]:
 
 
 async def sign_up(
-    session: AsyncSession, rt: Runtime, *, org_name: str, email: str, password: str, client: str
+    session: AsyncSession, rt: Services, *, org_name: str, email: str, password: str, client: str
 ) -> NewOrganization:
     """Create an organization and its owner from the signup form (no management key)."""
+    check_new_password(password)
+    refuse_nul(org_name, email, password)
     email = normalize_email(email)
     per_address, per_domain = _limits(rt)
     counted = [(per_address, limits.client_key(client)), (per_domain, email.rpartition("@")[2])]

@@ -24,15 +24,18 @@ import hmac
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.errors import Forbidden
-from modelux_server.models import Membership, Organization, User
-from modelux_server.runtime import Runtime
+from modelux_server.auth import limits
+from modelux_server.errors import Forbidden, RateLimited
+from modelux_server.models import Organization, User
+from modelux_server.organization import repository
+from modelux_server.services import Services
 
 TTL = timedelta(days=3)
 PATH = "/verify-email"
+# new links a person may ask for in an hour; each one is an email we send
+RESEND = limits.Limit("verify-email-resend", 5, limits.KEEP)
 _TOKEN = re.compile(r"(usr_[0-9A-Z]{26})\.([0-9]{1,12})\.([0-9a-f]{64})")
 
 
@@ -40,25 +43,21 @@ class InvalidLink(Exception):
     """A confirmation link that is malformed, forged, expired or for an old email."""
 
 
-def _key(rt: Runtime) -> bytes:
-    key = rt.extras.get("email_verification_key")
-    if key is None:
-        key = hashlib.sha256(b"email-verification|" + rt.settings.resolved_secret_key().encode()).digest()
-        rt.extras["email_verification_key"] = key
-    return bytes(key)
+def _key(rt: Services) -> bytes:
+    return rt.keys.for_purpose("email-verification")
 
 
-def _signature(rt: Runtime, user_id: str, email: str, expires: int) -> str:
+def _signature(rt: Services, user_id: str, email: str, expires: int) -> str:
     message = f"{user_id}|{email}|{expires}".encode()
     return hmac.new(_key(rt), message, hashlib.sha256).hexdigest()
 
 
-def make_token(rt: Runtime, user: User, expires_at: datetime) -> str:
+def make_token(rt: Services, user: User, expires_at: datetime) -> str:
     expires = int(expires_at.timestamp())
     return f"{user.id}.{expires}.{_signature(rt, user.id, user.email, expires)}"
 
 
-async def user_for_token(session: AsyncSession, rt: Runtime, token: str) -> User:
+async def user_for_token(session: AsyncSession, rt: Services, token: str) -> User:
     """The user a valid link confirms; InvalidLink otherwise."""
     # checked for shape before any lookup: a link is pasted by hand at times,
     # and PostgreSQL refuses some strings (NUL) that SQLite would store
@@ -66,7 +65,7 @@ async def user_for_token(session: AsyncSession, rt: Runtime, token: str) -> User
     if found is None:
         raise InvalidLink()
     user_id, expires_text, signature = found.groups()
-    user = await session.get(User, user_id)
+    user = await repository.user_by_id(session, user_id)
     if user is None:
         raise InvalidLink()
     expected = _signature(rt, user.id, user.email, int(expires_text))
@@ -77,7 +76,7 @@ async def user_for_token(session: AsyncSession, rt: Runtime, token: str) -> User
     return user
 
 
-async def confirm(session: AsyncSession, rt: Runtime, token: str) -> User:
+async def confirm(session: AsyncSession, rt: Services, token: str) -> User:
     """Mark the link's user verified (a second click changes nothing)."""
     user = await user_for_token(session, rt, token)
     if user.email_verified_at is None:
@@ -85,7 +84,7 @@ async def confirm(session: AsyncSession, rt: Runtime, token: str) -> User:
     return user
 
 
-async def send_link(session: AsyncSession, rt: Runtime, user: User, org: Organization) -> None:
+async def send_link(session: AsyncSession, rt: Services, user: User, org: Organization) -> None:
     """Queue the confirmation email in the caller's transaction."""
     from modelux_server.notifications.messages import VerifyEmailNotice
     from modelux_server.notifications.service import enqueue
@@ -108,20 +107,35 @@ async def send_link(session: AsyncSession, rt: Runtime, user: User, org: Organiz
     )
 
 
+async def resend_link(session: AsyncSession, rt: Services, user_id: str, org_id: str) -> bool:
+    """Queue a new link for a logged-in user; False when there is nothing to confirm.
+
+    RateLimited (429) past RESEND links an hour: each one mails the address.
+    """
+    user = await repository.user_by_id(session, user_id)
+    org = await repository.organization_by_id(session, org_id)
+    if user is None or org is None or user.email_verified_at is not None:
+        return False
+    now = rt.clock.now()
+    if await limits.retry_after(session, RESEND, user.id, now) is not None:
+        raise RateLimited("Several links were sent in the last hour. Use the newest one, or try later.")
+    await limits.record(session, [(RESEND, user.id)], now)
+    await send_link(session, rt, user, org)
+    return True
+
+
+async def user_is_verified(session: AsyncSession, user_id: str) -> bool:
+    user = await repository.user_by_id(session, user_id)
+    return user is not None and user.email_verified_at is not None
+
+
 async def org_is_verified(session: AsyncSession, org_id: str) -> bool:
-    stmt = select(
-        exists().where(
-            Membership.org_id == org_id,
-            Membership.role == "owner",
-            Membership.user_id == User.id,
-            User.email_verified_at.is_not(None),
-        )
-    )
-    return bool((await session.execute(stmt)).scalar_one())
+    """Whether one of the organization's owners has confirmed their address."""
+    return await repository.has_verified_owner(session, org_id)
 
 
 async def require_verified(
-    session: AsyncSession, rt: Runtime, org_id: str, *, doing: str = "adding provider credentials"
+    session: AsyncSession, rt: Services, org_id: str, *, doing: str = "adding provider credentials"
 ) -> None:
     """Refuse (403 email_not_verified) while verification is required and missing."""
     if not rt.settings.email_verification_required:

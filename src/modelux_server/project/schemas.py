@@ -31,3 +31,7 @@ def render(p: Project) -> dict[str, Any]:
         "description": p.description,
         "created_at": iso(p.created_at),
     }
+
+
+def render_deleted(p: Project) -> dict[str, Any]:
+    return {**render(p), "deleted": True}

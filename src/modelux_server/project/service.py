@@ -1,62 +1,65 @@
-"""Projects: plan-limited, soft-deleted (deleting one revokes its keys)."""
+"""Projects: plan-limited, soft-deleted (deleting one revokes its keys).
+
+Every operation takes the acting principal and checks its role here, so the
+management API, the dashboard and the MCP tools cannot disagree about it.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.api_key import repository as api_keys
+from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.kit.repository import get_owned, list_owned
-from modelux_server.models import ApiKey, Project
-from modelux_server.runtime import Runtime
+from modelux_server.kit.repository import add
+from modelux_server.models import Project
+from modelux_server.project import repository
+from modelux_server.services import Services
 
 
 async def create(
-    session: AsyncSession, rt: Runtime, org_id: str, *, name: str, description: str | None
+    session: AsyncSession, rt: Services, principal: Principal, *, name: str, description: str | None
 ) -> Project:
-    await reserve_slot(session, rt, org_id, "projects")
+    principal.require("admin")
+    await reserve_slot(session, rt, principal.org_id, "projects")
     project = Project(
         id=new_id("proj"),
-        org_id=org_id,
+        org_id=principal.org_id,
         name=name,
         description=description,
         created_at=rt.clock.now(),
     )
-    session.add(project)
-    await session.flush()
-    return project
+    return await add(session, project)
 
 
-async def list_projects(session: AsyncSession, org_id: str, page: PageRequest) -> Page[Project]:
-    return await list_owned(session, Project, org_id, page, Project.deleted_at.is_(None))
+async def list_projects(session: AsyncSession, principal: Principal, page: PageRequest) -> Page[Project]:
+    return await repository.list_live(session, principal.org_id, page)
 
 
-async def get(session: AsyncSession, org_id: str, project_id: str) -> Project:
-    return await get_owned(
-        session, Project, org_id, project_id, label="project", live=Project.deleted_at.is_(None)
-    )
+async def get(session: AsyncSession, principal: Principal, project_id: str) -> Project:
+    """The organization's live project, or 404 (also for the keys and configs that hang off one)."""
+    return await repository.get_live(session, principal.org_id, project_id)
 
 
-async def update_project(
-    session: AsyncSession, org_id: str, project_id: str, changes: dict[str, object]
+async def update(
+    session: AsyncSession, principal: Principal, project_id: str, changes: dict[str, object]
 ) -> Project:
-    project = await get(session, org_id, project_id)
+    """Apply the fields a PATCH body set (`ProjectUpdate.model_dump(exclude_unset=True)`)."""
+    principal.require("admin")
+    project = await repository.get_live(session, principal.org_id, project_id)
     for field in ("name", "description"):
         if field in changes:
             setattr(project, field, changes[field])
     return project
 
 
-async def delete(session: AsyncSession, rt: Runtime, org_id: str, project_id: str) -> Project:
-    project = await get(session, org_id, project_id)
+async def delete(session: AsyncSession, rt: Services, principal: Principal, project_id: str) -> Project:
+    principal.require("admin")
+    project = await repository.get_live(session, principal.org_id, project_id)
     now = rt.clock.now()
     project.deleted_at = now
-    rt.invalidate(configs=True, all_keys=True)
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.project_id == project.id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    await api_keys.revoke_for_project(session, project.id, now)
+    rt.invalidate(session, configs=True, all_keys=True)
     return project

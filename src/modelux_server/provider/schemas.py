@@ -7,6 +7,20 @@ from pydantic import Field
 from modelux_server.kit.schemas import Body, Update, iso
 from modelux_server.models import ProviderCredential
 
+# the vendors a credential may be for; the service refuses others (422 unknown_vendor)
+VENDORS = (
+    "openai",
+    "anthropic",
+    "google",
+    "azure",
+    "bedrock",
+    "groq",
+    "together",
+    "fireworks",
+    "mistral",
+    "openai_compatible",
+)
+
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Secret = Annotated[str, Field(min_length=1, max_length=4000)]
 
@@ -39,3 +53,7 @@ def render(c: ProviderCredential) -> dict[str, Any]:
         "hint": c.hint,
         "created_at": iso(c.created_at),
     }
+
+
+def render_deleted(c: ProviderCredential) -> dict[str, Any]:
+    return {**render(c), "deleted": True}

@@ -1,12 +1,16 @@
-"""Provider credentials: upstream keys, encrypted at rest, never returned."""
+"""Provider credentials: upstream keys, encrypted at rest, never returned.
+
+Every operation takes the acting principal and checks its role here; the
+base_url rule (`check_base_url`) is the one every caller saves through.
+"""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
 from modelux_server.errors import ValidationFailed
 from modelux_server.kit.egress import (
@@ -20,25 +24,13 @@ from modelux_server.kit.egress import (
 )
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.kit.repository import get_owned, list_owned
+from modelux_server.kit.repository import add
 from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
 from modelux_server.organization.verification import require_verified
-from modelux_server.runtime import Runtime
-
-VENDORS = (
-    "openai",
-    "anthropic",
-    "google",
-    "azure",
-    "bedrock",
-    "groq",
-    "together",
-    "fireworks",
-    "mistral",
-    "openai_compatible",
-)
-
+from modelux_server.provider import repository
+from modelux_server.provider.schemas import VENDORS
+from modelux_server.services import Services
 
 # provider_credentials.base_url is a String(500)
 BASE_URL_MAX = 500
@@ -74,7 +66,7 @@ def _url_shape(value: object) -> tuple[str, str, int]:
     return value.rstrip("/"), host, port
 
 
-async def check_base_url(rt: Runtime, value: object) -> str | None:
+async def check_base_url(rt: Services, value: object) -> str | None:
     """The one validator of a provider's base_url: REST, the dashboard and MCP all save through it.
 
     The URL's shape first (http(s), no user info, query or fragment, the column's
@@ -112,21 +104,22 @@ def _check_vendor(vendor: str) -> None:
 
 async def create(
     session: AsyncSession,
-    rt: Runtime,
-    org_id: str,
+    rt: Services,
+    principal: Principal,
     *,
     vendor: str,
     name: str,
     api_key: str,
     base_url: str | None,
 ) -> ProviderCredential:
+    principal.require("admin")
     _check_vendor(vendor)
     base_url = await check_base_url(rt, base_url)
-    await require_verified(session, rt, org_id)
-    await reserve_slot(session, rt, org_id, "provider_credentials")
+    await require_verified(session, rt, principal.org_id)
+    await reserve_slot(session, rt, principal.org_id, "provider_credentials")
     credential = ProviderCredential(
         id=new_id("prov"),
-        org_id=org_id,
+        org_id=principal.org_id,
         vendor=vendor,
         name=name,
         base_url=base_url,
@@ -134,33 +127,27 @@ async def create(
         hint=masked_hint(api_key),
         created_at=rt.clock.now(),
     )
-    session.add(credential)
-    await session.flush()
-    rt.invalidate(credentials=True)
+    await add(session, credential)
+    rt.invalidate(session, credentials=True)
     return credential
 
 
-async def list_credentials(session: AsyncSession, org_id: str, page: PageRequest) -> Page[ProviderCredential]:
-    return await list_owned(
-        session, ProviderCredential, org_id, page, ProviderCredential.deleted_at.is_(None)
-    )
+async def list_credentials(
+    session: AsyncSession, principal: Principal, page: PageRequest
+) -> Page[ProviderCredential]:
+    return await repository.list_live(session, principal.org_id, page)
 
 
-async def get(session: AsyncSession, org_id: str, credential_id: str) -> ProviderCredential:
-    return await get_owned(
-        session,
-        ProviderCredential,
-        org_id,
-        credential_id,
-        label="provider credential",
-        live=ProviderCredential.deleted_at.is_(None),
-    )
+async def get(session: AsyncSession, principal: Principal, credential_id: str) -> ProviderCredential:
+    return await repository.get_live(session, principal.org_id, credential_id)
 
 
-async def update_credential(
-    session: AsyncSession, rt: Runtime, org_id: str, credential_id: str, changes: dict[str, object]
+async def update(
+    session: AsyncSession, rt: Services, principal: Principal, credential_id: str, changes: dict[str, object]
 ) -> ProviderCredential:
-    credential = await get(session, org_id, credential_id)
+    """Apply the fields a PATCH body set (`ProviderUpdate.model_dump(exclude_unset=True)`)."""
+    principal.require("admin")
+    credential = await repository.get_live(session, principal.org_id, credential_id)
     if "base_url" in changes:
         base_url = await check_base_url(rt, changes["base_url"])
         if base_url != credential.base_url and not changes.get("api_key"):
@@ -178,27 +165,15 @@ async def update_credential(
         secret = str(changes["api_key"])
         credential.secret_encrypted = rt.encryptor.encrypt(secret)
         credential.hint = masked_hint(secret)
-    rt.invalidate(credentials=True)
+    rt.invalidate(session, credentials=True)
     return credential
 
 
-async def delete(session: AsyncSession, rt: Runtime, org_id: str, credential_id: str) -> ProviderCredential:
-    credential = await get(session, org_id, credential_id)
+async def delete(
+    session: AsyncSession, rt: Services, principal: Principal, credential_id: str
+) -> ProviderCredential:
+    principal.require("admin")
+    credential = await repository.get_live(session, principal.org_id, credential_id)
     credential.deleted_at = rt.clock.now()
-    rt.invalidate(credentials=True)
+    rt.invalidate(session, credentials=True)
     return credential
-
-
-async def for_vendor(session: AsyncSession, org_id: str, vendor: str) -> ProviderCredential | None:
-    """The organization's oldest live credential for a vendor (bare and vendor/model names)."""
-    stmt = (
-        select(ProviderCredential)
-        .where(
-            ProviderCredential.org_id == org_id,
-            ProviderCredential.vendor == vendor,
-            ProviderCredential.deleted_at.is_(None),
-        )
-        .order_by(ProviderCredential.id)
-        .limit(1)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()

@@ -26,15 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelux_server.errors import ModeluxError, UpstreamFailed
 from modelux_server.kit.ids import new_id
-from modelux_server.proxy.checks import check_chat, check_embeddings, parse_body
-from modelux_server.proxy.codec import dumps
-from modelux_server.proxy.context import Caller, OrgContext
-from modelux_server.proxy.execute import Credentials, Outcome, sse_single
-from modelux_server.proxy.facts import request_facts
-from modelux_server.proxy.providers.base import UpstreamError
-from modelux_server.proxy.resolve import Route, resolve, resolve_rules
-from modelux_server.proxy.state import ProxyState
-from modelux_server.proxy.wire import (
+from modelux_server.proxy.asgi import (
     Endpoint,
     RawHeaders,
     header,
@@ -43,6 +35,14 @@ from modelux_server.proxy.wire import (
     read_body,
     send_json,
 )
+from modelux_server.proxy.checks import check_chat, check_embeddings, parse_body
+from modelux_server.proxy.codec import dumps
+from modelux_server.proxy.execute import Credentials, Outcome, sse_single
+from modelux_server.proxy.lookups import Caller, OrgContext
+from modelux_server.proxy.providers.base import UpstreamError
+from modelux_server.proxy.resolve import Route, resolve, resolve_rules
+from modelux_server.proxy.rule_facts import rule_facts
+from modelux_server.proxy.state import ProxyState
 from modelux_server.usage.service import admit
 
 log = logging.getLogger("modelux.proxy")
@@ -51,7 +51,7 @@ STREAM_INTERRUPTED = "upstream_stream_interrupted"
 
 
 def _state(scope: Scope) -> ProxyState:
-    state: ProxyState = scope["app"].state.runtime.extras["proxy"]
+    state: ProxyState = scope["app"].state.services.proxy
     return state
 
 
@@ -141,7 +141,7 @@ class ProxyCall:
         self, kind: str, receive: Receive
     ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
         state = self.state
-        self.caller = caller = await state.ctx.caller(header(self.scope, b"authorization"))
+        self.caller = caller = await state.lookups.caller(header(self.scope, b"authorization"))
         body = parse_body(await read_body(receive))
         self.model = body["model"]
         if kind == "chat":
@@ -149,17 +149,17 @@ class ProxyCall:
             self.stream = bool(body.get("stream"))
         else:
             check_embeddings(body)
-        org = await state.ctx.org(caller.org_id)
-        route = await resolve(state.ctx, caller, org, body["model"])
+        org = await state.lookups.org(caller.org_id)
+        route = await resolve(state.lookups, caller, org, body["model"])
         if route.strategy == "custom_rules":
-            facts = await request_facts(state.rt, Headers(scope=self.scope), body, caller, org)
-            route, _why = await resolve_rules(state.ctx, caller, org, route, facts)
+            facts = await rule_facts(state.rt, Headers(scope=self.scope), body, caller, org)
+            route, _why = await resolve_rules(state.lookups, caller, org, route, facts)
         creds = await state.executor.credentials(caller, route)
         return caller, org, route, creds, body
 
     async def admit(self, caller: Caller, org: OrgContext) -> None:
         now = self.state.rt.clock.now()
-        window = self.state.window(org.anchor_day, now)
+        window = self.state.windows.at(org.anchor_day, now)
         admitted = await admit(self.state.rt, caller.org_id, window, org.entitlements, now)
         self.counted = admitted.counted
         if admitted.counted:
@@ -254,11 +254,11 @@ async def models(scope: Scope, receive: Receive, send: Send) -> None:
     """The project's routing configs as `@slug` models (listing is not a counted request)."""
     call = ProxyCall(_state(scope), scope, "models")
     try:
-        caller = await call.state.ctx.caller(header(scope, b"authorization"))
+        caller = await call.state.lookups.caller(header(scope, b"authorization"))
     except ModeluxError as exc:
         await call.fail(send, exc)
         return
-    slugs = await call.state.list_slugs(caller.project_id)
+    slugs = await call.state.lookups.config_slugs(caller.project_id)
     data = [{"id": f"@{slug}", "object": "model", "created": 0, "owned_by": "modelux"} for slug in slugs]
     await send_json(send, 200, dumps({"object": "list", "data": data}), call.headers())
 

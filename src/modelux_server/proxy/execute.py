@@ -14,7 +14,7 @@ from typing import Any
 
 from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamTimedOut, ValidationFailed
 from modelux_server.kit.egress import EgressGuard, policy_for, refusal
-from modelux_server.proxy.context import Caller, Credential, ProxyContext
+from modelux_server.proxy.lookups import Caller, Credential, Lookups
 from modelux_server.proxy.metrics import ProxyMetrics
 from modelux_server.proxy.providers._stream import completion_chunks
 from modelux_server.proxy.providers.base import (
@@ -45,16 +45,16 @@ class Outcome:
 
 class Executor:
     def __init__(
-        self, ctx: ProxyContext, registry: ProviderRegistry, metrics: ProxyMetrics, default_timeout: float
+        self, lookups: Lookups, registry: ProviderRegistry, metrics: ProxyMetrics, default_timeout: float
     ) -> None:
-        self.ctx = ctx
+        self.lookups = lookups
         self.registry = registry
         self.metrics = metrics
         self.default_timeout = default_timeout
-        self.egress = EgressGuard(policy_for(ctx.rt.settings.egress_allow))
+        self.egress = EgressGuard(policy_for(lookups.rt.settings.egress_allow))
 
     async def _credential(self, caller: Caller, target: Target) -> Credential:
-        cred = await self.ctx.credential(caller.org_id, target.vendor, target.provider_id)
+        cred = await self.lookups.credential(caller.org_id, target.vendor, target.provider_id)
         if cred is None:
             raise ValidationFailed(
                 f"No provider credential for '{target.vendor}'. Add one with POST /manage/v1/providers.",

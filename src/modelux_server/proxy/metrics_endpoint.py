@@ -21,7 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    rt = request.app.state.runtime
+    rt = request.app.state.services
     settings = rt.settings
     if not settings.metrics_served:
         raise NotFound("Not Found")
@@ -30,6 +30,5 @@ async def metrics(request: Request) -> Response:
         expected = f"Bearer {settings.metrics_token}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("/metrics needs the bearer token set in MODELUX_METRICS_TOKEN.")
-    found = rt.extras.get("metrics")
-    body = generate_latest(found.registry) if found is not None else b""
+    body = generate_latest(rt.metrics.registry) if rt.has_metrics else b""
     return Response(body, media_type=CONTENT_TYPE_LATEST)

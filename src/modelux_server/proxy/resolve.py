@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from modelux_server.errors import ValidationFailed
-from modelux_server.proxy.context import Caller, OrgContext, ProxyContext
+from modelux_server.proxy.lookups import Caller, Lookups, OrgContext
 from modelux_server.routing.expressions import Expression, parse
 from modelux_server.routing.service import required_features
 
@@ -32,6 +32,13 @@ MAX_DEPTH = 8
 
 @dataclass(frozen=True)
 class Target:
+    """One upstream a route may call: a vendor's model, and which credential to use.
+
+    Made from a stored config's single model, fallback target or ensemble member
+    (routing/strategies.py), or from the `model` the caller sent. Hashable: the
+    credentials looked up for a route are keyed by it.
+    """
+
     vendor: str
     model: str
     provider_id: str | None = None
@@ -79,11 +86,11 @@ def _target(raw: dict[str, Any]) -> Target:
     )
 
 
-async def resolve(ctx: ProxyContext, caller: Caller, org: OrgContext, model: str, depth: int = 0) -> Route:
+async def resolve(lookups: Lookups, caller: Caller, org: OrgContext, model: str, depth: int = 0) -> Route:
     if not model.startswith("@"):
         return Route(strategy="single", targets=[_target({"model": model})])
     slug = model[1:]
-    version = await ctx.config(caller.project_id, slug)
+    version = await lookups.config(caller.project_id, slug)
     if version is None:
         raise ValidationFailed(
             f"No routing config '@{slug}' in this key's project.",
@@ -103,7 +110,12 @@ async def resolve(ctx: ProxyContext, caller: Caller, org: OrgContext, model: str
 
 
 async def resolve_rules(
-    ctx: ProxyContext, caller: Caller, org: OrgContext, route: Route, facts: dict[str, Any], depth: int = 0
+    lookups: Lookups,
+    caller: Caller,
+    org: OrgContext,
+    route: Route,
+    facts: dict[str, Any],
+    depth: int = 0,
 ) -> tuple[Route, str]:
     """Pick the first rule whose condition holds; returns the chosen route and why."""
     if depth >= MAX_DEPTH:
@@ -113,9 +125,9 @@ async def resolve_rules(
         if _compiled(rule["if"]).evaluate(facts):
             chosen, reason = rule["then"], f"rules[{index}]"
             break
-    next_route = await resolve(ctx, caller, org, chosen)
+    next_route = await resolve(lookups, caller, org, chosen)
     if next_route.strategy == "custom_rules":
-        inner, inner_reason = await resolve_rules(ctx, caller, org, next_route, facts, depth + 1)
+        inner, inner_reason = await resolve_rules(lookups, caller, org, next_route, facts, depth + 1)
         return inner, f"{reason} -> @{next_route.slug} {inner_reason}"
     return next_route, f"{reason} -> {chosen}"
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field
 
 from modelux_server.kit.schemas import Body, Clean, Update, iso
-from modelux_server.models import RoutingConfigVersion
+from modelux_server.models import RoutingConfig, RoutingConfigVersion
 from modelux_server.routing.service import ConfigView
 
 # Version numbers are PostgreSQL integers; a larger one names no version.
@@ -54,6 +54,10 @@ def render(view: ConfigView) -> dict[str, Any]:
         "created_at": iso(c.created_at),
         "updated_at": iso(v.created_at),
     }
+
+
+def render_deleted(c: RoutingConfig) -> dict[str, Any]:
+    return {"id": c.id, "object": "routing_config", "deleted": True}
 
 
 def render_version(v: RoutingConfigVersion) -> dict[str, Any]:

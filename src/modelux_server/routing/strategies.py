@@ -52,7 +52,9 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Target(_Spec):
+class FallbackTarget(_Spec):
+    """One entry of a fallback's `targets`, as stored (the proxy resolves it to a `proxy.resolve.Target`)."""
+
     model: ModelName
     provider_id: ProviderId | None = None
     timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
@@ -65,7 +67,7 @@ class SingleSpec(_Spec):
 
 
 class FallbackSpec(_Spec):
-    targets: Annotated[list[Target], Field(min_length=1, max_length=8)]
+    targets: Annotated[list[FallbackTarget], Field(min_length=1, max_length=8)]
     retry_on: list[Literal["429", "5xx", "timeout", "connection"]] = [
         "429",
         "5xx",

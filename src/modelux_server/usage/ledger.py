@@ -14,6 +14,7 @@ from modelux_server.kit.clock import Clock
 from modelux_server.kit.db import Database
 from modelux_server.kit.windows import Window
 from modelux_server.models import UsageCounter
+from modelux_server.usage.counter import Admission
 
 
 class Ledger:
@@ -79,3 +80,27 @@ class Ledger:
                 await session.execute(
                     stmt.on_conflict_do_update(index_elements=["org_id", "window_key"], set_=updates)
                 )
+
+
+class LedgerReader:
+    """A `RequestCounter` that only reads the ledger: what an operator command uses.
+
+    It admits nothing (a CLI process serves no proxy traffic); `used` is the
+    ledger's count, exact as of the serving processes' last flush.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def admit(self, org_id: str, window: Window, limit: int | None) -> Admission:
+        raise RuntimeError("an operator command admits no proxy requests")
+
+    async def used(self, org_id: str, window: Window) -> int:
+        used, _reserved = await self.ledger.load(org_id, window)
+        return used
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

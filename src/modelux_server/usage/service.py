@@ -6,21 +6,20 @@ import asyncio
 import logging
 from datetime import datetime
 
-from modelux_server.billing.entitlements import Entitlements
 from modelux_server.kit.windows import Window
-from modelux_server.runtime import Runtime
+from modelux_server.plans.entitlements import Entitlements
+from modelux_server.services import Services
 from modelux_server.usage.counter import Admitted, Rejected, RequestCounter, UsageListener, UsageObserved
 
 log = logging.getLogger("modelux.usage")
 _background: set[asyncio.Task[None]] = set()
 
 
-def counter(rt: Runtime) -> RequestCounter:
-    found: RequestCounter = rt.extras["counter"]
-    return found
+def counter(rt: Services) -> RequestCounter:
+    return rt.counter
 
 
-async def admit(rt: Runtime, org_id: str, window: Window, ent: Entitlements, now: datetime) -> Admitted:
+async def admit(rt: Services, org_id: str, window: Window, ent: Entitlements, now: datetime) -> Admitted:
     """Count one request, or raise the monthly 402 (with Retry-After)."""
     limit = ent.limit("monthly_requests")
     result = await counter(rt).admit(org_id, window, limit)
@@ -31,10 +30,10 @@ async def admit(rt: Runtime, org_id: str, window: Window, ent: Entitlements, now
     return result
 
 
-def _notify(rt: Runtime, event: UsageObserved) -> None:
+def _notify(rt: Services, event: UsageObserved) -> None:
     listeners: list[UsageListener] = [
         listener
-        for listener in rt.extras.get("usage_listeners", [])
+        for listener in rt.usage_listeners
         if getattr(listener, "wants", None) is None or listener.wants(event)  # type: ignore[attr-defined]
     ]
     if not listeners:

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from stripe._api_version import _ApiVersion
 
 from .app import build_app
-from .billing import Engine
 from .clock import Clock
+from .engine import Engine
 from .server import BackgroundServer
 from .webhooks import DeliveryResult, Dispatcher, sign
 
@@ -78,7 +78,7 @@ class StripeEmulator:
 
     def advance(self, seconds: int) -> None:
         """Move the clock; renew/cancel/expire whatever falls due, in time order."""
-        self._run(lambda: self._engine.advance(seconds))
+        self._run(lambda: self._engine.timeline.advance(seconds))
 
     # ---------------------------------------------------------------- test hooks
     def complete_checkout(
@@ -99,7 +99,7 @@ class StripeEmulator:
         """
         return self._run(
             lambda: self._engine.render(
-                self._engine.complete_checkout(
+                self._engine.checkout.complete(
                     session_id, payment_fails=payment_fails, email=email, name=name, tax_id=tax_id
                 )
             )
@@ -107,10 +107,10 @@ class StripeEmulator:
 
     def fail_next_payment(self, subscription_id: str) -> None:
         """Decline the next non-zero payment attempt for this subscription."""
-        self._run(lambda: self._engine.fail_next_payment(subscription_id))
+        self._run(lambda: self._engine.invoices.fail_next_payment(subscription_id))
 
     def set_subscription_status(self, subscription_id: str, status: str) -> None:
-        self._run(lambda: self._engine.set_subscription_status(subscription_id, status))
+        self._run(lambda: self._engine.subscriptions.set_status(subscription_id, status))
 
     def portal_change_price(
         self,
@@ -120,22 +120,10 @@ class StripeEmulator:
         proration_behavior: str = "create_prorations",
     ) -> None:
         """What a customer does in the portal: switch the (first) item's price."""
-
-        def change() -> None:
-            sub = self._engine.store.get(subscription_id, "subscription")
-            item_id = sub["items"]["data"][0]["id"]
-            self._engine.update_subscription(
-                subscription_id,
-                {
-                    "items": [{"id": item_id, "price": price_id}],
-                    "proration_behavior": proration_behavior,
-                },
-            )
-
-        self._run(change)
+        self._run(lambda: self._engine.portal.change_price(subscription_id, price_id, proration_behavior))
 
     def portal_cancel_at_period_end(self, subscription_id: str) -> None:
-        self._run(lambda: self._engine.update_subscription(subscription_id, {"cancel_at_period_end": True}))
+        self._run(lambda: self._engine.portal.cancel_at_period_end(subscription_id))
 
     def portal_update_customer(
         self,
@@ -147,7 +135,7 @@ class StripeEmulator:
     ) -> None:
         """Email changes emit ``customer.updated``; a tax id emits ``customer.tax_id.*``."""
         tax = (tax_id_type, tax_id) if tax_id is not None else None
-        self._run(lambda: self._engine.portal_update_customer(customer_id, email, tax))
+        self._run(lambda: self._engine.portal.update_customer(customer_id, email, tax))
 
     # ---------------------------------------------------------------- webhooks
     def hold_webhooks(self) -> None:

@@ -1,10 +1,12 @@
-"""The HTTP face: auth, form decoding, validation, idempotency, expand[], HTML pages."""
+"""The HTTP face: auth, form decoding, validation, idempotency, expand[].
+
+The hosted Checkout and portal pages are :mod:`.pages`.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import logging
 import threading
@@ -14,10 +16,11 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from .billing import ENDED, Engine
+from . import pages
+from .engine import Engine
 from .errors import StripeApiError
 from .params import decode_form, validate
 from .routes import ListResult, match, path_exists
@@ -66,7 +69,9 @@ class _Idempotency:
                 self._results[key] = (fingerprint, status, body)
 
 
-def _json(status: int, body: dict[str, Any], request_id: str, extra: dict[str, str] | None = None):
+def _json(
+    status: int, body: dict[str, Any], request_id: str, extra: dict[str, str] | None = None
+) -> Response:
     headers = {"Request-Id": request_id}
     headers.update(extra or {})
     return Response(
@@ -108,7 +113,7 @@ def _expand(engine: Engine, node: Any, parts: list[str], full: str) -> None:
         return
     key, rest = parts[0], parts[1:]
     if key == "line_items" and node.get("object") == "checkout.session":
-        items = engine.session_line_items(node["id"])
+        items = engine.checkout.line_items(node["id"])
         node[key] = {
             "object": "list",
             "data": items,
@@ -174,13 +179,13 @@ def build_app(emulator: StripeEmulator) -> Starlette:
         status, body = 500, {}
         try:
             with engine.lock:
-                engine.set_request(request_id, key)
+                engine.events.set_request(request_id, key)
                 try:
                     result = route.handler(engine, params, args)
-                    body = _render(engine, result, params)
+                    body = _render(engine, result, params, path)
                     status = 200
                 finally:
-                    engine.set_request(None, None)
+                    engine.events.set_request(None, None)
         except StripeApiError as exc:
             status, body = exc.status, exc.body()
         except Exception as exc:  # an emulator bug: answer like Stripe's 500, keep the trace
@@ -188,7 +193,7 @@ def build_app(emulator: StripeEmulator) -> Starlette:
             body = {"error": {"type": "api_error", "message": f"emulator error: {exc!r}"}}
         response = _json(status, body, request_id, {"Idempotency-Key": key} if key else None)
         if key:
-            idempotency.finish(key, fingerprint, status, response.body)
+            idempotency.finish(key, fingerprint, status, bytes(response.body))
         return response
 
     async def api(request: Request) -> Response:
@@ -204,174 +209,21 @@ def build_app(emulator: StripeEmulator) -> Starlette:
         # webhook receiver calling back into us is served concurrently.
         return await run_in_threadpool(handle_api, request.method, request.url.path, headers, raw)
 
-    async def checkout_page(request: Request) -> Response:
-        session_id = request.path_params["id"]
-        return await run_in_threadpool(_checkout_page, emulator, session_id)
-
-    async def checkout_pay(request: Request) -> Response:
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        session_id = request.path_params["id"]
-        return await run_in_threadpool(_checkout_pay, emulator, session_id, form)
-
-    async def portal_page(request: Request) -> Response:
-        return await run_in_threadpool(_portal_page, emulator, request.path_params["id"])
-
-    async def portal_action(request: Request) -> Response:
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        session_id = request.path_params["id"]
-        return await run_in_threadpool(_portal_action, emulator, session_id, form)
-
     return Starlette(
         routes=[
             Route("/v1/{path:path}", api, methods=["GET", "POST", "DELETE"]),
-            Route("/checkout/{id}", checkout_page, methods=["GET"]),
-            Route("/checkout/{id}/pay", checkout_pay, methods=["POST"]),
-            Route("/portal/{id}", portal_page, methods=["GET"]),
-            Route("/portal/{id}/action", portal_action, methods=["POST"]),
+            *pages.routes(emulator),
         ]
     )
 
 
-def _render(engine: Engine, result: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _render(engine: Engine, result: Any, params: dict[str, Any], url: str) -> dict[str, Any]:
     paths = params.get("expand") or []
     if isinstance(result, ListResult):
-        body = paginate(result.items, params, result.url, engine.render)
+        # A list's url is the path it was requested on, e.g. /v1/customers/{id}/tax_ids.
+        body = paginate(result.items, params, url, engine.render)
     else:
         body = engine.render(result) if "id" in result and "deleted" not in result else result
     for path in paths:
         expand(engine, body, path)
     return body
-
-
-# ------------------------------------------------------------------------ HTML pages
-_STYLE = "body{font-family:sans-serif;max-width:40em;margin:2em auto}td{padding:.2em 1em}"
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>",
-        status_code=status,
-    )
-
-
-def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:.2f} {currency.upper()}"
-
-
-def _checkout_page(emulator: StripeEmulator, session_id: str) -> Response:
-    engine = emulator._engine
-    with engine.lock:
-        session = engine.store.objects.get(session_id)
-        if session is None or session["object"] != "checkout.session":
-            return _page("Checkout session not found", "", 404)
-        if session["status"] != "open":
-            return _page(f"This checkout session is {session['status']}", "")
-        rows = "".join(
-            f"<tr><td>{html.escape(li['description'])}</td><td>{li['quantity']}</td>"
-            f"<td>{_money(li['amount_total'], li['currency'])}"
-            f" / {li['price']['recurring']['interval'] if li['price']['recurring'] else 'once'}"
-            "</td></tr>"
-            for li in engine.session_line_items(session_id)
-        )
-    email = html.escape(session["customer_email"] or "")
-    email_field = (
-        ""
-        if session["customer"]
-        else f"<p><label>Email <input name='email' type='email' value='{email}'></label></p>"
-    )
-    tax_field = (
-        "<p><label>VAT ID <input name='tax_id' placeholder='DE123456789'></label></p>"
-        if session["tax_id_collection"]["enabled"]
-        else ""
-    )
-    cancel = (
-        f"<p><a id='cancel' href='{html.escape(session['cancel_url'])}'>Cancel</a></p>"
-        if session["cancel_url"]
-        else ""
-    )
-    body = (
-        f"<table id='line-items'>{rows}</table>"
-        f"<form id='pay-form' method='post' action='/checkout/{session_id}/pay'>"
-        f"{email_field}{tax_field}"
-        "<button id='pay' type='submit' name='outcome' value='succeed'>Pay</button> "
-        "<button id='pay-decline' type='submit' name='outcome' value='decline'>"
-        "Pay with a declined card</button></form>"
-        f"{cancel}"
-    )
-    return _page("Emulated Stripe Checkout", body)
-
-
-def _checkout_pay(emulator: StripeEmulator, session_id: str, form: dict[str, str]) -> Response:
-    fails = form.get("outcome") == "decline"
-    tax = form.get("tax_id") or None
-    try:
-        session = emulator.complete_checkout(
-            session_id,
-            payment_fails=fails,
-            email=form.get("email") or None,
-            tax_id=("eu_vat", tax) if tax else None,
-        )
-    except StripeApiError as exc:
-        return _page("Checkout failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
-    if session["status"] != "complete":
-        return _page("Your card was declined", f"<p><a href='/checkout/{session_id}'>Retry</a></p>", 402)
-    target = (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session_id)
-    if not target:
-        return _page("Payment complete", "<p id='done'>Thanks!</p>")
-    return RedirectResponse(target, status_code=303)
-
-
-def _portal_page(emulator: StripeEmulator, session_id: str) -> Response:
-    engine = emulator._engine
-    with engine.lock:
-        session = engine.store.objects.get(session_id)
-        if session is None or session["object"] != "billing_portal.session":
-            return _page("Portal session not found", "", 404)
-        subs = [
-            engine.render(s)
-            for s in engine.store.all("subscriptions")
-            if s["customer"] == session["customer"] and s["status"] not in ENDED
-        ]
-        prices = [p for p in engine.store.all("prices") if p["active"] and p["type"] == "recurring"]
-        names = {p["id"]: engine.store.get(p["product"])["name"] for p in prices}
-        cust = engine.store.get(session["customer"])
-    options = "".join(
-        f"<option value='{p['id']}'>{html.escape(names[p['id']])} "
-        f"{_money(p['unit_amount'], p['currency'])}/{p['recurring']['interval']}</option>"
-        for p in prices
-    )
-    blocks = []
-    for sub in subs:
-        price = sub["items"]["data"][0]["price"]
-        blocks.append(
-            f"<div class='subscription' id='{sub['id']}'>"
-            f"<p>{html.escape(names.get(price['id'], price['id']))} — "
-            f"{_money(price['unit_amount'], price['currency'])}/{price['recurring']['interval']}"
-            f" — status <b>{sub['status']}</b>"
-            f"{' (cancels at period end)' if sub['cancel_at_period_end'] else ''}</p>"
-            f"<form method='post' action='/portal/{session_id}/action'>"
-            f"<input type='hidden' name='subscription' value='{sub['id']}'>"
-            f"<select name='price'>{options}</select> "
-            "<button name='action' value='change_price'>Update plan</button> "
-            "<button name='action' value='cancel'>Cancel plan</button></form></div>"
-        )
-    back = session["return_url"]
-    body = (
-        f"<p>Billing email: <span id='email'>{html.escape(cust['email'] or '')}</span></p>"
-        + ("".join(blocks) or "<p>No active subscriptions.</p>")
-        + (f"<p><a id='return' href='{html.escape(back)}'>Return</a></p>" if back else "")
-    )
-    return _page("Emulated Stripe customer portal", body)
-
-
-def _portal_action(emulator: StripeEmulator, session_id: str, form: dict[str, str]) -> Response:
-    sub_id = form.get("subscription", "")
-    try:
-        if form.get("action") == "change_price":
-            emulator.portal_change_price(sub_id, form.get("price", ""))
-        elif form.get("action") == "cancel":
-            emulator.portal_cancel_at_period_end(sub_id)
-    except StripeApiError as exc:
-        return _page("Update failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
-    return RedirectResponse(f"/portal/{session_id}", status_code=303)

@@ -47,6 +47,10 @@ def missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
     return StripeApiError(f"No such {kind}: '{object_id}'", status=404, code="resource_missing", param=param)
 
 
+def missing_param(param: str) -> StripeApiError:
+    return StripeApiError(f"Missing required param: {param}.", param=param, code="parameter_missing")
+
+
 def invalid(message: str, param: str | None = None, code: str | None = None) -> StripeApiError:
     return StripeApiError(message, param=param, code=code)
 

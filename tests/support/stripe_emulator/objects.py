@@ -7,6 +7,7 @@ sees the same structure it will see in production.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .store import new_id
@@ -281,27 +282,37 @@ def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Charge:
+    """What one invoice line or invoice item bills: a price, for a quantity, over a period."""
+
+    price: dict[str, Any]
+    amount: int  # minor units; negative for a credit
+    quantity: int
+    description: str
+    start: int
+    end: int
+
+
+def _pricing(price: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "price_details",
+        "price_details": {"price": price["id"], "product": price["product"]},
+        "unit_amount_decimal": str(price["unit_amount"]),
+    }
+
+
 def invoice_item(
-    now: int,
-    *,
-    customer_id: str,
-    sub_id: str,
-    item_id: str | None,
-    price: dict[str, Any],
-    amount: int,
-    quantity: int,
-    description: str,
-    start: int,
-    end: int,
+    now: int, charge: Charge, *, customer_id: str, sub_id: str, item_id: str | None
 ) -> dict[str, Any]:
     return {
         "id": new_id("ii_"),
         "object": "invoiceitem",
-        "amount": amount,
-        "currency": price["currency"],
+        "amount": charge.amount,
+        "currency": charge.price["currency"],
         "customer": customer_id,
         "date": now,
-        "description": description,
+        "description": charge.description,
         "discountable": False,
         "discounts": [],
         "invoice": None,
@@ -311,15 +322,11 @@ def invoice_item(
             "type": "subscription_details",
             "subscription_details": {"subscription": sub_id, "subscription_item": item_id},
         },
-        "period": {"start": start, "end": end},
-        "pricing": {
-            "type": "price_details",
-            "price_details": {"price": price["id"], "product": price["product"]},
-            "unit_amount_decimal": str(price["unit_amount"]),
-        },
+        "period": {"start": charge.start, "end": charge.end},
+        "pricing": _pricing(charge.price),
         "proration": True,
         "proration_details": {"discount_amounts": []},
-        "quantity": quantity,
+        "quantity": charge.quantity,
         "tax_rates": [],
         "test_clock": None,
     }
@@ -407,25 +414,20 @@ def invoice(
 
 
 def invoice_line(
+    charge: Charge,
     *,
     invoice_id: str,
     sub_id: str | None,
     item_id: str | None,
-    price: dict[str, Any],
-    amount: int,
-    quantity: int,
-    description: str,
-    start: int,
-    end: int,
     proration: bool,
     invoice_item_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": new_id("il_"),
         "object": "line_item",
-        "amount": amount,
-        "currency": price["currency"],
-        "description": description,
+        "amount": charge.amount,
+        "currency": charge.price["currency"],
+        "description": charge.description,
         "discount_amounts": [],
         "discountable": not proration,
         "discounts": [],
@@ -443,18 +445,14 @@ def invoice_line(
                 "subscription_item": item_id,
             },
         },
-        "period": {"start": start, "end": end},
+        "period": {"start": charge.start, "end": charge.end},
         "pretax_credit_amounts": [],
-        "pricing": {
-            "type": "price_details",
-            "price_details": {"price": price["id"], "product": price["product"]},
-            "unit_amount_decimal": str(price["unit_amount"]),
-        },
+        "pricing": _pricing(charge.price),
         # Moved under parent.subscription_item_details in Basil; kept for convenience.
         "proration": proration,
-        "quantity": quantity,
+        "quantity": charge.quantity,
         "subscription": sub_id,
-        "subtotal": amount,
+        "subtotal": charge.amount,
         "taxes": [],
     }
 

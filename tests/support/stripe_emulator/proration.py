@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,16 @@ class ProratedLine:
     start: int
     end: int
     unused: bool  # True = credit for unused time on the old price
+
+
+@dataclass(frozen=True)
+class ItemProration:
+    """One subscription item's proration: what an invoice line or invoice item is made of."""
+
+    item_id: str | None  # None for an item the change adds (it has no id yet)
+    price: dict[str, Any]
+    quantity: int
+    line: ProratedLine
 
 
 def _round(value: Fraction) -> int:

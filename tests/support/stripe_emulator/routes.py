@@ -1,4 +1,4 @@
-"""REST routes: (method, path pattern) -> params TypedDict from the SDK + engine call.
+"""REST routes: (method, path pattern) -> params TypedDict from the SDK + the resource call.
 
 Each route names the exact TypedDict the SDK's service method is typed with, so the
 validator accepts precisely what ``client.v1.<service>.<method>(params=...)`` may send.
@@ -15,16 +15,18 @@ from stripe import params as P
 from stripe.params import billing_portal as BP
 from stripe.params import checkout as CO
 
-from .billing import Engine
+from .engine import Engine
+from .resource import Obj, Objs
 
 
 @dataclass(frozen=True)
 class ListResult:
-    items: list[dict[str, Any]]
-    url: str
+    """A list endpoint's matches, oldest first; the app paginates them newest first."""
+
+    items: Objs
 
 
-Handler = Callable[[Engine, dict[str, Any], dict[str, str]], Any]
+Handler = Callable[[Engine, Obj, dict[str, str]], Any]
 
 
 @dataclass(frozen=True)
@@ -35,96 +37,81 @@ class Route:
     handler: Handler
 
 
-def _get(kind: str) -> Handler:
-    return lambda e, p, a: e.store.get(a["id"], kind)
+def _get(kind: str, arg: str = "id") -> Handler:
+    return lambda e, p, a: e.store.get(a[arg], kind)
 
 
-def _list(fn: Callable[[Engine, dict[str, Any], dict[str, str]], list[dict[str, Any]]], url: str):
-    def handler(e: Engine, p: dict[str, Any], a: dict[str, str]) -> ListResult:
-        return ListResult(fn(e, p, a), url.format(**a))
-
-    return handler
+def _list(fn: Callable[[Engine, Obj, dict[str, str]], Objs]) -> Handler:
+    return lambda e, p, a: ListResult(fn(e, p, a))
 
 
 # "search" is a sibling endpoint, not an id; the emulator does not implement search.
 _ID = r"(?P<id>(?!search$)[A-Za-z0-9_]+)"
+_TAX_ID = r"(?P<tid>[A-Za-z0-9_]+)"
 _TABLE: list[tuple[str, str, type, Handler]] = [
     # customers
-    ("POST", "/v1/customers", P.CustomerCreateParams, lambda e, p, a: e.create_customer(p)),
-    ("GET", "/v1/customers", P.CustomerListParams,
-     _list(lambda e, p, a: e.list_customers(p), "/v1/customers")),
+    ("POST", "/v1/customers", P.CustomerCreateParams, lambda e, p, a: e.customers.create(p)),
+    ("GET", "/v1/customers", P.CustomerListParams, _list(lambda e, p, a: e.customers.list(p))),
     ("GET", f"/v1/customers/{_ID}", P.CustomerRetrieveParams, _get("customer")),
     ("POST", f"/v1/customers/{_ID}", P.CustomerUpdateParams,
-     lambda e, p, a: e.update_customer(a["id"], p)),
+     lambda e, p, a: e.customers.update(a["id"], p)),
     ("GET", f"/v1/customers/{_ID}/tax_ids", P.CustomerTaxIdListParams,
-     _list(lambda e, p, a: e.list_tax_ids(a["id"]), "/v1/customers/{id}/tax_ids")),
+     _list(lambda e, p, a: e.customers.list_tax_ids(a["id"]))),
     ("POST", f"/v1/customers/{_ID}/tax_ids", P.CustomerTaxIdCreateParams,
-     lambda e, p, a: e.create_tax_id(a["id"], p)),
-    ("GET", f"/v1/customers/{_ID}/tax_ids/(?P<tid>[A-Za-z0-9_]+)", P.CustomerTaxIdRetrieveParams,
-     lambda e, p, a: e.store.get(a["tid"], "tax_id")),
-    ("DELETE", f"/v1/customers/{_ID}/tax_ids/(?P<tid>[A-Za-z0-9_]+)", P.CustomerTaxIdDeleteParams,
-     lambda e, p, a: e.delete_tax_id(a["id"], a["tid"])),
+     lambda e, p, a: e.customers.create_tax_id(a["id"], p)),
+    ("GET", f"/v1/customers/{_ID}/tax_ids/{_TAX_ID}", P.CustomerTaxIdRetrieveParams, _get("tax_id", "tid")),
+    ("DELETE", f"/v1/customers/{_ID}/tax_ids/{_TAX_ID}", P.CustomerTaxIdDeleteParams,
+     lambda e, p, a: e.customers.delete_tax_id(a["id"], a["tid"])),
     # products
-    ("POST", "/v1/products", P.ProductCreateParams, lambda e, p, a: e.create_product(p)),
-    ("GET", "/v1/products", P.ProductListParams,
-     _list(lambda e, p, a: e.list_products(p), "/v1/products")),
+    ("POST", "/v1/products", P.ProductCreateParams, lambda e, p, a: e.catalog.create_product(p)),
+    ("GET", "/v1/products", P.ProductListParams, _list(lambda e, p, a: e.catalog.list_products(p))),
     ("GET", f"/v1/products/{_ID}", P.ProductRetrieveParams, _get("product")),
     ("POST", f"/v1/products/{_ID}", P.ProductUpdateParams,
-     lambda e, p, a: e.update_product(a["id"], p)),
+     lambda e, p, a: e.catalog.update_product(a["id"], p)),
     # prices
-    ("POST", "/v1/prices", P.PriceCreateParams, lambda e, p, a: e.create_price(p)),
-    ("GET", "/v1/prices", P.PriceListParams, _list(lambda e, p, a: e.list_prices(p), "/v1/prices")),
+    ("POST", "/v1/prices", P.PriceCreateParams, lambda e, p, a: e.catalog.create_price(p)),
+    ("GET", "/v1/prices", P.PriceListParams, _list(lambda e, p, a: e.catalog.list_prices(p))),
     ("GET", f"/v1/prices/{_ID}", P.PriceRetrieveParams, _get("price")),
-    ("POST", f"/v1/prices/{_ID}", P.PriceUpdateParams, lambda e, p, a: e.update_price(a["id"], p)),
+    ("POST", f"/v1/prices/{_ID}", P.PriceUpdateParams, lambda e, p, a: e.catalog.update_price(a["id"], p)),
     # checkout
-    ("POST", "/v1/checkout/sessions", CO.SessionCreateParams,
-     lambda e, p, a: e.create_checkout_session(p)),
-    ("GET", "/v1/checkout/sessions", CO.SessionListParams,
-     _list(lambda e, p, a: e.list_checkout_sessions(p), "/v1/checkout/sessions")),
+    ("POST", "/v1/checkout/sessions", CO.SessionCreateParams, lambda e, p, a: e.checkout.create(p)),
+    ("GET", "/v1/checkout/sessions", CO.SessionListParams, _list(lambda e, p, a: e.checkout.list(p))),
     ("GET", f"/v1/checkout/sessions/{_ID}", CO.SessionRetrieveParams, _get("checkout.session")),
     ("POST", f"/v1/checkout/sessions/{_ID}/expire", CO.SessionExpireParams,
-     lambda e, p, a: e.expire_checkout_session(a["id"])),
+     lambda e, p, a: e.checkout.expire(a["id"])),
     ("GET", f"/v1/checkout/sessions/{_ID}/line_items", CO.SessionLineItemListParams,
-     _list(lambda e, p, a: e.session_line_items(a["id"]), "/v1/checkout/sessions/{id}/line_items")),
+     _list(lambda e, p, a: e.checkout.line_items(a["id"]))),
     # billing portal
     ("POST", "/v1/billing_portal/sessions", BP.SessionCreateParams,
-     lambda e, p, a: e.create_portal_session(p)),
+     lambda e, p, a: e.portal.create_session(p)),
     ("POST", "/v1/billing_portal/configurations", BP.ConfigurationCreateParams,
-     lambda e, p, a: e.create_portal_configuration(p)),
+     lambda e, p, a: e.portal.create_configuration(p)),
     ("GET", "/v1/billing_portal/configurations", BP.ConfigurationListParams,
-     _list(lambda e, p, a: [
-         c for c in e.store.all("portal_configurations")
-         if all(c[k] == p[k] for k in ("active", "is_default") if k in p)
-     ], "/v1/billing_portal/configurations")),
+     _list(lambda e, p, a: e.portal.list_configurations(p))),
     ("GET", f"/v1/billing_portal/configurations/{_ID}", BP.ConfigurationRetrieveParams,
      _get("billing_portal.configuration")),
     ("POST", f"/v1/billing_portal/configurations/{_ID}", BP.ConfigurationUpdateParams,
-     lambda e, p, a: e.update_portal_configuration(a["id"], p)),
+     lambda e, p, a: e.portal.update_configuration(a["id"], p)),
     # subscriptions
-    ("POST", "/v1/subscriptions", P.SubscriptionCreateParams,
-     lambda e, p, a: e.create_subscription(p)),
-    ("GET", "/v1/subscriptions", P.SubscriptionListParams,
-     _list(lambda e, p, a: e.list_subscriptions(p), "/v1/subscriptions")),
+    ("POST", "/v1/subscriptions", P.SubscriptionCreateParams, lambda e, p, a: e.subscriptions.create(p)),
+    ("GET", "/v1/subscriptions", P.SubscriptionListParams, _list(lambda e, p, a: e.subscriptions.list(p))),
     ("GET", f"/v1/subscriptions/{_ID}", P.SubscriptionRetrieveParams, _get("subscription")),
     ("POST", f"/v1/subscriptions/{_ID}", P.SubscriptionUpdateParams,
-     lambda e, p, a: e.update_subscription(a["id"], p)),
+     lambda e, p, a: e.changes.update(a["id"], p)),
     ("DELETE", f"/v1/subscriptions/{_ID}", P.SubscriptionCancelParams,
-     lambda e, p, a: e.cancel_subscription(a["id"], p)),
+     lambda e, p, a: e.subscriptions.cancel(a["id"], p)),
     # invoices
-    ("GET", "/v1/invoices", P.InvoiceListParams,
-     _list(lambda e, p, a: e.list_invoices(p), "/v1/invoices")),
+    ("GET", "/v1/invoices", P.InvoiceListParams, _list(lambda e, p, a: e.invoices.list(p))),
     ("POST", "/v1/invoices/create_preview", P.InvoiceCreatePreviewParams,
-     lambda e, p, a: e.preview_invoice(p)),
+     lambda e, p, a: e.invoices.preview(p)),
     ("GET", f"/v1/invoices/{_ID}", P.InvoiceRetrieveParams, _get("invoice")),
-    ("POST", f"/v1/invoices/{_ID}/pay", P.InvoicePayParams, lambda e, p, a: e.pay_invoice(a["id"], p)),
+    ("POST", f"/v1/invoices/{_ID}/pay", P.InvoicePayParams, lambda e, p, a: e.invoices.pay(a["id"], p)),
     ("GET", f"/v1/invoices/{_ID}/lines", P.InvoiceLineItemListParams,
-     _list(lambda e, p, a: e.store.get(a["id"], "invoice")["lines"]["data"],
-           "/v1/invoices/{id}/lines")),
-    ("GET", "/v1/invoiceitems", P.InvoiceItemListParams,
-     _list(lambda e, p, a: e.list_invoice_items(p), "/v1/invoiceitems")),
+     _list(lambda e, p, a: e.store.get(a["id"], "invoice")["lines"]["data"])),
+    ("GET", "/v1/invoiceitems", P.InvoiceItemListParams, _list(lambda e, p, a: e.invoices.list_items(p))),
     ("GET", f"/v1/invoiceitems/{_ID}", P.InvoiceItemRetrieveParams, _get("invoiceitem")),
     # events
-    ("GET", "/v1/events", P.EventListParams, _list(lambda e, p, a: e.list_events(p), "/v1/events")),
+    ("GET", "/v1/events", P.EventListParams, _list(lambda e, p, a: e.events.list(p))),
     ("GET", f"/v1/events/{_ID}", P.EventRetrieveParams, _get("event")),
 ]  # fmt: skip
 

@@ -52,6 +52,15 @@ class Store:
             raise missing(expected, object_id, param)
         return obj
 
+    def find(self, object_id: str, kind: str) -> dict[str, Any] | None:
+        """The object, or None when there is no such id or it is not a ``kind``."""
+        obj = self.objects.get(object_id)
+        return obj if obj is not None and obj.get("object") == kind else None
+
+    def remove(self, collection: str, object_id: str) -> None:
+        self.order[collection].remove(object_id)
+        del self.objects[object_id]
+
     def all(self, collection: str) -> list[dict[str, Any]]:
         return [self.objects[i] for i in self.order.get(collection, [])]
 

@@ -103,7 +103,9 @@ class Dispatcher:
         with self._cond:
             self._drop += n
 
-    def release(self, order: str = "fifo", duplicate: bool = False, seed: int | None = None):
+    def release(
+        self, order: str = "fifo", duplicate: bool = False, seed: int | None = None
+    ) -> list[DeliveryResult]:
         with self._cond:
             events, self._held, self._holding = self._held, [], False
         if order == "reverse":

@@ -1,4 +1,8 @@
-"""Reading an upstream's answer to a streaming request, whatever it turned out to be.
+"""Streaming requests to an upstream: the scaffold every adapter shares.
+
+``open_stream`` posts the request, frames the answer with ``StreamReader`` and
+hands the events to the adapter's ``Translation``, which turns them into
+OpenAI SSE bytes; the adapters differ only in that translation.
 
 An upstream that accepted ``stream: true`` with a 200 may still answer with
 something else: a JSON completion (it ignored ``stream``), or an HTML page from
@@ -9,14 +13,21 @@ else raises ``UpstreamError``; before the first chunk that is still a clean 502
 (or a fallback), after it the gateway ends its stream with an error event.
 """
 
+# The contract passes `timeout` explicitly: adapters apply it per HTTP phase and
+# as an overall deadline, which an outer asyncio.timeout alone cannot express.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol
 
 from ..codec import loads
-from ._http import SSE_DONE, sse_event, summary
-from .base import JSON, UpstreamError, Usage
+from ._http import SSE_DONE, HttpClient, sse_event, stream_post, summary
+from .base import JSON, ChatStream, UpstreamError, Usage
+
+Event = tuple[bytes, str | None, bytes]  # (event, name, data): see StreamReader
 
 # How an SSE line can start (WHATWG HTML, "event stream interpretation"); a field
 # name alone on its line is legal too.
@@ -51,7 +62,7 @@ class StreamReader:
         self._mode = _UNDECIDED
         self.events = 0  # events with a data field seen so far
 
-    def feed(self, data: bytes) -> list[tuple[bytes, str | None, bytes]]:
+    def feed(self, data: bytes) -> list[Event]:
         if self._mode == _UNDECIDED:
             data = self._decide(bytes(self._buf) + data)
             self._buf.clear()
@@ -111,7 +122,7 @@ class StreamReader:
             self._mode = _SSE
         return start
 
-    def _event(self, event: bytes) -> tuple[bytes, str | None, bytes]:
+    def _event(self, event: bytes) -> Event:
         name: str | None = None
         data: list[bytes] = []
         for line in event.split(b"\n"):
@@ -126,6 +137,55 @@ class StreamReader:
         if data:
             self.events += 1
         return event, name, b"\n".join(data)
+
+
+class Translation(Protocol):
+    """What an adapter adds to ``open_stream``: its upstream's events as OpenAI SSE bytes.
+
+    ``events`` receives the events one read of the body completed and returns the
+    bytes to relay (empty for none); it may set ``stream.usage`` and raise
+    ``UpstreamError``. ``finished`` turns True at the upstream's end marker: the
+    rest of the body is then read but not translated. When the body ends without
+    the marker, ``end`` receives ``StreamReader.finish()`` (the JSON answer of an
+    upstream that ignored ``stream``, else None) and returns the last bytes.
+    """
+
+    finished: bool
+
+    def events(self, stream: ChatStream, events: list[Event]) -> bytes: ...
+
+    def end(self, stream: ChatStream, answer: JSON | None) -> bytes: ...
+
+
+async def open_stream(
+    client: HttpClient,
+    url: str,
+    *,
+    headers: dict[str, str],
+    payload: JSON,
+    timeout: float,
+    translation: Translation,
+) -> ChatStream:
+    """POST a streaming request and return its ``ChatStream`` once the first chunk is ready."""
+
+    async def relay(stream: ChatStream) -> AsyncGenerator[bytes, None]:
+        reader = StreamReader(client.max_bytes)
+        async with stream_post(client, url, headers=headers, payload=payload, timeout=timeout) as body:
+            async for data in body:
+                if translation.finished:
+                    # Keep reading to the end of the body: a connection released
+                    # mid-body cannot go back to the keep-alive pool.
+                    continue
+                out = translation.events(stream, reader.feed(data))
+                if out:
+                    yield out
+        if translation.finished:
+            return
+        last = translation.end(stream, reader.finish())
+        if last:
+            yield last
+
+    return await ChatStream.open(relay, timeout)
 
 
 def stream_error(payload: bytes, default: str) -> UpstreamError:

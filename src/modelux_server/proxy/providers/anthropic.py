@@ -20,12 +20,11 @@ never get an answer that ignored their tools. ``response_format``, ``seed``,
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from ..codec import loads
-from ._http import SSE_DONE, HttpClient, post_json, sse_event, stream_post, summary
-from ._stream import StreamReader, completion_chunks, not_a_stream
+from ._http import SSE_DONE, HttpClient, post_json, sse_event, summary
+from ._stream import Event, completion_chunks, not_a_stream, open_stream
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -214,51 +213,14 @@ class AnthropicProvider:
         payload = {**to_anthropic(body, model), "stream": True}
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        url = messages_url(credential)
-        headers = self._headers(credential)
-
-        def relay(stream: ChatStream) -> AsyncGenerator[bytes, None]:
-            return self._relay(stream, url, headers, payload, timeout, include_usage)
-
-        return await ChatStream.open(relay, timeout)
-
-    async def _relay(
-        self,
-        stream: ChatStream,
-        url: str,
-        headers: dict[str, str],
-        payload: JSON,
-        timeout: float,
-        include_usage: bool,
-    ) -> AsyncGenerator[bytes, None]:
-        reader = StreamReader(self._client.max_bytes)
-        state = _StreamState(include_usage)
-        async with stream_post(
-            self._client, url, headers=headers, payload=payload, timeout=timeout
-        ) as chunks:
-            async for data in chunks:
-                if state.finished:
-                    continue  # drain so the connection can be reused
-                try:
-                    out = [state.translate(name, payload) for _, name, payload in reader.feed(data)]
-                except (AttributeError, TypeError, ValueError):
-                    # a field of the wrong JSON type in an upstream event
-                    raise not_a_stream("a malformed Anthropic event") from None
-                stream.usage = state.usage()
-                joined = b"".join(out)
-                if joined:
-                    yield joined
-        if state.finished:
-            return
-        answer = reader.finish()
-        if answer is None:
-            raise UpstreamError("Anthropic stream ended before message_stop", retryable=True)
-        # The upstream ignored `stream` and answered with a whole message.
-        if answer.get("type") != "message":
-            raise not_a_stream("JSON that is not a message")
-        converted = to_openai(answer)
-        stream.usage = Usage.from_openai(converted["usage"])
-        yield b"".join(completion_chunks(converted, stream.usage if include_usage else None))
+        return await open_stream(
+            self._client,
+            messages_url(credential),
+            headers=self._headers(credential),
+            payload=payload,
+            timeout=timeout,
+            translation=_StreamState(include_usage),
+        )
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
@@ -279,6 +241,25 @@ class _StreamState:
 
     def usage(self) -> Usage | None:
         return usage_from_anthropic(self.raw_usage) if self.raw_usage else None
+
+    def events(self, stream: ChatStream, events: list[Event]) -> bytes:
+        try:
+            out = [self.translate(name, payload) for _, name, payload in events]
+        except (AttributeError, TypeError, ValueError):
+            # a field of the wrong JSON type in an upstream event
+            raise not_a_stream("a malformed Anthropic event") from None
+        stream.usage = self.usage()
+        return b"".join(out)
+
+    def end(self, stream: ChatStream, answer: JSON | None) -> bytes:
+        if answer is None:
+            raise UpstreamError("Anthropic stream ended before message_stop", retryable=True)
+        # The upstream ignored `stream` and answered with a whole message.
+        if answer.get("type") != "message":
+            raise not_a_stream("JSON that is not a message")
+        converted = to_openai(answer)
+        stream.usage = Usage.from_openai(converted["usage"])
+        return b"".join(completion_chunks(converted, stream.usage if self.include_usage else None))
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> bytes:
         return sse_event(

@@ -54,7 +54,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 JSON = dict[str, Any]
 
@@ -137,7 +137,25 @@ def is_retryable_status(status: int | None) -> bool:
     return status is None or status in (408, 429) or status >= 500
 
 
-class ChatStream:
+class Closing:
+    """``async with thing:`` closes the thing on the way out (``await thing.aclose()``)."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class ChatStream(Closing):
     """An opened upstream stream of OpenAI SSE bytes; see the module docstring.
 
     Providers build it from a factory producing the chunk generator; the generator
@@ -181,17 +199,6 @@ class ChatStream:
     async def aclose(self) -> None:
         self._first = None
         await self._chunks.aclose()
-
-    async def __aenter__(self) -> ChatStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 @runtime_checkable

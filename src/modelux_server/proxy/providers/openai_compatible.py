@@ -13,11 +13,9 @@ a whole completion is converted to chunks (see ``_stream``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 from ..codec import loads
-from ._http import SSE_DONE, HttpClient, post_json, stream_post
-from ._stream import StreamReader, completion_chunks, not_a_stream, stream_error
+from ._http import SSE_DONE, HttpClient, post_json
+from ._stream import Event, completion_chunks, not_a_stream, open_stream, stream_error
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -74,66 +72,14 @@ class OpenAICompatibleProvider:
             "stream": True,
             "stream_options": {**(options or {}), "include_usage": True},
         }
-        url = base_url_for(credential) + "/chat/completions"
-        headers = self._headers(credential)
-
-        def relay(stream: ChatStream) -> AsyncGenerator[bytes, None]:
-            return self._relay(stream, url, headers, payload, timeout, client_wants_usage)
-
-        return await ChatStream.open(relay, timeout)
-
-    async def _relay(
-        self,
-        stream: ChatStream,
-        url: str,
-        headers: dict[str, str],
-        payload: JSON,
-        timeout: float,
-        keep_usage_chunk: bool,
-    ) -> AsyncGenerator[bytes, None]:
-        reader = StreamReader(self._client.max_bytes)
-        done = False
-        async with stream_post(
-            self._client, url, headers=headers, payload=payload, timeout=timeout
-        ) as chunks:
-            async for data in chunks:
-                if done:
-                    # Keep reading to the end of the body: a connection released
-                    # mid-body cannot go back to the keep-alive pool.
-                    continue
-                out: list[bytes] = []
-                for event, _, payload_bytes in reader.feed(data):
-                    chunk = payload_bytes.strip()
-                    if chunk == b"[DONE]":
-                        done = True
-                    elif chunk[:1] not in (b"{", b""):
-                        # OpenAI chunks are JSON objects; a client SDK would fail on anything else.
-                        raise not_a_stream("an event whose data is not JSON")
-                    elif chunk.startswith(b'{"error"'):
-                        raise stream_error(chunk, "upstream reported an error mid-stream")
-                    elif (
-                        # Parse only the rare chunk that can carry usage; the rest
-                        # pass through untouched.
-                        b'"prompt_tokens"' in payload_bytes
-                        and _take_usage(stream, payload_bytes)
-                        and not keep_usage_chunk
-                    ):
-                        continue
-                    out.append(event + b"\n\n")
-                if out:
-                    yield b"".join(out)
-        if done:
-            return
-        answer = reader.finish()
-        if answer is not None:
-            # The upstream ignored `stream` and answered with a whole completion.
-            usage = Usage.from_openai(answer.get("usage"))
-            chunks_out = completion_chunks(answer, usage if keep_usage_chunk else None)
-            stream.usage = usage
-            yield b"".join(chunks_out)
-            return
-        # Some servers just close after the last chunk; clients still expect [DONE].
-        yield SSE_DONE
+        return await open_stream(
+            self._client,
+            base_url_for(credential) + "/chat/completions",
+            headers=self._headers(credential),
+            payload=payload,
+            timeout=timeout,
+            translation=_Passthrough(keep_usage_chunk=client_wants_usage),
+        )
 
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
@@ -146,6 +92,46 @@ class OpenAICompatibleProvider:
             timeout=timeout,
         )
         return UpstreamResponse(status, answer, Usage.from_openai(answer.get("usage")), raw)
+
+
+class _Passthrough:
+    """OpenAI chunks relayed as they are, checked, with usage taken on the way."""
+
+    __slots__ = ("finished", "keep_usage_chunk")
+
+    def __init__(self, keep_usage_chunk: bool) -> None:
+        self.finished = False
+        self.keep_usage_chunk = keep_usage_chunk
+
+    def events(self, stream: ChatStream, events: list[Event]) -> bytes:
+        out: list[bytes] = []
+        for event, _, payload in events:
+            chunk = payload.strip()
+            if chunk == b"[DONE]":
+                self.finished = True
+            elif chunk[:1] not in (b"{", b""):
+                # OpenAI chunks are JSON objects; a client SDK would fail on anything else.
+                raise not_a_stream("an event whose data is not JSON")
+            elif chunk.startswith(b'{"error"'):
+                raise stream_error(chunk, "upstream reported an error mid-stream")
+            elif (
+                # Parse only the rare chunk that can carry usage; the rest
+                # pass through untouched.
+                b'"prompt_tokens"' in payload and _take_usage(stream, payload) and not self.keep_usage_chunk
+            ):
+                continue
+            out.append(event + b"\n\n")
+        return b"".join(out)
+
+    def end(self, stream: ChatStream, answer: JSON | None) -> bytes:
+        if answer is not None:
+            # The upstream ignored `stream` and answered with a whole completion.
+            usage = Usage.from_openai(answer.get("usage"))
+            chunks = completion_chunks(answer, usage if self.keep_usage_chunk else None)
+            stream.usage = usage
+            return b"".join(chunks)
+        # Some servers just close after the last chunk; clients still expect [DONE].
+        return SSE_DONE
 
 
 def _take_usage(stream: ChatStream, payload: bytes) -> bool:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 from ._http import HttpClient, make_http_client
 from .anthropic import AnthropicProvider
-from .base import Provider, UpstreamCredential
+from .base import Closing, Provider, UpstreamCredential
 from .openai_compatible import OpenAICompatibleProvider
 
 
-class ProviderRegistry:
+class ProviderRegistry(Closing):
     """Create once at startup, ``await aclose()`` at shutdown.
 
     Any vendor without a dedicated adapter is treated as OpenAI-compatible, so new
@@ -37,14 +36,3 @@ class ProviderRegistry:
     async def aclose(self) -> None:
         if self._owns_client:
             await self.client.aclose()
-
-    async def __aenter__(self) -> ProviderRegistry:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

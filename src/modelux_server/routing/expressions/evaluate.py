@@ -1,4 +1,4 @@
-"""Runtime semantics: compiles the AST once into closures evaluated per request."""
+"""Services semantics: compiles the AST once into closures evaluated per request."""
 
 from __future__ import annotations
 

@@ -31,31 +31,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
-from modelux_server.billing.manual import ManualBilling
-from modelux_server.billing.provider import (
-    BillingProvider,
-    BillingProviderError,
+from modelux_server.billing.events import PaymentFailed
+from modelux_server.billing.processor import (
+    BillingProcessor,
+    BillingProcessorError,
     MalformedWebhook,
     SubscriptionView,
     WebhookEvent,
 )
-from modelux_server.billing.sync import ENDED, apply_subscription
+from modelux_server.billing.stripe.apply import ENDED, apply_subscription
 from modelux_server.errors import ServiceUnavailable
 from modelux_server.models import CheckoutSession, PlanState, StripeEvent
-from modelux_server.notifications.service import enqueue_payment_failed
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 
-Handler = Callable[[AsyncSession, Runtime, BillingProvider, WebhookEvent], Awaitable[str | None]]
+Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent], Awaitable[str | None]]
 
 
-async def receive(rt: Runtime, payload: bytes, signature: str | None) -> str:
+async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
     """Verify and apply one delivery: "processed", "duplicate" or "ignored".
 
     Raises `InvalidWebhook` for a bad signature, before anything is read or written.
     """
-    billing: BillingProvider = rt.extras.get("billing") or ManualBilling()
+    billing = rt.billing
     event = billing.verify_webhook(payload, signature)
     handler = HANDLERS.get(event.type)
     if handler is None:
@@ -75,7 +74,7 @@ async def receive(rt: Runtime, payload: bytes, signature: str | None) -> str:
             if await session.get(StripeEvent, event.id) is None:
                 raise
         return "duplicate"
-    except BillingProviderError as exc:
+    except BillingProcessorError as exc:
         # Stripe could not be read back; a non-2xx makes it deliver again later
         raise ServiceUnavailable(f"Could not re-read the event's object from Stripe: {exc}") from exc
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -90,7 +89,7 @@ async def receive(rt: Runtime, payload: bytes, signature: str | None) -> str:
 
 
 async def _checkout_completed(
-    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     obj = event.object
     ours = await session.get(CheckoutSession, obj["id"])
@@ -110,7 +109,7 @@ async def _checkout_completed(
 
 
 async def _checkout_expired(
-    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     ours = await session.get(CheckoutSession, event.object["id"])
     if ours is None:
@@ -121,7 +120,7 @@ async def _checkout_expired(
 
 
 async def _subscription_changed(
-    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     obj = event.object
     state = await _locked_state(session, [_meta(obj).get("org_id")], obj.get("customer"))
@@ -135,12 +134,13 @@ async def _subscription_changed(
 
 
 async def _invoice(
-    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     """invoice.paid / invoice.payment_failed: refresh the subscription's status.
 
-    A failed payment also queues the dunning email, once per event (Stripe
-    sends one event per attempt, and the event id is deduplicated).
+    A failed payment is also published (`PaymentFailed`, the dunning email's
+    cause), once per event: Stripe sends one event per attempt, and the event
+    id is deduplicated.
     """
     obj = event.object
     details = (obj.get("parent") or {}).get("subscription_details") or {}
@@ -153,21 +153,21 @@ async def _invoice(
     await apply_subscription(session, rt, state, sub, source=source, actor=actor)
     if event.type == "invoice.payment_failed" and state.stripe_subscription_id == sub.id:
         next_attempt = obj.get("next_payment_attempt")
-        await enqueue_payment_failed(
-            session,
-            rt,
-            state.org_id,
+        failed = PaymentFailed(
+            org_id=state.org_id,
             invoice_id=obj["id"],
             attempt=int(obj.get("attempt_count") or 1),
             amount_due_cents=int(obj.get("amount_due") or 0),
             currency=obj.get("currency") or "usd",
             next_attempt_at=datetime.fromtimestamp(next_attempt, UTC) if next_attempt else None,
         )
+        for subscriber in rt.payment_failed_subscribers:
+            await subscriber(session, rt, failed)
     return state.org_id
 
 
 async def _customer_updated(
-    session: AsyncSession, rt: Runtime, billing: BillingProvider, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     """The billing email follows the Stripe customer's email (edited in the portal)."""
     state = await _locked_state(session, [_meta(event.object).get("org_id")], event.object["id"])

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from modelux_server.billing.catalog import MONTHLY_LIMITS, Catalog, Plan
 from modelux_server.errors import FeatureNotInPlan, PlanLimitExceeded
 from modelux_server.models import CustomPlan
+from modelux_server.plans.catalog import MONTHLY_LIMITS, Catalog, Plan
 
 _SINGULAR = {"projects": "project", "api_keys": "API key", "provider_credentials": "provider credential"}
 _LIMIT_WORDS = {

@@ -1,4 +1,6 @@
-"""Make an organization's plan state match a subscription as Stripe reports it.
+"""Stripe -> us: make an organization's plan state match a subscription as Stripe reports it.
+
+The opposite direction (our catalog -> Stripe's products and prices) is catalog_push.py.
 
 Webhooks, change-plan and reconciliation all end here, always with a
 subscription freshly read from Stripe (never a webhook's payload snapshot),
@@ -22,11 +24,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.billing.catalog import Catalog
-from modelux_server.billing.provider import LOOKUP_PREFIX, PriceRef, SubscriptionView
-from modelux_server.billing.service import INTERVALS, record_plan_change
+from modelux_server.billing.plan_changes import record_plan_change
+from modelux_server.billing.processor import LOOKUP_PREFIX, PriceRef, SubscriptionView
 from modelux_server.models import Organization, PlanChange, PlanState
-from modelux_server.runtime import Runtime
+from modelux_server.plans.catalog import INTERVALS, Catalog
+from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 
@@ -98,7 +100,7 @@ def plan_of_price(catalog: Catalog, price: PriceRef) -> tuple[str, str] | None:
 
 async def apply_subscription(
     session: AsyncSession,
-    rt: Runtime,
+    rt: Services,
     state: PlanState,
     sub: SubscriptionView,
     *,
@@ -107,7 +109,8 @@ async def apply_subscription(
 ) -> Applied:
     """Bring `state` (locked by the caller) in line with `sub`; records any plan change.
 
-    `record_plan_change` queues the plan-changed email in this same transaction.
+    `record_plan_change` publishes the change to its subscribers in this same
+    transaction (the plan-changed email is queued with it).
     """
     before = Snapshot.of(state)
     change: PlanChange | None = None

@@ -1,4 +1,9 @@
-"""What custom routing rules can see about a request."""
+"""The facts a custom routing rule's condition is evaluated against, for one request.
+
+`resolve.resolve_rules` evaluates each rule's `if` expression (routing/expressions)
+on the mapping built here: tags, end user, model, estimated prompt size, time,
+plan and the organization's monthly usage.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelux_server.kit.windows import window_at
-from modelux_server.proxy.context import Caller, OrgContext
-from modelux_server.runtime import Runtime
+from modelux_server.proxy.lookups import Caller, OrgContext
+from modelux_server.services import Services
 
 
 def _tags(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str, str]:
@@ -37,12 +42,12 @@ def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     return chars // 4
 
 
-async def request_facts(
-    rt: Runtime, headers: Mapping[str, str], body: dict[str, Any], caller: Caller, org: OrgContext
+async def rule_facts(
+    rt: Services, headers: Mapping[str, str], body: dict[str, Any], caller: Caller, org: OrgContext
 ) -> dict[str, Any]:
     now = rt.clock.now()
     limit = org.entitlements.limit("monthly_requests")
-    used = await rt.extras["counter"].used(caller.org_id, window_at(org.anchor_day, now))
+    used = await rt.counter.used(caller.org_id, window_at(org.anchor_day, now))
     return {
         "tags": _tags(headers, body),
         "end_user": body.get("user") or headers.get("x-modelux-user-id"),

@@ -24,11 +24,11 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import or_, select
 
 from modelux_server.billing import repository
-from modelux_server.billing.provider import BillingProvider, BillingProviderError, SubscriptionView
-from modelux_server.billing.subscriptions import provider
-from modelux_server.billing.sync import ENTITLED, Snapshot, apply_subscription
+from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
+from modelux_server.billing.stripe.apply import ENTITLED, Snapshot, apply_subscription
+from modelux_server.billing.subscriptions import stripe_processor
 from modelux_server.models import CheckoutSession, PlanState
-from modelux_server.runtime import Runtime
+from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 RUN_AT = time(3, 0)  # UTC; a quiet hour for most customers
@@ -43,14 +43,14 @@ class Repair:
         return f"{self.org_id}: " + "; ".join(self.changes)
 
 
-async def reconcile(rt: Runtime) -> list[Repair]:
+async def reconcile(rt: Services) -> list[Repair]:
     """Compare every Stripe-linked organization with Stripe; returns what was repaired."""
-    billing = provider(rt)
+    billing = stripe_processor(rt)
     repairs: list[Repair] = []
     for org_id in await _linked_orgs(rt):
         try:
             repair = await reconcile_org(rt, billing, org_id)
-        except BillingProviderError as exc:
+        except BillingProcessorError as exc:
             # one unreadable customer must not stop the rest; reported, retried tomorrow
             repairs.append(Repair(org_id, [f"error: {exc}"]))
             continue
@@ -59,7 +59,7 @@ async def reconcile(rt: Runtime) -> list[Repair]:
     return repairs
 
 
-async def reconcile_org(rt: Runtime, billing: BillingProvider, org_id: str) -> Repair | None:
+async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) -> Repair | None:
     async with rt.db.session() as session:
         state = await repository.get_plan_state(session, org_id, lock=True)
         if state is None:
@@ -98,7 +98,7 @@ async def reconcile_org(rt: Runtime, billing: BillingProvider, org_id: str) -> R
         return Repair(org_id, changes) if changes else None
 
 
-async def _governing_subscription(billing: BillingProvider, state: PlanState) -> SubscriptionView | None:
+async def _governing_subscription(billing: BillingProcessor, state: PlanState) -> SubscriptionView | None:
     if state.stripe_subscription_id:
         return await billing.retrieve_subscription(state.stripe_subscription_id)
     if state.stripe_customer_id:
@@ -108,7 +108,7 @@ async def _governing_subscription(billing: BillingProvider, state: PlanState) ->
     return None
 
 
-async def _linked_orgs(rt: Runtime) -> list[str]:
+async def _linked_orgs(rt: Services) -> list[str]:
     async with rt.db.session() as session:
         linked = select(PlanState.org_id).where(
             or_(PlanState.stripe_customer_id.is_not(None), PlanState.stripe_subscription_id.is_not(None))
@@ -128,7 +128,7 @@ def seconds_until_next_run(now: datetime) -> float:
 
 
 @contextlib.asynccontextmanager
-async def nightly(rt: Runtime) -> AsyncIterator[None]:
+async def nightly(rt: Services) -> AsyncIterator[None]:
     """App start-up hook: the daily schedule, only with workers on and Stripe configured."""
     if not rt.settings.workers_enabled or rt.settings.billing_mode != "stripe":
         yield
@@ -142,7 +142,7 @@ async def nightly(rt: Runtime) -> AsyncIterator[None]:
             await task
 
 
-async def _every_night(rt: Runtime) -> None:
+async def _every_night(rt: Services) -> None:
     while True:
         await asyncio.sleep(seconds_until_next_run(rt.clock.now()))
         try:

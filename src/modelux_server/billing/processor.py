@@ -4,7 +4,7 @@ Two implementations: `stripe_gateway.StripeBilling` (the only module that
 imports the `stripe` SDK) and `manual.ManualBilling` (the embedded default,
 with no processor). Everything crossing this boundary is a plain value object,
 so services and tests never see SDK types, and SDK errors are converted to
-`BillingProviderError` at the boundary.
+`BillingProcessorError` at the boundary.
 
 The provider never decides entitlements: it reports what the processor holds
 (subscription status, price, period) and `billing.sync` maps that onto our plan
@@ -29,7 +29,7 @@ def lookup_key(plan_id: str, interval: str) -> str:
     return f"{LOOKUP_PREFIX}{plan_id}_{interval}"
 
 
-class BillingProviderError(Exception):
+class BillingProcessorError(Exception):
     """The payment processor refused or could not be reached.
 
     `declined` is set when the customer's card was the problem, which the
@@ -106,7 +106,7 @@ class WebhookEvent:
     object: dict[str, Any]
 
 
-class BillingProvider(Protocol):
+class BillingProcessor(Protocol):
     mode: str  # "stripe" | "manual"
 
     async def price_id(self, plan_id: str, interval: str) -> str:

@@ -1,4 +1,7 @@
-"""`modelux admin stripe-sync`: the plan catalog, mirrored into Stripe.
+"""Us -> Stripe (`modelux admin stripe-sync`): the plan catalog, mirrored into Stripe.
+
+Data only flows out from here; what Stripe reports back about subscriptions
+comes in through apply.py.
 
 One Product per paid self-serve plan (id `modelux_<plan>`), a monthly and an
 annual Price for it (lookup keys `modelux_<plan>_monthly` / `_annual`;
@@ -17,12 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelux_server.billing.catalog import Plan
-from modelux_server.billing.provider import STRIPE_INTERVALS, lookup_key
-from modelux_server.billing.service import INTERVALS
-from modelux_server.billing.stripe_gateway import StripeBilling
-from modelux_server.billing.webhooks import EVENT_TYPES
-from modelux_server.runtime import Runtime
+from modelux_server.billing.processor import STRIPE_INTERVALS, lookup_key
+from modelux_server.billing.stripe.gateway import StripeBilling
+from modelux_server.billing.stripe.webhooks import EVENT_TYPES
+from modelux_server.plans.catalog import INTERVALS, Plan
+from modelux_server.services import Services
 
 CURRENCY = "usd"
 PORTAL_MARK = {"modelux": "portal"}
@@ -37,7 +39,7 @@ def annual_cents(plan: Plan) -> int:
     return plan.annual_price_cents if plan.annual_price_cents is not None else 10 * monthly
 
 
-async def sync_catalog(rt: Runtime, stripe: StripeBilling) -> list[str]:
+async def sync_catalog(rt: Services, stripe: StripeBilling) -> list[str]:
     """Create or update what differs; returns one line per change (empty: all in sync)."""
     changes: list[str] = []
     portal_products: list[dict[str, Any]] = []
@@ -90,7 +92,7 @@ async def _sync_price(stripe: StripeBilling, plan: Plan, interval: str, changes:
             "product": product_id(plan.id),
             "unit_amount": amount,
             "currency": CURRENCY,
-            "recurring": {"interval": STRIPE_INTERVALS[interval]},  # type: ignore[typeddict-item]
+            "recurring": {"interval": STRIPE_INTERVALS[interval]},
             "lookup_key": key,
             "transfer_lookup_key": True,
             "metadata": metadata,

@@ -28,6 +28,8 @@ FEATURES = (
     "payload_retention_controls",
 )
 UNLIMITED = "unlimited"
+# every paid plan is priced for both; Free has no interval worth keeping
+INTERVALS = ("monthly", "annual")
 
 
 class CatalogError(Exception):
@@ -101,7 +103,7 @@ class Catalog:
 
 def load_catalog(path: Path | None = None) -> Catalog:
     if path is None:
-        source = resources.files("modelux_server.billing").joinpath("plans.toml").read_text()
+        source = resources.files("modelux_server.plans").joinpath("plans.toml").read_text()
         where = "built-in plans.toml"
     else:
         try:

@@ -4,7 +4,7 @@ The API version is pinned here, so a Stripe account upgrade or an SDK bump
 cannot silently change the shapes we read (period fields moved from the
 subscription to its items in 2025, for example). SDK objects are turned into
 the value objects of `billing.provider` and SDK errors into
-`BillingProviderError` before anything leaves this module.
+`BillingProcessorError` before anything leaves this module.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import stripe
 
-from modelux_server.billing.provider import (
-    BillingProviderError,
+from modelux_server.billing.processor import (
+    BillingProcessorError,
     CheckoutView,
     CustomerView,
     InvalidWebhook,
@@ -113,7 +113,7 @@ class StripeBilling:
         self._tolerance = tolerance
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # unannotated in the SDK
 
     # ------------------------------------------------------------------ webhooks
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
@@ -154,7 +154,7 @@ class StripeBilling:
         prices = await self.prices_by_lookup_keys([key])
         live = [p for p in prices if p.get("active")]
         if not live:
-            raise BillingProviderError(
+            raise BillingProcessorError(
                 f"Stripe has no active price '{key}'; run `modelux admin stripe-sync`.", not_found=True
             )
         return str(live[0]["id"])
@@ -168,7 +168,7 @@ class StripeBilling:
         try:
             async with _converted():
                 return _dict(await self._client.v1.products.retrieve_async(product_id))
-        except BillingProviderError as exc:
+        except BillingProcessorError as exc:
             if exc.not_found:
                 return None
             raise
@@ -305,7 +305,7 @@ class StripeBilling:
 
 
 class _converted:
-    """Turn SDK errors into `BillingProviderError` at the boundary (async with)."""
+    """Turn SDK errors into `BillingProcessorError` at the boundary (async with)."""
 
     async def __aenter__(self) -> None:
         return None
@@ -316,8 +316,8 @@ class _converted:
             return
         message = exc.user_message or str(exc) or type(exc).__name__
         if isinstance(exc, stripe.CardError):
-            raise BillingProviderError(message, declined=True) from exc
+            raise BillingProcessorError(message, declined=True) from exc
         missing = isinstance(exc, stripe.InvalidRequestError) and (
             exc.http_status == 404 or exc.code == "resource_missing"
         )
-        raise BillingProviderError(f"Stripe: {message}", not_found=missing) from exc
+        raise BillingProcessorError(f"Stripe: {message}", not_found=missing) from exc

@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from modelux_server.runtime import Runtime
+from modelux_server.services import Probe, Services
 from modelux_server.usage.backends.local import LocalCounter
+from modelux_server.usage.backends.redis import RedisCounter
 from modelux_server.usage.counter import RequestCounter
-from modelux_server.usage.ledger import Ledger
+from modelux_server.usage.ledger import Ledger, LedgerReader
 
 
-def build_counter(rt: Runtime) -> RequestCounter:
+def build_counter(rt: Services) -> RequestCounter:
     ledger = Ledger(rt.db, rt.clock)
     settings = rt.settings
     if settings.redis_url:
         import redis.asyncio as aioredis
-
-        from modelux_server.usage.backends.redis import RedisCounter
 
         # a blocking pool waits for a free connection instead of failing (which
         # would look like Redis being down) when many admissions are in flight
@@ -38,21 +37,38 @@ def build_counter(rt: Runtime) -> RequestCounter:
 
 
 @asynccontextmanager
-async def counter_lifetime(rt: Runtime) -> AsyncIterator[None]:
+async def counter_lifetime(rt: Services) -> AsyncIterator[RequestCounter]:
     counter = build_counter(rt)
-    rt.extras["counter"] = counter
+    rt.counter = counter
     await counter.start()
-    if rt.settings.redis_url:
-        rt.extras.setdefault("readiness", {})["redis"] = _redis_probe(counter)
+    if isinstance(counter, RedisCounter):
+        rt.readiness["redis"] = _redis_probe(counter)
     try:
-        yield
+        yield counter
     finally:
         await counter.close()
+        rt.counter = None
+        rt.readiness.pop("redis", None)
 
 
-def _redis_probe(counter: RequestCounter):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def ledger_reader(rt: Services) -> AsyncIterator[RequestCounter]:
+    """The counter of an operator command: it admits nothing and reads the ledger.
+
+    Exact as of the serving processes' last flush (seconds behind at most); an
+    operator command has no live in-process count of its own to read.
+    """
+    counter = LedgerReader(Ledger(rt.db, rt.clock))
+    rt.counter = counter
+    try:
+        yield counter
+    finally:
+        rt.counter = None
+
+
+def _redis_probe(counter: RedisCounter) -> Probe:
     async def probe() -> str:
-        await counter.redis.ping()  # type: ignore[attr-defined]
+        await counter.redis.ping()
         return "ok"
 
     return probe

@@ -1,4 +1,6 @@
-"""Who is calling the proxy and what their organization may do, cached.
+"""The proxy's reads, cached: who is calling (key authentication), what their
+organization's plan allows, which routing config a `@slug` names, and which
+provider credential a target uses.
 
 Everything here is read before admission: a request the gateway rejects
 (401, 400, 402, 422) never reaches the counter.
@@ -9,21 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from modelux_server.auth.management import bearer_token
-from modelux_server.billing.entitlements import Entitlements
+from modelux_server.auth.repository import api_key_by_token_hash
+from modelux_server.auth.tokens import API_KEY
 from modelux_server.billing.service import org_plan
 from modelux_server.errors import Unauthorized
 from modelux_server.kit.secrets import token_hash
-from modelux_server.models import ApiKey, ProviderCredential, RoutingConfigVersion
-from modelux_server.provider import service as providers
+from modelux_server.models import ProviderCredential, RoutingConfigVersion
+from modelux_server.plans.entitlements import Entitlements
+from modelux_server.provider import repository as providers
 from modelux_server.proxy.cache import TTLCache
 from modelux_server.proxy.providers.base import UpstreamCredential
-from modelux_server.routing import service as routing
-from modelux_server.runtime import Runtime
-
-PREFIX = "mlx_sk_"
+from modelux_server.routing import repository as routing
+from modelux_server.services import Services
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,15 @@ class Credential:
     upstream: UpstreamCredential
 
 
-class ProxyContext:
-    """Cached reads for the hot path, with in-process invalidation hooks."""
+class Lookups:
+    """Cached reads for the hot path, with in-process invalidation hooks.
 
-    def __init__(self, rt: Runtime, ttl: float = 1.0) -> None:
+    Each read is one query in the owning domain's repository (auth, billing,
+    routing, provider), made at most once per key at a time and kept for `ttl`
+    seconds (`cache.py`).
+    """
+
+    def __init__(self, rt: Services, ttl: float = 1.0) -> None:
         self.rt = rt
         self.keys: TTLCache[str, Caller | None] = TTLCache(ttl)
         self.orgs: TTLCache[str, OrgContext] = TTLCache(ttl)
@@ -60,10 +65,10 @@ class ProxyContext:
         token = bearer_token(authorization)
         if token is None:
             raise Unauthorized(
-                "Missing API key. Send 'Authorization: Bearer mlx_sk_...'.", code="missing_api_key"
+                f"Missing API key. Send 'Authorization: Bearer {API_KEY}...'.", code="missing_api_key"
             )
-        if not token.startswith(PREFIX):
-            raise Unauthorized("The proxy needs a project API key (mlx_sk_...).")
+        if not token.startswith(API_KEY):
+            raise Unauthorized(f"The proxy needs a project API key ({API_KEY}...).")
         digest = token_hash(token)
         caller = await self.keys.get(digest, lambda: self._load_caller(digest))
         if caller is None:
@@ -72,9 +77,7 @@ class ProxyContext:
 
     async def _load_caller(self, digest: str) -> Caller | None:
         async with self.rt.db.read_sessionmaker() as session:
-            key = (
-                await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))
-            ).scalar_one_or_none()
+            key = await api_key_by_token_hash(session, digest)
             await session.commit()
         if key is None or key.revoked_at is not None:
             return None
@@ -96,7 +99,7 @@ class ProxyContext:
     async def config(self, project_id: str, slug: str) -> RoutingConfigVersion | None:
         async def load() -> RoutingConfigVersion | None:
             async with self.rt.db.read_sessionmaker() as session:
-                found = await routing.by_slug(session, project_id, slug)
+                found = await routing.current_by_slug(session, project_id, slug)
                 await session.commit()
             return found
 
@@ -109,15 +112,7 @@ class ProxyContext:
             async with self.rt.db.read_sessionmaker() as session:
                 row: ProviderCredential | None
                 if provider_id:
-                    row = (
-                        await session.execute(
-                            select(ProviderCredential).where(
-                                ProviderCredential.id == provider_id,
-                                ProviderCredential.org_id == org_id,
-                                ProviderCredential.deleted_at.is_(None),
-                            )
-                        )
-                    ).scalar_one_or_none()
+                    row = await providers.find_live(session, org_id, provider_id)
                 else:
                     row = await providers.for_vendor(session, org_id, vendor)
                 await session.commit()
@@ -129,6 +124,13 @@ class ProxyContext:
             )
 
         return await self.credentials.get((org_id, provider_id or f"vendor:{vendor}"), load)
+
+    async def config_slugs(self, project_id: str) -> list[str]:
+        """The project's `@slug` models; not cached (listing models is rare and not counted)."""
+        async with self.rt.db.read_sessionmaker() as session:
+            slugs = await routing.live_slugs(session, project_id)
+            await session.commit()
+        return slugs
 
     def invalidate(self, **what: Any) -> None:
         if "token_hash" in what:

@@ -1,0 +1,135 @@
+"""The composition root: what the server is made of, and in which order it starts.
+
+`create_app` (and every CLI command that needs the database) builds one
+`Services` here. Adding a surface means adding its router to `ROUTERS`;
+adding a long-lived part means adding one line to `start_services`, where its
+place in the order is the order of the lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from modelux_server.config import Settings
+from modelux_server.kit.clock import Clock, SystemClock
+from modelux_server.kit.db import Database
+from modelux_server.kit.secrets import Encryptor
+from modelux_server.plans.catalog import load_catalog
+from modelux_server.services import DerivedKeys, Services
+
+MANAGE = "/manage/v1"
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """The plain parts, made at once; nothing is started and nothing connects yet."""
+    secret = settings.resolved_secret_key()
+    services = Services(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        catalog=load_catalog(settings.plan_catalog),
+        clock=clock or SystemClock(),
+        encryptor=Encryptor(secret),
+        keys=DerivedKeys(secret.encode()),
+    )
+    _subscribe_to_billing(services)
+    return services
+
+
+def _subscribe_to_billing(services: Services) -> None:
+    """What other domains do when billing acts; billing imports none of them.
+
+    At build time, not start: an operator command changes plans too, and its
+    receipts must be written as a server's are.
+    """
+    from modelux_server.notifications.service import enqueue_plan_changed, on_payment_failed
+    from modelux_server.notifications.thresholds import recheck_after_plan_change
+    from modelux_server.routing.service import inactive_configs
+
+    # in this order: the receipt is written before any threshold email it caused
+    services.plan_change_subscribers.extend([enqueue_plan_changed, recheck_after_plan_change])
+    services.payment_failed_subscribers.append(on_payment_failed)
+    services.dormant_sources.append(inactive_configs)
+
+
+@asynccontextmanager
+async def start_services(services: Services, *, serving: bool = True) -> AsyncIterator[Services]:
+    """Start the long-lived parts in order; they stop in reverse when the block ends.
+
+    `serving=False` starts only what an operator command needs (billing
+    processor and a counter that reads the ledger), never the workers.
+    """
+    from modelux_server.billing.lifetime import billing_processor
+    from modelux_server.usage.lifetime import counter_lifetime, ledger_reader
+
+    async with AsyncExitStack() as stack:
+        # billing first: every later part (the reconcile job last) may call it
+        await stack.enter_async_context(billing_processor(services))
+        if not serving:
+            await stack.enter_async_context(ledger_reader(services))
+            yield services
+            return
+
+        from modelux_server.billing.stripe.reconcile import nightly as billing_reconcile
+        from modelux_server.mcp.http import lifespan as mcp_lifetime
+        from modelux_server.notifications.worker import notifications_lifetime
+        from modelux_server.proxy.lifetime import proxy_lifetime
+
+        await stack.enter_async_context(counter_lifetime(services))
+        # after the counter: on shutdown the mailer stops first, while the counter
+        # it reads for plan-change re-checks is still open
+        await stack.enter_async_context(notifications_lifetime(services))
+        await stack.enter_async_context(proxy_lifetime(services))
+        await stack.enter_async_context(mcp_lifetime(services))
+        await stack.enter_async_context(billing_reconcile(services))
+        yield services
+
+
+def routers() -> list[tuple[APIRouter, str]]:
+    """Every HTTP surface but MCP (an ASGI route of its own, see mcp/http.py)."""
+    from modelux_server.api_key.endpoints import router as api_keys
+    from modelux_server.billing.endpoints import router as billing
+    from modelux_server.billing.stripe.endpoints import router as stripe_webhooks
+    from modelux_server.dashboard.endpoints import router as dashboard
+    from modelux_server.management_key.endpoints import router as management_keys
+    from modelux_server.member.endpoints import invitations_router as invitations
+    from modelux_server.member.endpoints import router as members
+    from modelux_server.project.endpoints import router as projects
+    from modelux_server.provider.endpoints import router as providers
+    from modelux_server.proxy.endpoints import router as proxy
+    from modelux_server.proxy.metrics_endpoint import router as metrics
+    from modelux_server.routing.endpoints import router as routing
+
+    return [
+        (billing, MANAGE),
+        (projects, MANAGE),
+        (api_keys, MANAGE),
+        (providers, MANAGE),
+        (management_keys, MANAGE),
+        (members, MANAGE),
+        (invitations, MANAGE),
+        (routing, MANAGE),
+        (proxy, ""),
+        (metrics, ""),
+        (dashboard, ""),
+        (stripe_webhooks, ""),
+    ]
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        async with services.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+        checks["database"] = f"error: {type(exc).__name__}"
+    for name, probe in services.readiness.items():
+        try:
+            checks[name] = await probe()
+        except Exception as exc:  # noqa: BLE001
+            checks[name] = f"error: {type(exc).__name__}"
+    return checks
