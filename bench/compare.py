@@ -10,7 +10,7 @@ temporary git worktree and both versions serve at once, on the embedded default
 alternate base, head, base, head ... and the report gives the median of each
 and the ratio head/base, for throughput and for the gateway's CPU per request.
 
-Writes bench/results/compare.{json,md}.
+Writes bench/results/NAME.{json,md} (--name, default "compare").
 """
 
 from __future__ import annotations
@@ -163,11 +163,12 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--name", default="compare", help="results file name (without extension)")
     args = parser.parse_args()
     results = run(args.base, args.rounds, args.seconds)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "compare.md").write_text(render(results))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(render(results))
     print(render(results))
 
 

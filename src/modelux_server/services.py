@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
 from modelux_server.config import Settings
 from modelux_server.kit.clock import Clock
@@ -171,6 +172,12 @@ class Services:
         keeps working). Not at all if the transaction rolls back.
         """
         after_commit(session, lambda: self.invalidate_now(**what))
+
+
+def services_of(request: Request) -> Services:
+    """The services of the app that is answering `request`."""
+    services: Services = request.app.state.services
+    return services
 
 
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:

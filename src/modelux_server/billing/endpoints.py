@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from modelux_server.billing import schemas, subscriptions
 from modelux_server.billing.summary import billing_summary
 from modelux_server.kit.schemas import one
-from modelux_server.management.http import respond, services_of
+from modelux_server.management.http import respond
+from modelux_server.services import services_of
 
 router = APIRouter(tags=["billing"])
 

@@ -1,6 +1,6 @@
-"""The billing provider port: what the rest of the code may ask of a payment processor.
+"""The billing processor port: what the rest of the code may ask of a payment processor.
 
-Two implementations: `stripe_gateway.StripeBilling` (the only module that
+Two implementations: `stripe.gateway.StripeBilling` (the only module that
 imports the `stripe` SDK) and `manual.ManualBilling` (the embedded default,
 with no processor). Everything crossing this boundary is a plain value object,
 so services and tests never see SDK types, and SDK errors are converted to

@@ -20,6 +20,7 @@ from modelux_server.dashboard.auth_pages import _anonymous_page, _logged_in
 from modelux_server.errors import ModeluxError, RateLimited
 from modelux_server.member import invitations
 from modelux_server.organization import verification
+from modelux_server.services import services_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,7 +42,7 @@ def _page(
 
 
 async def _checked(request: Request, viewer: Viewer | None) -> dict[str, str]:
-    rt = web.services_of(request)
+    rt = services_of(request)
     form = await request.form()
     if viewer is not None:
         expected = security.session_csrf(rt, viewer)
@@ -60,7 +61,7 @@ async def _checked(request: Request, viewer: Viewer | None) -> dict[str, str]:
 async def _invitation_page(
     request: Request, viewer: Viewer | None, token: str, *, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    rt = web.services_of(request)
+    rt = services_of(request)
     async with rt.db.session() as session:
         try:
             offer = await invitations.offer(session, rt, token)
@@ -92,7 +93,7 @@ async def invitation_form(request: Request) -> Response:
 
 @router.post("/invitations/accept")
 async def accept_invitation(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     viewer = await web.optional_viewer(request)
     form = await _checked(request, viewer)
     token, name, password = form.get("token", ""), form.get("name", "").strip(), form.get("password", "")
@@ -143,7 +144,7 @@ async def _refused(request: Request, viewer: Viewer | None, token: str, refused:
 
 
 async def _verified(request: Request, viewer: Viewer) -> bool:
-    rt = web.services_of(request)
+    rt = services_of(request)
     async with rt.db.session() as session:
         return await verification.user_is_verified(session, viewer.user_id)
 
@@ -165,7 +166,7 @@ async def verify_email_form(request: Request) -> Response:
 
 @router.post("/verify-email")
 async def verify_email(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     viewer = await web.optional_viewer(request)
     form = await _checked(request, viewer)
     try:
@@ -179,7 +180,7 @@ async def verify_email(request: Request) -> Response:
 
 @router.post("/verify-email/resend")
 async def resend_verification(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     viewer = await web.current_viewer(request)
     await _checked(request, viewer)
     try:

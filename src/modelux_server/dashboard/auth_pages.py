@@ -10,13 +10,14 @@ from modelux_server.auth.sessions import close_session, open_session
 from modelux_server.dashboard import security, web
 from modelux_server.errors import ModeluxError, ValidationFailed
 from modelux_server.organization.signup import sign_up
+from modelux_server.services import services_of
 
 router = APIRouter(include_in_schema=False)
 
 
 def _anonymous_page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     """A page with a pre-session CSRF token (login and signup have no session yet)."""
-    rt = web.services_of(request)
+    rt = services_of(request)
     value, fresh = security.pre_session_value(request)
     response = web.page(
         request, name, None, status=status, pre_csrf=security.pre_session_csrf(rt, value), **context
@@ -27,7 +28,7 @@ def _anonymous_page(request: Request, name: str, *, status: int = 200, **context
 
 
 async def _anonymous_form(request: Request) -> dict[str, str]:
-    rt = web.services_of(request)
+    rt = services_of(request)
     form = await request.form()
     value = request.cookies.get(security.PRE_COOKIE, "")
     if not value:
@@ -38,7 +39,7 @@ async def _anonymous_form(request: Request) -> dict[str, str]:
 
 def _logged_in(request: Request, token: str, target: str) -> Response:
     response = web.see_other(target)
-    security.set_session_cookie(response, web.services_of(request), token)
+    security.set_session_cookie(response, services_of(request), token)
     return response
 
 
@@ -51,7 +52,7 @@ async def signup_form(request: Request) -> Response:
 
 @router.post("/signup")
 async def signup(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     form = await _anonymous_form(request)
     fields = {"org_name": form.get("org_name", ""), "email": form.get("email", "")}
     password = form.get("password", "")
@@ -86,7 +87,7 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     form = await _anonymous_form(request)
     email, next_path = form.get("email", ""), web.safe_next(form.get("next"))
     try:
@@ -135,7 +136,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     viewer = await web.optional_viewer(request)
     if viewer is not None:
         await web.checked_form(request, viewer)

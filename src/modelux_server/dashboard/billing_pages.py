@@ -14,6 +14,7 @@ from modelux_server.dashboard import billing_view, web
 from modelux_server.errors import ModeluxError, ValidationFailed
 from modelux_server.plans.catalog import INTERVALS
 from modelux_server.plans.entitlements import Entitlements
+from modelux_server.services import services_of
 
 router = APIRouter(prefix="/settings/billing", include_in_schema=False)
 
@@ -37,7 +38,7 @@ def _interval(value: object, default: str) -> str:
 async def _billing_page(
     request: Request, viewer: Viewer, *, status: int = 200, problem: dict[str, Any] | None = None
 ) -> Response:
-    rt = web.services_of(request)
+    rt = services_of(request)
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
     query = request.query_params
@@ -70,7 +71,7 @@ async def billing(request: Request, viewer: Viewer = Depends(web.current_viewer)
 @router.get("/status")
 async def billing_status(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> JSONResponse:
     """Polled by the page after Checkout until the subscription webhook has landed."""
-    rt = web.services_of(request)
+    rt = services_of(request)
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
     body = {
@@ -84,7 +85,7 @@ async def billing_status(request: Request, viewer: Viewer = Depends(web.current_
 @router.post("/checkout")
 async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     form = await web.checked_form(request, viewer)
-    rt = web.services_of(request)
+    rt = services_of(request)
     try:
         async with rt.db.session() as session:
             started = await subscriptions.start_checkout(
@@ -102,7 +103,7 @@ async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer
 @router.post("/portal")
 async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     await web.checked_form(request, viewer)
-    rt = web.services_of(request)
+    rt = services_of(request)
     try:
         async with rt.db.session() as session:
             opened = await subscriptions.open_portal(
@@ -116,7 +117,7 @@ async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer))
 @router.get("/change")
 async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     """The confirmation step: what changes, that it is immediate and prorated."""
-    rt = web.services_of(request)
+    rt = services_of(request)
     plan = rt.catalog.get(request.query_params.get("plan", ""))
     if plan is None or not plan.self_serve:
         return web.see_other("/settings/billing")
@@ -143,7 +144,7 @@ async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_
 @router.post("/change")
 async def change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     form = await web.checked_form(request, viewer)
-    rt = web.services_of(request)
+    rt = services_of(request)
     try:
         interval = form.get("interval")
         if interval not in INTERVALS:

@@ -1,6 +1,6 @@
 """The dashboard's routes, its static files and its two HTML-only error answers.
 
-Mounted from parts.py: `router` at the root, `mount(app)` for /static and
+Mounted from assembly.py and app.py: `router` at the root, `mount(app)` for /static and
 the handlers that turn a missing session into a redirect and a failed CSRF
 check into a 403 page (the JSON error handlers serve the APIs).
 """

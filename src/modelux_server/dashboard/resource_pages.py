@@ -39,7 +39,7 @@ from modelux_server.provider import service as providers
 from modelux_server.routing import schemas as routing_schemas
 from modelux_server.routing import service as routing
 from modelux_server.routing.strategies import SPECS
-from modelux_server.services import Services
+from modelux_server.services import Services, services_of
 
 router = APIRouter(include_in_schema=False)
 FIRST_PAGE = PageRequest(limit=MAX_LIMIT)
@@ -236,7 +236,7 @@ ACTIONS: dict[tuple[str, str], tuple[Action, str]] = {
 
 async def show(request: Request, viewer: Viewer, kind: str, *, status: int = 200, **extra: Any) -> Response:
     section = SECTIONS[kind]
-    rt = web.services_of(request)
+    rt = services_of(request)
     async with rt.db.session() as session:
         context = await section.load(session, rt, viewer)
     values: dict[str, Any] = {"form": {}, "secret": None, **context, **extra}
@@ -246,7 +246,7 @@ async def show(request: Request, viewer: Viewer, kind: str, *, status: int = 200
 async def act(request: Request, viewer: Viewer, kind: str, verb: str) -> Response:
     action, done = ACTIONS[(kind, verb)]
     form = await web.checked_form(request, viewer)
-    rt = web.services_of(request)
+    rt = services_of(request)
     try:
         async with rt.db.session() as session:
             secret = await action(session, rt, viewer.principal, form)

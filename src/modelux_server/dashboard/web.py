@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 from modelux_server.auth.sessions import Viewer, resolve
 from modelux_server.dashboard import security
 from modelux_server.errors import ModeluxError
-from modelux_server.services import Services
+from modelux_server.services import services_of
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("modelux_server.dashboard", "templates"),
@@ -25,11 +25,6 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 templates = Jinja2Templates(env=_env)
-
-
-def services_of(request: Request) -> Services:
-    rt: Services = request.app.state.services
-    return rt
 
 
 async def optional_viewer(request: Request) -> Viewer | None:

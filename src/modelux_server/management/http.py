@@ -26,17 +26,12 @@ from modelux_server.auth.management import authenticate_management_key
 from modelux_server.auth.principal import Principal
 from modelux_server.kit.pagination import PageRequest
 from modelux_server.management import idempotency
-from modelux_server.services import Services
+from modelux_server.services import Services, services_of
 
 T = TypeVar("T")
 # one use case, run for the authenticated principal: (session, services, principal) -> result
 Operation = Callable[[AsyncSession, Services, Principal], Awaitable[T]]
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def services_of(request: Request) -> Services:
-    rt: Services = request.app.state.services
-    return rt
 
 
 def page_request(request: Request) -> PageRequest:

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from modelux_server.billing.processor import InvalidWebhook, MalformedWebhook
 from modelux_server.billing.stripe import webhooks
 from modelux_server.errors import BadRequest
-from modelux_server.management.http import services_of
+from modelux_server.services import services_of
 
 router = APIRouter(tags=["webhooks"])
 
