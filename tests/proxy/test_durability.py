@@ -128,8 +128,9 @@ def test_kill_9_loses_no_admitted_request(
     second = ServeProcess(env, tmp_path).start()
     servers.append(second)
     after = used(second.url, mk)
-    # never below what was admitted; above it by less than one reservation block
-    assert 11 <= after < 11 + BLOCK
+    # never below what was admitted; above it by at most one reservation block (an
+    # extension written just before the kill sets the ceiling to used + BLOCK)
+    assert 11 <= after <= 11 + BLOCK
     codes = send(second.url, key, 20)
     assert codes.count(200) == 20 - after  # the cap still holds exactly from the recovered count
 

@@ -102,3 +102,16 @@ def test_a_json_answer_past_the_cap_is_refused_before_it_is_whole() -> None:
     with pytest.raises(UpstreamError) as failed:
         reader.feed(b"0," * 60)
     assert "exceeds 100 bytes" in failed.value.message
+
+
+@pytest.mark.parametrize("size", [1, 5, 1000])
+def test_good_events_before_a_bad_one_are_delivered_before_the_error(size: int) -> None:
+    # one network read may carry good events and the garbage after them together
+    body = b'data: {"a": 1}\n\ndata: {"b": 2}\n\n<html>oops</html>\n\n'
+    reader = StreamReader(max_json=1_000)
+    delivered: list[bytes] = []
+    with pytest.raises(UpstreamError):
+        for start in range(0, len(body), size):
+            delivered += [data for _, _, data in reader.feed(body[start : start + size])]
+        reader.finish()
+    assert delivered == [b'{"a": 1}', b'{"b": 2}']

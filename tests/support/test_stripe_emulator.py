@@ -13,6 +13,7 @@ import pytest
 import stripe
 
 from tests.support.stripe_emulator import StripeEmulator, sign
+from tests.support.stripe_emulator.errors import StripeApiError
 
 JAN_1_2026 = 1767225600  # 2026-01-01T00:00:00Z
 FEB_1_2026 = JAN_1_2026 + 31 * 86400
@@ -473,6 +474,37 @@ def test_cancel_at_period_end_and_immediate_cancel(
     assert client.v1.customers.retrieve(canceled.customer).balance == -1500
 
 
+def test_deleting_a_customer_cancels_its_subscriptions_and_refuses_further_use(
+    emu: StripeEmulator, client: stripe.StripeClient, catalog, receiver: Receiver
+) -> None:
+    sub = subscribe(emu, client, catalog["pro_monthly"])
+    deleted = client.v1.customers.delete(sub.customer)
+    emu.wait_for_webhooks()
+    tombstone = {"id": sub.customer, "object": "customer", "deleted": True}
+    assert deleted.to_dict() == tombstone
+    # still retrievable, as a tombstone (Stripe docs: Delete a customer)
+    assert client.v1.customers.retrieve(sub.customer).to_dict() == tombstone
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    types = receiver.types()
+    assert types.index("customer.subscription.deleted") < types.index("customer.deleted")
+    assert sub.customer not in [c.id for c in client.v1.customers.list().data]
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.checkout.sessions.create(
+            params={
+                "mode": "subscription",
+                "customer": sub.customer,
+                "line_items": [{"price": catalog["pro_monthly"].id, "quantity": 1}],
+                "success_url": "https://app.example/billing",
+            }
+        )
+    assert refused.value.code == "resource_missing" and refused.value.param == "customer"
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        client.v1.customers.delete(sub.customer)
+    assert again.value.http_status == 404
+    # DELETE carries no idempotency key; the emulator counts every cancel it is asked for
+    assert emu._engine.subscriptions.cancel_requests == []
+
+
 def test_portal_session_page_and_hooks(
     emu: StripeEmulator, client: stripe.StripeClient, catalog, receiver: Receiver
 ) -> None:
@@ -497,6 +529,118 @@ def test_portal_session_page_and_hooks(
     emu.portal_update_customer(sub.customer, email="billing@example.com", tax_id="DE999999999")
     assert client.v1.customers.retrieve(sub.customer).email == "billing@example.com"
     assert {"customer.updated", "customer.tax_id.created"} <= set(receiver.types())
+
+
+def test_portal_cancel_prorations_refuse_always_invoice(
+    emu: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    param = "features[subscription_cancel][proration_behavior]"
+
+    def features(mode: str, behavior: str) -> dict[str, Any]:
+        return {"subscription_cancel": {"enabled": True, "mode": mode, "proration_behavior": behavior}}
+
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        client.v1.billing_portal.configurations.create(
+            params={"features": features("immediately", "always_invoice")}
+        )
+    assert bad.value.http_status == 400 and bad.value.param == param
+    assert bad.value.error is not None and bad.value.error.type == "invalid_request_error"
+    with pytest.raises(stripe.InvalidRequestError) as later:
+        client.v1.billing_portal.configurations.create(
+            params={"features": features("at_period_end", "create_prorations")}
+        )
+    assert later.value.param == param
+    assert emu.events("billing_portal.configuration.created") == []
+
+    conf = client.v1.billing_portal.configurations.create(
+        params={"features": features("immediately", "none")}
+    )
+    with pytest.raises(stripe.InvalidRequestError) as update:
+        client.v1.billing_portal.configurations.update(
+            conf.id, params={"features": features("immediately", "always_invoice")}
+        )
+    assert update.value.param == param
+    updated = client.v1.billing_portal.configurations.update(
+        conf.id, params={"features": features("immediately", "create_prorations")}
+    )
+    assert updated.features.subscription_cancel.proration_behavior == "create_prorations"
+
+
+def test_api_portal_configurations_are_never_the_default(
+    emu: StripeEmulator, client: stripe.StripeClient, catalog
+) -> None:
+    sub = subscribe(emu, client, catalog["pro_monthly"])
+    conf = client.v1.billing_portal.configurations.create(
+        params={"features": {"invoice_history": {"enabled": True}}}
+    )
+    assert conf.is_default is False
+    with pytest.raises(stripe.InvalidRequestError) as none:
+        client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
+    assert "save your customer portal settings" in str(none.value.user_message)
+
+    default = emu.save_dashboard_portal({"invoice_history": {"enabled": True}})
+    assert default["is_default"] is True
+    assert [c.id for c in client.v1.billing_portal.configurations.list(params={"is_default": True})] == [
+        default["id"]
+    ]
+    assert (
+        client.v1.billing_portal.sessions.create(params={"customer": sub.customer}).configuration
+        == default["id"]
+    )
+    named = client.v1.billing_portal.sessions.create(
+        params={"customer": sub.customer, "configuration": conf.id}
+    )
+    assert named.configuration == conf.id
+
+
+def test_a_portal_session_honours_its_configuration(
+    emu: StripeEmulator, client: stripe.StripeClient, catalog
+) -> None:
+    pro, biz, pro_yearly = catalog["pro_monthly"], catalog["business_monthly"], catalog["pro_yearly"]
+    sub = subscribe(emu, client, pro)
+    conf = client.v1.billing_portal.configurations.create(
+        params={
+            "features": {
+                "subscription_update": {
+                    "enabled": True,
+                    "default_allowed_updates": ["price"],
+                    "proration_behavior": "always_invoice",
+                    "products": [
+                        {"product": pro.product, "prices": [pro.id]},
+                        {"product": biz.product, "prices": [biz.id]},
+                    ],
+                },
+                "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
+            }
+        }
+    )
+    session = client.v1.billing_portal.sessions.create(
+        params={"customer": sub.customer, "configuration": conf.id}
+    )
+    page = httpx.get(session.url)
+    assert biz.id in page.text and pro_yearly.id not in page.text
+
+    with pytest.raises(StripeApiError, match="does not offer"):
+        emu.portal_session_change_price(session.id, sub.id, pro_yearly.id)
+    emu.portal_session_change_price(session.id, sub.id, biz.id)
+    changed = client.v1.subscriptions.retrieve(sub.id)
+    assert changed["items"].data[0].price.id == biz.id
+    # always_invoice: the proration is invoiced at once
+    assert client.v1.invoices.retrieve(changed.latest_invoice).billing_reason == "subscription_update"
+
+    emu.portal_session_cancel(session.id, sub.id)
+    ending = client.v1.subscriptions.retrieve(sub.id)
+    assert ending.status == "active" and ending.cancel_at_period_end is True
+
+    now = client.v1.billing_portal.configurations.create(
+        params={"features": {"subscription_cancel": {"enabled": True, "mode": "immediately"}}}
+    )
+    other = client.v1.billing_portal.sessions.create(
+        params={"customer": sub.customer, "configuration": now.id}
+    )
+    assert "<option" not in httpx.get(other.url).text  # no plan switching in this one
+    emu.portal_session_cancel(other.id, sub.id)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
 
 
 # ------------------------------------------------------------------ webhooks

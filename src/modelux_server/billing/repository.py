@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,8 @@ from modelux_server.models import (
     Project,
     ProviderCredential,
 )
+
+log = logging.getLogger("modelux.billing")
 
 
 async def get_plan_state(session: AsyncSession, org_id: str, *, lock: bool = False) -> PlanState | None:
@@ -49,6 +53,31 @@ async def list_plan_changes(session: AsyncSession, org_id: str, limit: int = 50)
     return list((await session.execute(stmt)).scalars())
 
 
-async def find_by_customer(session: AsyncSession, customer_id: str) -> PlanState | None:
-    stmt = select(PlanState).where(PlanState.stripe_customer_id == customer_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+async def find_by_customer(
+    session: AsyncSession, customer_id: str, subscription_id: str | None = None
+) -> PlanState | None:
+    """The organization billed as this Stripe customer.
+
+    One customer should mean one organization, but nothing in the schema
+    enforces it (an operator's copy, a restored backup): with several rows the
+    one following `subscription_id` wins, else the most recently updated, and
+    the ambiguity is logged rather than failing the caller.
+    """
+    stmt = (
+        select(PlanState)
+        .where(PlanState.stripe_customer_id == customer_id)
+        .order_by(PlanState.updated_at.desc(), PlanState.org_id)
+    )
+    rows = list((await session.execute(stmt)).scalars())
+    if len(rows) <= 1:
+        return rows[0] if rows else None
+    chosen = next(
+        (r for r in rows if subscription_id and r.stripe_subscription_id == subscription_id), rows[0]
+    )
+    log.warning(
+        "Stripe customer %s is shared by organizations %s; using %s",
+        customer_id,
+        ", ".join(r.org_id for r in rows),
+        chosen.org_id,
+    )
+    return chosen

@@ -22,7 +22,7 @@ from modelux_server.billing import service
 from modelux_server.billing.manual import not_configured
 from modelux_server.billing.plan_changes import record_plan_change
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError
-from modelux_server.billing.stripe.apply import apply_subscription
+from modelux_server.billing.stripe.apply import ENDED, apply_subscription
 from modelux_server.billing.summary import BillingSummary, billing_summary
 from modelux_server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from modelux_server.models import CheckoutSession, Membership, PlanState, User
@@ -174,6 +174,12 @@ async def change_plan(
     price_id = None if free else await _price(billing, target.id, interval)
     try:
         live = await billing.retrieve_subscription(state.stripe_subscription_id)
+        if price_id is None and live.status in ENDED:
+            # Already over in Stripe (an earlier attempt whose answer we lost, or
+            # a webhook not yet here): apply that rather than cancel again, since
+            # DELETE takes no idempotency key and Stripe refuses a second cancel.
+            await apply_subscription(session, rt, state, live, source=principal.source, actor=principal.actor)
+            return await billing_summary(session, rt, principal.org_id)
         # Stable for one attempt: a retry after a failure on our side replays
         # Stripe's first answer instead of acting twice. The latest invoice is
         # in it so that after a declined card a new attempt is a new request.

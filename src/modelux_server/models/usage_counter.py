@@ -14,7 +14,7 @@ class UsageCounter(Base):
     `reserved` is a ceiling written *before* admissions use it: the live
     counter never admits past it without extending it first, so after a crash
     (or Redis lost) the count restarts from `reserved` and can only be too high
-    by less than one reservation block, never too low.
+    by at most one reservation block, never too low.
     """
 
     __tablename__ = "usage_counters"

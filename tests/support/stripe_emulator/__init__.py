@@ -122,6 +122,21 @@ class StripeEmulator:
         """What a customer does in the portal: switch the (first) item's price."""
         self._run(lambda: self._engine.portal.change_price(subscription_id, price_id, proration_behavior))
 
+    def save_dashboard_portal(self, features: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Save the portal settings in the Dashboard: the account's default configuration."""
+        params = {"features": features or {}}
+        return self._run(
+            lambda: self._engine.render(self._engine.portal.create_configuration(params, from_dashboard=True))
+        )
+
+    def portal_session_change_price(self, session_id: str, subscription_id: str, price_id: str) -> None:
+        """A click in a portal session: only the prices its configuration lists, with its proration."""
+        self._run(lambda: self._engine.portal.session_change_price(session_id, subscription_id, price_id))
+
+    def portal_session_cancel(self, session_id: str, subscription_id: str) -> None:
+        """A click in a portal session: cancels the way its configuration's `mode` says."""
+        self._run(lambda: self._engine.portal.session_cancel(session_id, subscription_id))
+
     def portal_cancel_at_period_end(self, subscription_id: str) -> None:
         self._run(lambda: self._engine.portal.cancel_at_period_end(subscription_id))
 

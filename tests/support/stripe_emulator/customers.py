@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import objects
 from .errors import missing
 from .resource import Obj, Objs, Resource, merge_metadata
 from .store import created_matches
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 
 class Customers(Resource):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        # Deleted customers, by id: still retrievable, refused everywhere else.
+        self.deleted: dict[str, Obj] = {}
+
     def create(self, p: Obj) -> Obj:
         cust = objects.customer(self.now(), p)
         cust["metadata"] = merge_metadata({}, p.get("metadata"))
@@ -34,6 +44,30 @@ class Customers(Resource):
             cust["metadata"] = merge_metadata(cust["metadata"], p["metadata"])
         self.events.emit_updated("customer.updated", cust, before)
         return cust
+
+    def retrieve(self, customer_id: str) -> Obj:
+        if customer_id in self.deleted:
+            return dict(self.deleted[customer_id])
+        return self.store.get(customer_id, "customer")
+
+    def delete(self, customer_id: str) -> Obj:
+        """``DELETE /v1/customers/{id}``: cancel its live subscriptions now, then forget it.
+
+        Stripe docs: API reference, "Delete a customer" (docs.stripe.com/api/customers/delete):
+        "Permanently deletes a customer. It cannot be undone. Also immediately cancels any
+        active subscriptions on the customer." Deleted customers "can still be retrieved
+        through the API", answering ``{id, object: customer, deleted: true}``, and deleting
+        "prevents any further operations": here every other use is "No such customer".
+        """
+        cust = self.store.get(customer_id, "customer")
+        subscriptions = self.engine.subscriptions
+        for sub in subscriptions.list({"customer": customer_id}):
+            subscriptions.end(sub, "canceled")
+        tombstone = {"id": customer_id, "object": "customer", "deleted": True}
+        self.events.emit("customer.deleted", cust)
+        self.store.remove("customers", customer_id)
+        self.deleted[customer_id] = tombstone
+        return dict(tombstone)
 
     def list(self, p: Obj) -> Objs:
         return [

@@ -138,7 +138,8 @@ def _portal_page(engine: Engine, session: Obj) -> Response:
         for s in engine.store.all("subscriptions")
         if s["customer"] == session["customer"] and s["status"] not in ENDED
     ]
-    prices = [p for p in engine.store.all("prices") if p["active"] and p["type"] == "recurring"]
+    offered = engine.portal.switchable_prices(engine.store.get(session["configuration"]))
+    prices = [engine.store.get(price_id) for price_id in offered]
     names = {p["id"]: engine.catalog.product_name(p) for p in prices}
     cust = engine.store.get(session["customer"])
     options = "".join(
@@ -174,9 +175,9 @@ def _portal_action(emulator: StripeEmulator, session_id: str, form: dict[str, st
     sub_id = form.get("subscription", "")
     try:
         if form.get("action") == "change_price":
-            emulator.portal_change_price(sub_id, form.get("price", ""))
+            emulator.portal_session_change_price(session_id, sub_id, form.get("price", ""))
         elif form.get("action") == "cancel":
-            emulator.portal_cancel_at_period_end(sub_id)
+            emulator.portal_session_cancel(session_id, sub_id)
     except StripeApiError as exc:
         return _page("Update failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
     return RedirectResponse(f"/portal/{session_id}", status_code=303)

@@ -52,9 +52,12 @@ _TABLE: list[tuple[str, str, type, Handler]] = [
     # customers
     ("POST", "/v1/customers", P.CustomerCreateParams, lambda e, p, a: e.customers.create(p)),
     ("GET", "/v1/customers", P.CustomerListParams, _list(lambda e, p, a: e.customers.list(p))),
-    ("GET", f"/v1/customers/{_ID}", P.CustomerRetrieveParams, _get("customer")),
+    ("GET", f"/v1/customers/{_ID}", P.CustomerRetrieveParams,
+     lambda e, p, a: e.customers.retrieve(a["id"])),
     ("POST", f"/v1/customers/{_ID}", P.CustomerUpdateParams,
      lambda e, p, a: e.customers.update(a["id"], p)),
+    ("DELETE", f"/v1/customers/{_ID}", P.CustomerDeleteParams,
+     lambda e, p, a: e.customers.delete(a["id"])),
     ("GET", f"/v1/customers/{_ID}/tax_ids", P.CustomerTaxIdListParams,
      _list(lambda e, p, a: e.customers.list_tax_ids(a["id"]))),
     ("POST", f"/v1/customers/{_ID}/tax_ids", P.CustomerTaxIdCreateParams,

@@ -6,6 +6,8 @@ invoices a subscription produces are built and charged by :mod:`.invoices`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import objects
 from .clock import interval_step, next_period_end
 from .errors import card_declined, invalid, missing_param
@@ -13,6 +15,9 @@ from .invoices import subscription_of
 from .proration import ItemProration, credit_unused
 from .resource import Obj, Objs, Resource, merge_metadata
 from .store import created_matches
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 # Stripe lets an incomplete subscription's first invoice be paid for 23 hours.
 INCOMPLETE_WINDOW = 23 * 3600
@@ -45,6 +50,12 @@ def check_intervals(prices: Objs, param: str) -> None:
 
 
 class Subscriptions(Resource):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        # Every DELETE /v1/subscriptions/{id}, refused or not: tests count retries, which
+        # Stripe cannot deduplicate (DELETE takes no idempotency key).
+        self.cancel_requests: list[str] = []
+
     # ---------------------------------------------------------------- helpers
     def interval(self, sub: Obj) -> tuple[str, int]:
         price = self.store.get(sub["items"]["data"][0]["price"])
@@ -167,6 +178,7 @@ class Subscriptions(Resource):
 
     # ---------------------------------------------------------------- end
     def cancel(self, sub_id: str, p: Obj) -> Obj:
+        self.cancel_requests.append(sub_id)
         sub = self.store.get(sub_id, "subscription")
         if sub["status"] in ENDED:
             raise invalid(

@@ -21,13 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelux_server.billing.processor import STRIPE_INTERVALS, lookup_key
-from modelux_server.billing.stripe.gateway import StripeBilling
+from modelux_server.billing.stripe.gateway import PORTAL_MARK, StripeBilling
 from modelux_server.billing.stripe.webhooks import EVENT_TYPES
 from modelux_server.plans.catalog import INTERVALS, Plan
 from modelux_server.services import Services
 
 CURRENCY = "usd"
-PORTAL_MARK = {"modelux": "portal"}
 
 
 def product_id(plan_id: str) -> str:
@@ -122,6 +121,10 @@ async def _sync_portal(stripe: StripeBilling, products: list[dict[str, Any]], ch
     """The portal switches plans the way change-plan does: now, proration invoiced now.
 
     No `schedule_at_period_end`: the seed makes downgrades immediate too.
+    Cancelling ends the subscription now and credits the unused time
+    (`create_prorations`), the same as leaving to Free through our API. Stripe
+    refuses `always_invoice` for cancellation: only `none` or `create_prorations`.
+    The plan-switch list is exactly the catalog's self-serve prices (`products`).
     """
     features: dict[str, Any] = {
         "customer_update": {"enabled": True, "allowed_updates": ["address", "email", "name", "tax_id"]},
@@ -130,7 +133,7 @@ async def _sync_portal(stripe: StripeBilling, products: list[dict[str, Any]], ch
         "subscription_cancel": {
             "enabled": True,
             "mode": "immediately",
-            "proration_behavior": "always_invoice",
+            "proration_behavior": "create_prorations",
         },
         "subscription_update": {
             "enabled": bool(products),

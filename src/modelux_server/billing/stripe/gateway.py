@@ -30,6 +30,11 @@ from modelux_server.billing.processor import (
 
 API_VERSION = "2026-10-28.endive"
 
+# Marks the customer-portal configuration that `stripe-sync` writes, so both the
+# sync and every portal session find it again: a configuration made through the
+# API never becomes the account's default, so sessions have to name it.
+PORTAL_MARK = {"modelux": "portal"}
+
 
 def _ts(value: Any) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(value), UTC)
@@ -39,6 +44,10 @@ def _dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, stripe.StripeObject):
         return obj.to_dict()
     return dict(obj)
+
+
+def _marked(metadata: Any) -> bool:
+    return isinstance(metadata, Mapping) and all(metadata.get(k) == v for k, v in PORTAL_MARK.items())
 
 
 def subscription_view(raw: Mapping[str, Any]) -> SubscriptionView:
@@ -245,9 +254,17 @@ class StripeBilling:
             return _checkout_view(_dict(await self._client.v1.checkout.sessions.retrieve_async(session_id)))
 
     async def create_portal(self, *, customer_id: str, return_url: str) -> str:
+        # Looked up per session rather than cached: a re-run of stripe-sync after
+        # someone archived ours makes a new one, and portal clicks are rare.
+        ours = [c for c in await self.portal_configurations() if _marked(c.get("metadata"))]
+        if not ours:
+            raise BillingProcessorError(
+                "Stripe has no modelux customer-portal configuration; run `modelux admin stripe-sync`.",
+                not_found=True,
+            )
         async with _converted():
             session = await self._client.v1.billing_portal.sessions.create_async(
-                params={"customer": customer_id, "return_url": return_url}
+                params={"customer": customer_id, "return_url": return_url, "configuration": ours[0]["id"]}
             )
         return str(session.url)
 

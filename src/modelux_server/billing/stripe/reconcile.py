@@ -26,6 +26,7 @@ from sqlalchemy import or_, select
 from modelux_server.billing import repository
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
 from modelux_server.billing.stripe.apply import ENTITLED, Snapshot, apply_subscription
+from modelux_server.billing.stripe.webhooks import forget_deleted_customer
 from modelux_server.billing.subscriptions import stripe_processor
 from modelux_server.models import CheckoutSession, PlanState
 from modelux_server.services import Services
@@ -78,6 +79,13 @@ async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) ->
                 state.stripe_customer_id = state.stripe_customer_id or seen.customer_id
             changes.append(f"checkout {checkout.id}: open -> {seen.status}")
         before = Snapshot.of(state)
+        customer = None
+        if state.stripe_customer_id:
+            customer = await billing.retrieve_customer(state.stripe_customer_id)
+        if customer is not None and customer.deleted:
+            # a customer.deleted we never heard of: its subscriptions ended with it
+            await forget_deleted_customer(session, rt, billing, state, source="reconcile")
+            return _repair(org_id, changes + before.differences(Snapshot.of(state)))
         # twice at most: when the followed subscription has ended, a newer live
         # one of the same customer (a missed Checkout) is adopted in the same run
         for _ in range(2):
@@ -89,13 +97,18 @@ async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) ->
             if followed is None or state.stripe_subscription_id is not None:
                 break
         changes += before.differences(Snapshot.of(state))
-        if state.stripe_customer_id:
+        if state.stripe_customer_id and (customer is None or customer.id != state.stripe_customer_id):
+            # the subscription applied above named another customer
             customer = await billing.retrieve_customer(state.stripe_customer_id)
-            if customer.email and not customer.deleted and customer.email != state.billing_email:
-                changes.append(f"billing_email: {state.billing_email} -> {customer.email}")
-                state.billing_email = customer.email
-                state.updated_at = rt.clock.now()
-        return Repair(org_id, changes) if changes else None
+        if customer is not None and customer.email and customer.email != state.billing_email:
+            changes.append(f"billing_email: {state.billing_email} -> {customer.email}")
+            state.billing_email = customer.email
+            state.updated_at = rt.clock.now()
+        return _repair(org_id, changes)
+
+
+def _repair(org_id: str, changes: list[str]) -> Repair | None:
+    return Repair(org_id, changes) if changes else None
 
 
 async def _governing_subscription(billing: BillingProcessor, state: PlanState) -> SubscriptionView | None:

@@ -123,7 +123,7 @@ async def _subscription_changed(
     session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     obj = event.object
-    state = await _locked_state(session, [_meta(obj).get("org_id")], obj.get("customer"))
+    state = await _locked_state(session, [_meta(obj).get("org_id")], obj.get("customer"), obj["id"])
     if state is None:
         log.info("subscription %s belongs to no organization we know", obj["id"])
         return None
@@ -138,20 +138,27 @@ async def _invoice(
 ) -> str | None:
     """invoice.paid / invoice.payment_failed: refresh the subscription's status.
 
-    A failed payment is also published (`PaymentFailed`, the dunning email's
+    A failed renewal is also published (`PaymentFailed`, the dunning email's
     cause), once per event: Stripe sends one event per attempt, and the event
-    id is deduplicated.
+    id is deduplicated. Only renewals (`billing_reason` "subscription_cycle"):
+    a failed upgrade invoice ("subscription_update") leaves the plan and the
+    paid period as they were (pending_if_incomplete), so there is no debt to
+    chase, and the customer already got the refusal in the change-plan answer.
     """
     obj = event.object
     details = (obj.get("parent") or {}).get("subscription_details") or {}
     sub_id = details.get("subscription") or obj.get("subscription")
-    state = await _locked_state(session, [_meta(details).get("org_id")], obj.get("customer"))
+    state = await _locked_state(session, [_meta(details).get("org_id")], obj.get("customer"), sub_id)
     if state is None or not sub_id:
         return state.org_id if state else None
     sub = await billing.retrieve_subscription(sub_id)
     source, actor = await _source(session, state, sub)
     await apply_subscription(session, rt, state, sub, source=source, actor=actor)
-    if event.type == "invoice.payment_failed" and state.stripe_subscription_id == sub.id:
+    if (
+        event.type == "invoice.payment_failed"
+        and obj.get("billing_reason") == "subscription_cycle"
+        and state.stripe_subscription_id == sub.id
+    ):
         next_attempt = obj.get("next_payment_attempt")
         failed = PaymentFailed(
             org_id=state.org_id,
@@ -180,6 +187,40 @@ async def _customer_updated(
     return state.org_id
 
 
+async def _customer_deleted(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+) -> str | None:
+    state = await _locked_state(session, [_meta(event.object).get("org_id")], event.object["id"])
+    if state is None or state.stripe_customer_id != event.object["id"]:
+        return state.org_id if state else None
+    customer = await billing.retrieve_customer(event.object["id"])
+    if customer.deleted:
+        await forget_deleted_customer(session, rt, billing, state, source="webhook")
+    return state.org_id
+
+
+async def forget_deleted_customer(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, state: PlanState, *, source: str
+) -> None:
+    """The organization's Stripe customer was deleted: unlink it, so Checkout makes a new one.
+
+    Stripe cancels a deleted customer's subscriptions with it; the followed
+    one is applied first (its end moves the organization to Free), then both
+    ids are dropped. Stripe refuses every further use of a deleted customer,
+    so keeping its id would fail each Checkout for good.
+    """
+    if state.stripe_subscription_id:
+        sub = await billing.retrieve_subscription(state.stripe_subscription_id)
+        await apply_subscription(session, rt, state, sub, source=source, actor=None)
+        if sub.status not in ENDED:
+            # not what Stripe does; never leave a live subscription unfollowed
+            log.error("customer %s is deleted but subscription %s is %s", sub.customer_id, sub.id, sub.status)
+            return
+    state.stripe_subscription_id = None
+    state.stripe_customer_id = None
+    state.updated_at = rt.clock.now()
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _checkout_completed,
     "checkout.session.expired": _checkout_expired,
@@ -190,6 +231,7 @@ HANDLERS: dict[str, Handler] = {
     "invoice.paid": _invoice,
     "invoice.payment_failed": _invoice,
     "customer.updated": _customer_updated,
+    "customer.deleted": _customer_deleted,
 }
 EVENT_TYPES = sorted(HANDLERS)
 
@@ -202,7 +244,10 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _locked_state(
-    session: AsyncSession, org_hints: list[str | None], customer_id: str | None
+    session: AsyncSession,
+    org_hints: list[str | None],
+    customer_id: str | None,
+    subscription_id: str | None = None,
 ) -> PlanState | None:
     """The organization an event concerns, locked: by org id hint, else by customer."""
     for org_id in org_hints:
@@ -211,7 +256,7 @@ async def _locked_state(
             if state is not None:
                 return state
     if customer_id:
-        found = await repository.find_by_customer(session, customer_id)
+        found = await repository.find_by_customer(session, customer_id, subscription_id)
         if found is not None:
             return await repository.get_plan_state(session, found.org_id, lock=True)
     return None

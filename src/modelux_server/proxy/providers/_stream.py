@@ -52,7 +52,7 @@ class StreamReader:
     answer larger than ``max_json`` bytes raises.
     """
 
-    __slots__ = ("_buf", "_mode", "events", "max_json")
+    __slots__ = ("_buf", "_failed", "_mode", "events", "max_json")
 
     def __init__(self, max_json: int) -> None:
         self.max_json = max_json
@@ -61,8 +61,12 @@ class StreamReader:
         self._buf = bytearray()
         self._mode = _UNDECIDED
         self.events = 0  # events with a data field seen so far
+        # a bad event that followed good ones in the same read: raised on the next call
+        self._failed: UpstreamError | None = None
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._failed is not None:
+            raise self._failed
         if self._mode == _UNDECIDED:
             data = self._decide(bytes(self._buf) + data)
             self._buf.clear()
@@ -86,9 +90,24 @@ class StreamReader:
             return []
         complete = bytes(self._buf[:end])
         del self._buf[: end + 2]
-        return [self._event(e) for e in complete.split(b"\n\n") if e.strip()]
+        events: list[Event] = []
+        for raw in complete.split(b"\n\n"):
+            if not raw.strip():
+                continue
+            try:
+                events.append(self._event(raw))
+            except UpstreamError as exc:
+                if not events:
+                    raise
+                # The events before it are the upstream's answer so far: they are
+                # delivered first, whether they came in this read or an earlier one.
+                self._failed = exc
+                break
+        return events
 
     def finish(self) -> JSON | None:
+        if self._failed is not None:
+            raise self._failed
         rest = bytes(self._buf)
         self._buf.clear()
         if self._mode == _JSON:

@@ -5,7 +5,7 @@ the event loop they are one atomic step. Durability comes from reserving
 blocks in the ledger ahead of use: every admitted request is covered by a
 stored ceiling before it is admitted, so a `kill -9` loses no admitted
 request; after such a crash the count resumes from the ceiling, over-counting
-by fewer than one block (at most `max_block`, see usage/reservation.py): it
+by at most one block (at most `max_block`, see usage/reservation.py): it
 errs toward never exceeding the cap.
 """
 
