@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     stripe_webhook_tolerance: int = Field(300, ge=1)
+    # days a past_due subscription keeps its paid plan, counted from the first
+    # failed payment, whatever retry schedule is set in Stripe's Dashboard
+    past_due_grace_days: int = Field(14, ge=0)
+    # Stripe Tax on Checkout and plan changes; needs Stripe Tax set up in the Dashboard
+    stripe_automatic_tax: bool = False
     plan_catalog: Path | None = None
     secret_key: str | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)

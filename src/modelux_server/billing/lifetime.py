@@ -22,6 +22,7 @@ def build_processor(settings: Settings) -> BillingProcessor:
             settings.stripe_webhook_secret,
             api_base=settings.stripe_api_base,
             tolerance=settings.stripe_webhook_tolerance,
+            automatic_tax=settings.stripe_automatic_tax,
         )
     return ManualBilling()
 

@@ -11,6 +11,7 @@ change already applied (and records nothing twice).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,11 +24,14 @@ from modelux_server.billing.manual import not_configured
 from modelux_server.billing.plan_changes import record_plan_change
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError
 from modelux_server.billing.stripe.apply import ENDED, apply_subscription
+from modelux_server.billing.stripe.webhooks import complete_checkout
 from modelux_server.billing.summary import BillingSummary, billing_summary
 from modelux_server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from modelux_server.models import CheckoutSession, Membership, PlanState, User
 from modelux_server.plans.catalog import INTERVALS, Plan
 from modelux_server.services import Services
+
+log = logging.getLogger("modelux.billing")
 
 MANAGE_ROLE = "admin"  # owners and admins; members only read billing
 
@@ -108,6 +112,51 @@ async def start_checkout(
         )
     )
     return CheckoutStarted(url=checkout.url, id=checkout.id)
+
+
+async def sync_checkout_return(
+    session: AsyncSession, rt: Services, principal: Principal, checkout_session_id: str
+) -> bool:
+    """The customer is back from Checkout: apply what Stripe says it started.
+
+    Stripe's `{CHECKOUT_SESSION_ID}` in the success URL names the session.
+    The `checkout.session.completed` webhook may still be on its way; the
+    session is read back from Stripe and applied through the webhook's own
+    path, so the billing page shows the paid plan at once and the webhook,
+    when it lands, finds nothing left to do. Only a session this organization
+    started (our row, and Stripe's client_reference_id or metadata) counts;
+    anything else, or a Stripe that cannot answer, leaves everything as it
+    was and the page falls back to waiting for the webhook. True if applied.
+
+    Stripe is read before the organization is locked, so a slow Stripe holds
+    no lock; the apply re-reads the subscription under the lock, as the
+    webhook does. If that read fails, `BillingProcessorError` propagates so
+    the caller's transaction rolls back whatever was half applied.
+    """
+    if rt.billing.mode != "stripe" or not checkout_session_id:
+        return False
+    ours = await session.get(CheckoutSession, checkout_session_id)
+    if ours is None or ours.org_id != principal.org_id:
+        return False
+    billing = rt.billing
+    try:
+        seen = await billing.retrieve_checkout(checkout_session_id)
+    except BillingProcessorError as exc:
+        log.info("checkout return %s: Stripe could not be read: %s", checkout_session_id, exc)
+        return False
+    claimed = {seen.client_reference_id, seen.metadata.get("org_id")} - {None}
+    if claimed != {principal.org_id} or seen.status != "complete" or not seen.subscription_id:
+        return False
+    org_id = await complete_checkout(
+        session,
+        rt,
+        billing,
+        checkout_id=seen.id,
+        org_hints=[principal.org_id],
+        customer_id=seen.customer_id,
+        subscription_id=seen.subscription_id,
+    )
+    return org_id == principal.org_id
 
 
 async def open_portal(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -9,12 +10,15 @@ from fastapi.responses import JSONResponse, Response
 
 from modelux_server.auth.sessions import Viewer
 from modelux_server.billing import schemas, subscriptions
+from modelux_server.billing.processor import BillingProcessorError
 from modelux_server.billing.summary import billing_summary, dormant_items
 from modelux_server.dashboard import billing_view, web
 from modelux_server.errors import ModeluxError, ValidationFailed
 from modelux_server.plans.catalog import INTERVALS
 from modelux_server.plans.entitlements import Entitlements
 from modelux_server.services import services_of
+
+log = logging.getLogger("modelux.dashboard")
 
 router = APIRouter(prefix="/settings/billing", include_in_schema=False)
 
@@ -39,14 +43,20 @@ async def _billing_page(
     request: Request, viewer: Viewer, *, status: int = 200, problem: dict[str, Any] | None = None
 ) -> Response:
     rt = services_of(request)
+    query = request.query_params
+    synced = False
+    if query.get("checkout") == "success" and query.get("session_id"):
+        synced = await _sync_checkout_return(request, viewer, str(query.get("session_id")))
     async with rt.db.session() as session:
         summary = await billing_summary(session, rt, viewer.org_id)
-    query = request.query_params
     interval = _interval(query.get("interval"), summary.plan.interval)
     highlight = query.get("plan") if query.get("plan") in rt.catalog.plans else None
     checkout = query.get("checkout")
     pending = checkout == "success" and not summary.has_subscription
-    notice = NOTICES.get(query.get("notice") or ("canceled" if checkout == "cancel" else ""))
+    # the same notice the pending page's poll leads to once the webhook has landed
+    notice = NOTICES.get(
+        query.get("notice") or ("canceled" if checkout == "cancel" else "subscribed" if synced else "")
+    )
     return web.page(
         request,
         "billing.html",
@@ -61,6 +71,23 @@ async def _billing_page(
         notice=notice,
         problem=problem,
     )
+
+
+async def _sync_checkout_return(request: Request, viewer: Viewer, checkout_session_id: str) -> bool:
+    """Back from Checkout: show the paid plan now rather than wait for the webhook.
+
+    Best effort: whatever goes wrong, the page still renders and the pending
+    notice polls `/status` until the webhook lands, as before.
+    """
+    rt = services_of(request)
+    try:
+        async with rt.db.session() as session:
+            return await subscriptions.sync_checkout_return(
+                session, rt, viewer.principal, checkout_session_id
+            )
+    except (BillingProcessorError, ModeluxError) as exc:
+        log.info("checkout return %s not synced: %s", checkout_session_id, exc)
+        return False
 
 
 @router.get("")

@@ -28,6 +28,8 @@ class PlanState(Base):
     # the request window's day of month comes from this instant (UTC)
     anchor_at: Mapped[datetime]
     current_period_end: Mapped[datetime | None]
+    # when the subscription went past_due (the first failed payment); bounds the grace
+    past_due_since: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     # bumped on every change; lets webhook handling ignore stale snapshots
     revision: Mapped[int] = mapped_column(Integer, default=0)

@@ -131,7 +131,14 @@ def checkout_session(now: int, p: dict[str, Any], base_url: str) -> dict[str, An
         "allow_promotion_codes": p.get("allow_promotion_codes"),
         "amount_subtotal": None,
         "amount_total": None,
-        "automatic_tax": {"enabled": False, "liability": None, "status": None},
+        # the session reports what it was asked for, so a test can see Stripe Tax
+        # requested (Stripe docs: Checkout for new customers, `automatic_tax[enabled]`;
+        # /work/shared/reference/stripe-and-billing-systems.md §1.1)
+        "automatic_tax": {
+            "enabled": bool((p.get("automatic_tax") or {}).get("enabled", False)),
+            "liability": None,
+            "status": None,
+        },
         "billing_address_collection": p.get("billing_address_collection"),
         "cancel_url": p.get("cancel_url"),
         "client_reference_id": p.get("client_reference_id"),

@@ -9,23 +9,31 @@ nothing, so duplicate and out-of-order deliveries converge.
 
 Status to plan:
   active, trialing, past_due        the subscription's plan (past_due: grace
-                                    while Stripe retries the card)
-  canceled, unpaid, incomplete_expired  back to the free plan; the link to the
-                                    subscription is dropped, the customer kept
-  incomplete, paused                not entitled yet / any more: the plan is
-                                    left as it is and only the status recorded
+                                    while Stripe retries the card, at most
+                                    MODELUX_PAST_DUE_GRACE_DAYS from the first
+                                    failure, then as ended)
+  canceled, unpaid, incomplete_expired, paused  back to the free plan; the link
+                                    to the subscription is dropped, the customer
+                                    kept (an unpaid one is also canceled in
+                                    Stripe: cancel_unpaid)
+  incomplete                        not entitled yet: the plan is left as it is
+                                    and only the status recorded
+
+A paused subscription collects no payment, so it buys nothing. Only an active
+or trialing subscription is adopted: one that has ended locally (grace over)
+but is still past_due in Stripe comes back only once it is paid.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.plan_changes import record_plan_change
-from modelux_server.billing.processor import LOOKUP_PREFIX, PriceRef, SubscriptionView
+from modelux_server.billing.processor import LOOKUP_PREFIX, BillingProcessor, PriceRef, SubscriptionView
 from modelux_server.models import Organization, PlanChange, PlanState
 from modelux_server.plans.catalog import INTERVALS, Catalog
 from modelux_server.services import Services
@@ -34,6 +42,9 @@ log = logging.getLogger("modelux.billing")
 
 ENTITLED = ("active", "trialing", "past_due")
 ENDED = ("canceled", "unpaid", "incomplete_expired")
+# statuses that lose the paid plan here, though Stripe has not ended the subscription
+NOT_PAYING = ("paused",)
+ADOPTABLE = ("active", "trialing")
 _STRIPE_TO_INTERVAL = {"month": "monthly", "year": "annual"}
 
 
@@ -116,8 +127,13 @@ async def apply_subscription(
     change: PlanChange | None = None
     if not _follows(state, sub):
         return Applied(before, before, None)
-    if sub.status in ENDED:
+    if sub.status == "past_due":
+        state.past_due_since = state.past_due_since or rt.clock.now()
+    else:
+        state.past_due_since = None
+    if sub.status in ENDED or sub.status in NOT_PAYING or _grace_over(rt, state, sub):
         state.stripe_subscription_id = None
+        state.past_due_since = None
         state.stripe_customer_id = state.stripe_customer_id or sub.customer_id
         state.status = "active"  # the free plan itself is active
         state.current_period_end = None
@@ -157,6 +173,25 @@ async def apply_subscription(
     return Applied(before, after, change)
 
 
+def _grace_over(rt: Services, state: PlanState, sub: SubscriptionView) -> bool:
+    """A past_due subscription past our own grace, however long Stripe keeps retrying."""
+    if sub.status != "past_due" or state.past_due_since is None:
+        return False
+    grace = timedelta(days=rt.settings.past_due_grace_days)
+    return rt.clock.now() - state.past_due_since > grace
+
+
+async def cancel_unpaid(billing: BillingProcessor, state: PlanState, sub: SubscriptionView) -> None:
+    """Cancel an unpaid subscription in Stripe (the org is already on Free).
+
+    Stripe keeps an unpaid subscription and would make it active again if a
+    late payment came in, next to whatever the org subscribed to since. An
+    Enterprise org's subscriptions are the operator's, left alone.
+    """
+    if sub.status == "unpaid" and state.custom_plan_id is None:
+        await billing.cancel(sub.id, idempotency_key=f"unpaid-cancel:{sub.id}")
+
+
 def _follows(state: PlanState, sub: SubscriptionView) -> bool:
     """Whether this subscription is the one that governs the organization."""
     if state.custom_plan_id is not None:
@@ -166,7 +201,7 @@ def _follows(state: PlanState, sub: SubscriptionView) -> bool:
     if state.stripe_subscription_id in (None, sub.id):
         # a new subscription is adopted only once it is live; an ended one we
         # never followed (a late event for an old subscription) changes nothing
-        return state.stripe_subscription_id == sub.id or sub.status in ENTITLED
+        return state.stripe_subscription_id == sub.id or sub.status in ADOPTABLE
     log.warning(
         "ignoring subscription %s for %s, which follows %s",
         sub.id,

@@ -108,6 +108,7 @@ class StripeBilling:
         api_base: str | None = None,
         tolerance: int = 300,
         timeout: float = 20.0,
+        automatic_tax: bool = False,
     ) -> None:
         self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
@@ -120,6 +121,7 @@ class StripeBilling:
         )
         self._webhook_secret = webhook_secret
         self._tolerance = tolerance
+        self._automatic_tax = automatic_tax
 
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]  # unannotated in the SDK
@@ -239,6 +241,11 @@ class StripeBilling:
             "tax_id_collection": {"enabled": True},
             "billing_address_collection": "auto",
         }
+        if self._automatic_tax:
+            # the subscription Checkout creates keeps automatic_tax enabled, so its
+            # renewals and prorations are taxed too; plan changes cannot pass it
+            # (pending_if_incomplete refuses every parameter outside its short list)
+            params["automatic_tax"] = {"enabled": True}
         if customer_id:
             params["customer"] = customer_id
             # Stripe saves a collected tax ID on an existing customer only with these

@@ -4,7 +4,8 @@ Webhooks can be lost (an outage longer than Stripe's retries, an endpoint
 misconfigured for a while). Every organization with a Stripe customer,
 subscription or open Checkout Session is compared with what Stripe holds now
 and repaired through the same `apply_subscription` as the webhooks, recorded
-with source "reconcile". Running it twice in a row changes nothing the
+with source "reconcile". That also ends a past_due grace that ran out with no
+event from Stripe (MODELUX_PAST_DUE_GRACE_DAYS). Running it twice in a row changes nothing the
 second time.
 
 It runs daily from the app when workers are enabled in Stripe mode, and on
@@ -25,7 +26,7 @@ from sqlalchemy import or_, select
 
 from modelux_server.billing import repository
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
-from modelux_server.billing.stripe.apply import ENTITLED, Snapshot, apply_subscription
+from modelux_server.billing.stripe.apply import ADOPTABLE, Snapshot, apply_subscription, cancel_unpaid
 from modelux_server.billing.stripe.webhooks import forget_deleted_customer
 from modelux_server.billing.subscriptions import stripe_processor
 from modelux_server.models import CheckoutSession, PlanState
@@ -94,6 +95,7 @@ async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) ->
                 break
             followed = state.stripe_subscription_id
             await apply_subscription(session, rt, state, sub, source="reconcile", actor=None)
+            await cancel_unpaid(billing, state, sub)
             if followed is None or state.stripe_subscription_id is not None:
                 break
         changes += before.differences(Snapshot.of(state))
@@ -116,7 +118,9 @@ async def _governing_subscription(billing: BillingProcessor, state: PlanState) -
         return await billing.retrieve_subscription(state.stripe_subscription_id)
     if state.stripe_customer_id:
         # a subscription whose creation we missed: the newest live one
-        live = [s for s in await billing.live_subscriptions(state.stripe_customer_id) if s.status in ENTITLED]
+        live = [
+            s for s in await billing.live_subscriptions(state.stripe_customer_id) if s.status in ADOPTABLE
+        ]
         return live[0] if live else None
     return None
 

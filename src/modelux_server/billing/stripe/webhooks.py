@@ -39,7 +39,7 @@ from modelux_server.billing.processor import (
     SubscriptionView,
     WebhookEvent,
 )
-from modelux_server.billing.stripe.apply import ENDED, apply_subscription
+from modelux_server.billing.stripe.apply import ENDED, apply_subscription, cancel_unpaid
 from modelux_server.errors import ServiceUnavailable
 from modelux_server.models import CheckoutSession, PlanState, StripeEvent
 from modelux_server.services import Services
@@ -92,17 +92,44 @@ async def _checkout_completed(
     session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
 ) -> str | None:
     obj = event.object
-    ours = await session.get(CheckoutSession, obj["id"])
-    hints = [obj.get("client_reference_id"), _meta(obj).get("org_id"), ours.org_id if ours else None]
-    state = await _locked_state(session, hints, obj.get("customer"))
+    return await complete_checkout(
+        session,
+        rt,
+        billing,
+        checkout_id=obj["id"],
+        org_hints=[obj.get("client_reference_id"), _meta(obj).get("org_id")],
+        customer_id=obj.get("customer"),
+        subscription_id=obj.get("subscription"),
+    )
+
+
+async def complete_checkout(
+    session: AsyncSession,
+    rt: Services,
+    billing: BillingProcessor,
+    *,
+    checkout_id: str,
+    org_hints: list[str | None],
+    customer_id: str | None,
+    subscription_id: str | None,
+) -> str | None:
+    """Follow the subscription a completed Checkout Session started.
+
+    Shared by the `checkout.session.completed` webhook and the customer's
+    return from Checkout, whichever comes first: the second finds the session
+    complete and the subscription applied, and changes nothing.
+    """
+    ours = await session.get(CheckoutSession, checkout_id)
+    hints = [*org_hints, ours.org_id if ours else None]
+    state = await _locked_state(session, hints, customer_id)
     if state is None:
-        log.warning("checkout %s completed for no organization we know", obj["id"])
+        log.warning("checkout %s completed for no organization we know", checkout_id)
         return None
     if ours is not None and ours.status != "complete":
         ours.status, ours.completed_at = "complete", rt.clock.now()
-    state.stripe_customer_id = state.stripe_customer_id or obj.get("customer")
-    if obj.get("subscription"):
-        sub = await billing.retrieve_subscription(obj["subscription"])
+    state.stripe_customer_id = state.stripe_customer_id or customer_id
+    if subscription_id:
+        sub = await billing.retrieve_subscription(subscription_id)
         source, actor = await _source(session, state, sub)
         await apply_subscription(session, rt, state, sub, source=source, actor=actor)
     return state.org_id
@@ -130,6 +157,7 @@ async def _subscription_changed(
     sub = await billing.retrieve_subscription(obj["id"])
     source, actor = await _source(session, state, sub)
     await apply_subscription(session, rt, state, sub, source=source, actor=actor)
+    await cancel_unpaid(billing, state, sub)
     return state.org_id
 
 
