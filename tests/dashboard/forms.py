@@ -45,3 +45,22 @@ async def sign_up(
 
 async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
     return await post_form(client, "/login", "/login", {"email": email, "password": password})
+
+
+async def submit_routing_form(
+    client: httpx.AsyncClient, *, slug: str, strategy: str, fields: str
+) -> httpx.Response:
+    """Create a project, then post the routing-config form for it with these strategy fields."""
+    await post_form(client, "/projects", "/projects/create", {"name": "web"})
+    page = (await client.get("/routing-configs")).text
+    project_id = page.split('<option value="', 1)[1].split('"', 1)[0]
+    return await client.post(
+        "/routing-configs/create",
+        data={
+            "project_id": project_id,
+            "slug": slug,
+            "strategy": strategy,
+            "fields": fields,
+            "csrf_token": csrf_of(page),
+        },
+    )

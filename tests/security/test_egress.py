@@ -8,28 +8,22 @@ the address actually connected to. The default allows only public addresses;
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import func, select
 
-from modelux_server.app import create_app
 from modelux_server.config import Settings, SettingsError, load_settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.kit.egress import EgressGuard, EgressPolicy
-from modelux_server.kit.ids import new_id
-from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
 from modelux_server.proxy.providers import ProviderRegistry, UpstreamCredential, UpstreamRefused
 from modelux_server.services import Services
 from tests.conftest import Org, make_org
 from tests.dashboard.forms import browser, post_form, sign_up
+from tests.security.egress_support import FakeResolver, requests_used, serving, stored_credential
 from tests.support.fake_upstream import FakeUpstream
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -44,18 +38,6 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(autouse=True)
 def _clean(upstream: FakeUpstream) -> None:
     upstream.reset()
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, clock: FrozenClock
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    """The app on the given settings, started like `modelux serve` (lifespan included)."""
-    app = create_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://modelux.test") as client:
-            yield client, app.state.services
 
 
 async def provider_count(rt: Services) -> int:
@@ -252,12 +234,6 @@ async def _tenant(client: httpx.AsyncClient, rt: Services, base_url: str) -> tup
     return org, key
 
 
-async def _used(client: httpx.AsyncClient, org: Org) -> int:
-    billing = (await client.get("/manage/v1/billing", headers=org.headers)).json()["data"]
-    used: int = billing["meters"]["monthly_requests"]["used"]
-    return used
-
-
 async def test_a_credential_saved_while_allowed_is_refused_before_admission_once_disallowed(
     settings: Settings, clock: FrozenClock, upstream: FakeUpstream
 ) -> None:
@@ -270,7 +246,7 @@ async def test_a_credential_saved_while_allowed_is_refused_before_admission_once
             headers={"Authorization": f"Bearer {key}"},
         )
         assert r.status_code == 200, r.text
-        assert await _used(client, org) == 1
+        assert await requests_used(client, org) == 1
     calls = len(upstream.requests)
 
     # the operator removes the allow-list and restarts
@@ -286,25 +262,8 @@ async def test_a_credential_saved_while_allowed_is_refused_before_admission_once
             headers={"Authorization": f"Bearer {key}"},
         )
         refused(r, "egress_not_allowed", "model")
-        assert await _used(client, org) == 1
+        assert await requests_used(client, org) == 1
     assert len(upstream.requests) == calls
-
-
-async def _stored_credential(rt: Services, org_id: str, base_url: str) -> None:
-    """A row written past the save-time check (an older version stored it, or a migration did)."""
-    async with rt.db.session() as session:
-        session.add(
-            ProviderCredential(
-                id=new_id("prov"),
-                org_id=org_id,
-                vendor="openai",
-                name="legacy",
-                base_url=base_url,
-                secret_encrypted=rt.encryptor.encrypt("sk-legacy-0000"),
-                hint=masked_hint("sk-legacy-0000"),
-                created_at=datetime.now(UTC),
-            )
-        )
 
 
 @pytest.mark.parametrize(
@@ -330,45 +289,18 @@ async def test_a_stored_row_that_skipped_the_save_check_is_refused_before_admiss
                 "/manage/v1/api-keys", json={"project_id": project["data"]["id"]}, headers=org.headers
             )
         ).json()["data"]["key"]
-        await _stored_credential(rt, org.id, base_url.format(port=port))
+        await stored_credential(rt, org.id, base_url.format(port=port))
         r = await client.post(
             "/v1/chat/completions",
             json={"model": "gpt-fake", **CHAT},
             headers={"Authorization": f"Bearer {key}"},
         )
         refused(r, "egress_not_allowed", "model")
-        assert await _used(client, org) == 0
+        assert await requests_used(client, org) == 0
     assert upstream.requests == []
 
 
 # -- at connect time --------------------------------------------------------------
-
-
-class FakeResolver(AbstractResolver):
-    """DNS at the edge: names answer whatever the test says, as a rebinding server would."""
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        address = self.answers[host]
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 async def test_the_connect_time_resolver_refuses_a_name_that_resolves_to_loopback(
@@ -419,7 +351,7 @@ async def test_a_rebinding_name_is_refused_with_422_on_v1(
                 "/manage/v1/api-keys", json={"project_id": project["data"]["id"]}, headers=org.headers
             )
         ).json()["data"]["key"]
-        await _stored_credential(rt, org.id, f"http://rebound.example:{port}/v1")
+        await stored_credential(rt, org.id, f"http://rebound.example:{port}/v1")
         for body in ({"model": "gpt-fake", **CHAT}, {"model": "gpt-fake", "stream": True, **CHAT}):
             r = await client.post(
                 "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}

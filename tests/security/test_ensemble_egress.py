@@ -9,28 +9,23 @@ same 422, not a 502 `ensemble_failed` that would blame the upstreams.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from modelux_server.app import create_app
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.kit.egress import EgressGuard
-from modelux_server.kit.ids import new_id
-from modelux_server.kit.secrets import masked_hint
-from modelux_server.models import ProviderCredential
 from modelux_server.services import Services
 from tests.conftest import Org, make_org
+from tests.security.egress_support import FakeResolver, requests_used, serving, stored_credential
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.plans import move_to
 
+# only the fake upstream's own address is admitted, not the rest of 127.0.0.0/8
+ONLY_THE_FAKE = "127.0.0.1"
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -43,42 +38,6 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(autouse=True)
 def _clean(upstream: FakeUpstream) -> None:
     upstream.reset()
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, clock: FrozenClock
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    # only the fake upstream's own address is admitted, not the rest of 127.0.0.0/8
-    app = create_app(settings.model_copy(update={"egress_allow": "127.0.0.1"}), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://modelux.test") as client:
-            yield client, app.state.services
-
-
-class PinnedResolver(AbstractResolver):
-    """Answers every name with one address, as a rebinding DNS server would."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=self.address,
-                port=port,
-                family=socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 async def _ensemble_tenant(
@@ -99,20 +58,7 @@ async def _ensemble_tenant(
     )
     assert good.status_code == 201, good.text
     # written past the save-time check, as a row saved under a wider policy would be
-    bad_id = new_id("prov")
-    async with rt.db.session() as session:
-        session.add(
-            ProviderCredential(
-                id=bad_id,
-                org_id=org.id,
-                vendor="openai",
-                name="bad",
-                base_url=bad_url,
-                secret_encrypted=rt.encryptor.encrypt("sk-bad-0000"),
-                hint=masked_hint("sk-bad-0000"),
-                created_at=datetime.now(UTC),
-            )
-        )
+    bad_id = await stored_credential(rt, org.id, bad_url, name="bad")
     members = [
         {"model": "openai/gpt-fake", "provider_id": good.json()["data"]["id"]},
         {"model": "openai/gpt-fake", "provider_id": bad_id},
@@ -124,12 +70,6 @@ async def _ensemble_tenant(
     )
     assert r.status_code == 201, r.text
     return org, key
-
-
-async def _used(client: httpx.AsyncClient, org: Org) -> int:
-    billing = (await client.get("/manage/v1/billing", headers=org.headers)).json()["data"]
-    used: int = billing["meters"]["monthly_requests"]["used"]
-    return used
 
 
 def _refused(r: httpx.Response) -> None:
@@ -145,14 +85,14 @@ def _refused(r: httpx.Response) -> None:
 async def test_a_refused_member_refuses_the_ensemble_before_admission(
     settings: Settings, clock: FrozenClock, upstream: FakeUpstream
 ) -> None:
-    async with serving(settings, clock) as (client, rt):
+    async with serving(settings, clock, egress_allow=ONLY_THE_FAKE) as (client, rt):
         org, key = await _ensemble_tenant(client, rt, f"{upstream.url}/v1", "http://10.0.0.1/v1")
         for body in ({"model": "@vote", **CHAT}, {"model": "@vote", "stream": True, **CHAT}):
             r = await client.post(
                 "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
             )
             _refused(r)
-        assert await _used(client, org) == 0
+        assert await requests_used(client, org) == 0
     assert upstream.requests == []  # not even the admitted member was called
 
 
@@ -164,11 +104,11 @@ async def test_a_member_refused_at_connect_time_is_a_422_not_ensemble_failed(
     async def public_answer(host: str, port: int) -> list[str]:
         return ["93.184.216.34"]
 
-    async with serving(settings, clock) as (client, rt):
+    async with serving(settings, clock, egress_allow=ONLY_THE_FAKE) as (client, rt):
         state = rt.proxy
         # the pre-admission lookup sees a public address, the connection's lookup 127.0.0.2
         state.executor.egress = EgressGuard(state.executor.egress.policy, resolve=public_answer)
-        state.registry.client.inner_resolver = PinnedResolver("127.0.0.2")
+        state.registry.client.inner_resolver = FakeResolver({}, default="127.0.0.2")
         org, key = await _ensemble_tenant(
             client, rt, f"{upstream.url}/v1", f"http://rebound.example:{port}/v1"
         )

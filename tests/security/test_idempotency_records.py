@@ -177,7 +177,7 @@ async def test_a_key_longer_than_the_column_is_refused_not_truncated(
     assert await _projects(client, org) == []
     assert await _row_count(rt) == 0
 
-    # the longest key that fits is kept whole: a key differing only past it is another key
+    # the longest key that fits is kept whole: one differing only in its last character is another key
     fits = "k" * 255
     first = await client.post(
         "/manage/v1/projects", json={"name": "p"}, headers={**org.headers, "Idempotency-Key": fits}

@@ -10,7 +10,7 @@ import pytest
 
 from modelux_server.kit.json_depth import MAX_DEPTH, too_deep
 from tests.conftest import Org
-from tests.dashboard.forms import browser, csrf_of, post_form, sign_up
+from tests.dashboard.forms import browser, sign_up, submit_routing_form
 
 
 def nested(depth: int, inner: str = "") -> str:
@@ -77,18 +77,8 @@ async def test_the_management_api_still_validates_bodies_at_the_limit(
 async def test_the_dashboard_routing_form_refuses_deep_fields(app: Any) -> None:
     async with browser(app) as client:
         await sign_up(client)
-        await post_form(client, "/projects", "/projects/create", {"name": "web"})
-        page = (await client.get("/routing-configs")).text
-        project_id = page.split('<option value="', 1)[1].split('"', 1)[0]
-        r = await client.post(
-            "/routing-configs/create",
-            data={
-                "project_id": project_id,
-                "slug": "deep",
-                "strategy": "single",
-                "fields": '{"model": ' + nested(1100) + "}",
-                "csrf_token": csrf_of(page),
-            },
+        r = await submit_routing_form(
+            client, slug="deep", strategy="single", fields='{"model": ' + nested(1100) + "}"
         )
         assert r.status_code == 422, r.text[:300]
         assert "nests deeper than 128 levels" in r.text

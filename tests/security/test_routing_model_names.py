@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from modelux_server.services import Services
 from tests.conftest import Org
-from tests.dashboard.forms import browser, csrf_of, post_form, sign_up
+from tests.dashboard.forms import browser, sign_up, submit_routing_form
 from tests.support.plans import move_to
 
 PRINTABLE = "must be at most 256 printable characters"
@@ -175,19 +175,7 @@ async def test_the_dashboard_routing_form_refuses_them_too(
     assert "\x00" not in fields and "\n" not in fields
     async with browser(app) as client:
         assert (await sign_up(client)).status_code == 303
-        await post_form(client, "/projects", "/projects/create", {"name": "web"})
-        page = (await client.get("/routing-configs")).text
-        project_id = page.split('<option value="', 1)[1].split('"', 1)[0]
-        r = await client.post(
-            "/routing-configs/create",
-            data={
-                "project_id": project_id,
-                "slug": "main",
-                "strategy": "fallback",
-                "fields": fields,
-                "csrf_token": csrf_of(page),
-            },
-        )
+        r = await submit_routing_form(client, slug="main", strategy="fallback", fields=fields)
         assert r.status_code == 422, r.text
         assert says in r.text and "targets.0." in r.text
     assert await _stored(rt) == (0, 0)

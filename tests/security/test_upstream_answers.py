@@ -156,7 +156,7 @@ async def test_a_stream_past_its_total_cap_stops(hostile: HostileUpstream) -> No
         assert registry.client.in_flight == 0
 
 
-async def test_a_non_streamed_answer_past_the_cap_is_refused_without_reading_it(
+async def test_a_non_streamed_answer_past_the_cap_is_refused_announced_or_chunked(
     hostile: HostileUpstream,
 ) -> None:
     cred = UpstreamCredential("openai", "sk-test", f"{hostile.url}/v1")
