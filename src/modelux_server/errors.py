@@ -70,6 +70,14 @@ class FeatureNotInPlan(PlanError):
     code = "feature_not_in_plan"
 
 
+class PaymentActionRequired(ModeluxError):
+    """The bank wants the customer to confirm a payment (3-D Secure) before it goes through."""
+
+    status = 402
+    type = "payment_error"
+    code = "payment_action_required"
+
+
 class Forbidden(ModeluxError):
     status = 403
     type = "permission_error"

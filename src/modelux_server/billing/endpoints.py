@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from modelux_server.billing import schemas, subscriptions
 from modelux_server.billing.summary import billing_summary
-from modelux_server.kit.schemas import one
-from modelux_server.management.http import respond
+from modelux_server.kit.schemas import many, one
+from modelux_server.management.http import page_request, respond
 from modelux_server.services import services_of
 
 router = APIRouter(tags=["billing"])
@@ -56,4 +56,23 @@ async def change_plan(body: schemas.ChangePlan, request: Request) -> JSONRespons
         request,
         lambda s, rt, p: subscriptions.change_plan(s, rt, p, plan=body.plan, interval=body.interval),
         one(schemas.render_summary),
+    )
+
+
+@router.post("/billing/change-plan/preview")
+async def preview_change_plan(body: schemas.ChangePlan, request: Request) -> JSONResponse:
+    return await respond(
+        request,
+        lambda s, rt, p: subscriptions.preview_change(s, rt, p, plan=body.plan, interval=body.interval),
+        one(schemas.render_preview),
+    )
+
+
+@router.get("/billing/invoices")
+async def list_invoices(request: Request) -> JSONResponse:
+    page = page_request(request)
+    return await respond(
+        request,
+        lambda s, rt, p: subscriptions.list_invoices(s, rt, p, page),
+        many(schemas.render_invoice),
     )

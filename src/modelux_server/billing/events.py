@@ -54,6 +54,8 @@ class PaymentFailed:
     amount_due_cents: int
     currency: str
     next_attempt_at: datetime | None  # None: Stripe will not retry
+    # the invoice's payment page, when the bank wants the customer to authenticate (3-D Secure)
+    action_url: str | None = None
 
 
 PlanChangeSubscriber = Callable[[AsyncSession, Services, PlanChanged], Awaitable[None]]

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from modelux_server.billing.processor import (
+    ChangePreview,
     CheckoutView,
     CustomerView,
     InvalidWebhook,
+    InvoicePage,
+    InvoiceView,
     SubscriptionView,
     WebhookEvent,
 )
@@ -68,6 +71,31 @@ class ManualBilling:
         self._refuse()
 
     async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
+        self._refuse()
+
+    async def preview_change(self, subscription: SubscriptionView, price_id: str) -> ChangePreview:
+        self._refuse()
+
+    async def expire_checkout(self, session_id: str) -> CheckoutView:
+        self._refuse()
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
+        self._refuse()
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        subscription_id: str | None = None,
+        limit: int = 10,
+        starting_after: str | None = None,
+    ) -> InvoicePage:
+        self._refuse()
+
+    async def payment_problem(self, invoice_id: str) -> str | None:
+        self._refuse()
+
+    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
         self._refuse()
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView:

@@ -42,6 +42,11 @@ class BillingProcessorError(Exception):
         self.not_found = not_found
 
 
+# What stopped an invoice's payment, as `payment_problem` reports it
+NEEDS_ACTION = "requires_action"  # the bank wants the customer to authenticate (3-D Secure)
+DECLINED = "declined"
+
+
 class InvalidWebhook(Exception):
     """The webhook's signature or timestamp does not verify."""
 
@@ -79,6 +84,13 @@ class SubscriptionView:
     created: datetime | None = None
     # why it ended: "cancellation_requested" (someone asked), "payment_failed", ...
     cancellation_reason: str | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaxId:
+    type: str  # Stripe's tax ID type: "eu_vat", "gb_vat", "us_ein", ...
+    value: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,56 @@ class CustomerView:
     id: str
     email: str | None
     deleted: bool = False
+    tax_ids: tuple[TaxId, ...] = ()
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """One Stripe invoice, as the billing page and the refund policy read it."""
+
+    id: str
+    customer_id: str
+    number: str | None
+    status: str  # draft | open | paid | uncollectible | void
+    created: datetime
+    period_start: datetime | None
+    period_end: datetime | None
+    currency: str
+    total: int  # cents, tax included
+    tax: int
+    amount_due: int
+    amount_paid: int
+    # already given back on this invoice after payment (credit notes)
+    credited: int
+    billing_reason: str | None
+    subscription_id: str | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    data: list[InvoiceView]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    description: str
+    amount: int  # cents; negative for a credit
+    proration: bool
+
+
+@dataclass(frozen=True)
+class ChangePreview:
+    """What a plan change would bill now, without making it (Stripe's invoice preview)."""
+
+    currency: str
+    lines: list[PreviewLine]
+    subtotal: int
+    tax: int
+    total: int
+    amount_due: int  # after the customer's balance
 
 
 @dataclass(frozen=True)
@@ -139,7 +201,38 @@ class BillingProcessor(Protocol):
         self, subscription: SubscriptionView, price_id: str, *, idempotency_key: str
     ) -> SubscriptionView: ...
 
-    async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView: ...
+    async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
+        """End the subscription now, with no proration: money back is `refund`'s job."""
+        ...
+
+    async def preview_change(self, subscription: SubscriptionView, price_id: str) -> ChangePreview:
+        """What `change_price` to `price_id` would bill now."""
+        ...
+
+    async def expire_checkout(self, session_id: str) -> CheckoutView:
+        """Close an open Checkout Session so it can no longer be paid."""
+        ...
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView: ...
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        subscription_id: str | None = None,
+        limit: int = 10,
+        starting_after: str | None = None,
+    ) -> InvoicePage:
+        """Newest first."""
+        ...
+
+    async def payment_problem(self, invoice_id: str) -> str | None:
+        """Why an open invoice is unpaid: NEEDS_ACTION, DECLINED, or None if not known."""
+        ...
+
+    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
+        """Give `amount` cents of a paid invoice back to the card (a credit note); its id."""
+        ...
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView: ...
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from modelux_server.billing.subscriptions import CheckoutStarted, PortalOpened
+from modelux_server.billing.processor import InvoiceView
+from modelux_server.billing.subscriptions import CheckoutStarted, PlanChangePreview, PortalOpened
 from modelux_server.billing.summary import BillingSummary, CurrentPlan, DormantItem, Period, UsageMeter
 from modelux_server.kit.schemas import Body
 from modelux_server.plans.catalog import LIMIT_NAMES, Catalog, Plan
@@ -70,6 +71,7 @@ def render_summary(summary: BillingSummary) -> dict[str, Any]:
         "meters": {name: _meter(meter) for name, meter in summary.meters.items()},
         "features": dict(summary.features),
         "billing_email": summary.billing_email,
+        "tax_ids": [{"type": t.type, "value": t.value} for t in summary.tax_ids],
         "has_subscription": summary.has_subscription,
         "custom_plan": None
         if custom is None
@@ -125,3 +127,40 @@ def _period(period: Period) -> dict[str, str]:
 
 def _iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_preview(preview: PlanChangePreview) -> dict[str, Any]:
+    """POST /billing/change-plan/preview: what change-plan would charge or refund now."""
+    return {
+        "object": "plan_change_preview",
+        "plan": {"id": preview.plan.id, "name": preview.plan.name, "interval": preview.interval},
+        "currency": preview.currency,
+        "lines": [{"description": text, "amount_cents": cents} for text, cents in preview.lines],
+        "amount_due_cents": preview.amount_due,
+        "credit_cents": preview.credit,
+        "refund_cents": preview.refund,
+        "features_removed": preview.dormant,
+        "effective": "immediately",
+    }
+
+
+def render_invoice(invoice: InvoiceView) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "object": "invoice",
+        "number": invoice.number,
+        "status": invoice.status,
+        "created": _iso(invoice.created),
+        "period": None
+        if invoice.period_start is None or invoice.period_end is None
+        else {"start": _iso(invoice.period_start), "end": _iso(invoice.period_end)},
+        "currency": invoice.currency,
+        "total_cents": invoice.total,
+        "tax_cents": invoice.tax,
+        "amount_due_cents": invoice.amount_due,
+        "amount_paid_cents": invoice.amount_paid,
+        "credited_cents": invoice.credited,
+        "billing_reason": invoice.billing_reason,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_pdf": invoice.invoice_pdf,
+    }

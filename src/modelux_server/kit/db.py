@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -147,3 +149,18 @@ async def lock_row(session: AsyncSession, model: Any, key: Any) -> Any:
         stmt = stmt.with_for_update()
     result = await session.execute(stmt.execution_options(populate_existing=True))
     return result.scalar_one_or_none()
+
+
+async def insert_unless_present(
+    session: AsyncSession, model: Any, values: dict[str, Any], unique: list[str]
+) -> bool:
+    """Insert one row unless a row with the same `unique` columns exists; True if inserted now.
+
+    One statement (ON CONFLICT DO NOTHING on both dialects), so two
+    concurrent writers of the same row never both insert and neither fails.
+    """
+    assert session.bind is not None
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
+    result: Any = await session.execute(stmt)
+    return bool(result.rowcount == 1)

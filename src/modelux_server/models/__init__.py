@@ -16,6 +16,7 @@ from modelux_server.models.plan_change import PlanChange
 from modelux_server.models.plan_state import PlanState
 from modelux_server.models.project import Project
 from modelux_server.models.provider_credential import ProviderCredential
+from modelux_server.models.refund import Refund
 from modelux_server.models.request_log import RequestLog
 from modelux_server.models.routing_config import RoutingConfig, RoutingConfigVersion
 from modelux_server.models.stripe_event import StripeEvent
@@ -39,6 +40,7 @@ __all__ = [
     "PlanState",
     "Project",
     "ProviderCredential",
+    "Refund",
     "RoutingConfig",
     "RoutingConfigVersion",
     "StripeEvent",

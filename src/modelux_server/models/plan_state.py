@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelux_server.models.base import Base
@@ -30,6 +31,12 @@ class PlanState(Base):
     current_period_end: Mapped[datetime | None]
     # when the subscription went past_due (the first failed payment); bounds the grace
     past_due_since: Mapped[datetime | None]
+    # the Stripe customer's tax IDs ([{"type", "value"}]), kept current by customer.tax_id.* events
+    tax_ids: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # a change we are asking Stripe for right now ({"subscription_id", "price_id",
+    # "source", "actor"}): its webhook may land before our answer does, and
+    # must then credit the change to whoever asked rather than to the portal
+    pending_change: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime]
     # bumped on every change; lets webhook handling ignore stale snapshots
     revision: Mapped[int] = mapped_column(Integer, default=0)

@@ -70,6 +70,8 @@ class PaymentFailedNotice:
     next_attempt_at: datetime | None  # None -> no automatic retry scheduled
     billing_url: str
     portal_hint: str  # e.g. "Use “Manage billing” to open the Stripe customer portal."
+    # the bank asks the customer to authenticate (3-D Secure): where to do it
+    action_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,11 +308,17 @@ def payment_failed_email(
         "next_attempt_at": (format_datetime_utc(notice.next_attempt_at) if notice.next_attempt_at else None),
         "billing_url": notice.billing_url,
         "portal_hint": notice.portal_hint,
+        "action_url": notice.action_url,
     }
+    subject = (
+        f"{SUBJECT_PREFIX} Confirm your payment for {org}"
+        if notice.action_url
+        else f"{SUBJECT_PREFIX} Payment failed for {org}"
+    )
     return _build(
         kind="payment_failed",
         template="payment_failed",
-        subject=f"{SUBJECT_PREFIX} Payment failed for {org}",
+        subject=subject,
         context=context,
         to=to,
         sender=sender,

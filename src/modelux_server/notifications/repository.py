@@ -18,10 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.kit.db import insert_unless_present
 from modelux_server.models import Notification
 
 
@@ -32,10 +31,7 @@ def _dialect(session: AsyncSession) -> str:
 
 async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert the row unless its `dedupe_key` exists; True when this call inserted it."""
-    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-    stmt = insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    result: Any = await session.execute(stmt)
-    return bool(result.rowcount == 1)
+    return await insert_unless_present(session, Notification, values, ["dedupe_key"])
 
 
 async def dedupe_key_exists(session: AsyncSession, dedupe_key: str) -> bool:

@@ -119,6 +119,7 @@ async def enqueue_payment_failed(
     amount_due_cents: int,
     currency: str,
     next_attempt_at: datetime | None,
+    action_url: str | None = None,
 ) -> None:
     """Dunning email for one failed attempt of one invoice (Stripe redeliveries are no-ops)."""
     current = await org_plan(session, rt, org_id)
@@ -131,6 +132,7 @@ async def enqueue_payment_failed(
         next_attempt_at=next_attempt_at,
         billing_url=billing_url(rt),
         portal_hint="Choose “Manage billing” there to update the card in the Stripe customer portal.",
+        action_url=action_url,
     )
     await enqueue(
         session,
@@ -154,6 +156,7 @@ async def on_payment_failed(session: AsyncSession, rt: Services, event: PaymentF
         amount_due_cents=event.amount_due_cents,
         currency=event.currency,
         next_attempt_at=event.next_attempt_at,
+        action_url=event.action_url,
     )
 
 

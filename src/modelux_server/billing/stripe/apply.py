@@ -15,7 +15,7 @@ Status to plan:
   canceled, unpaid, incomplete_expired, paused  back to the free plan; the link
                                     to the subscription is dropped, the customer
                                     kept (an unpaid one is also canceled in
-                                    Stripe: cancel_unpaid)
+                                    Stripe: extras.settle_extra)
   incomplete                        not entitled yet: the plan is left as it is
                                     and only the status recorded
 
@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.plan_changes import record_plan_change
-from modelux_server.billing.processor import LOOKUP_PREFIX, BillingProcessor, PriceRef, SubscriptionView
+from modelux_server.billing.processor import LOOKUP_PREFIX, PriceRef, SubscriptionView
 from modelux_server.models import Organization, PlanChange, PlanState
 from modelux_server.plans.catalog import INTERVALS, Catalog
 from modelux_server.services import Services
@@ -88,6 +88,16 @@ class Applied:
     before: Snapshot
     after: Snapshot
     change: PlanChange | None
+    # a live subscription next to the one the organization follows: two paid
+    # Checkouts, or a replacement for one that ended without our hearing of it
+    # yet (extras.settle_extra tells which)
+    extra: bool = False
+
+
+def touch(state: PlanState, rt: Services) -> None:
+    """Mark the plan state changed: the optimistic check in locking.py relies on the revision."""
+    state.updated_at = rt.clock.now()
+    state.revision += 1
 
 
 def plan_of_price(catalog: Catalog, price: PriceRef) -> tuple[str, str] | None:
@@ -124,9 +134,15 @@ async def apply_subscription(
     transaction (the plan-changed email is queued with it).
     """
     before = Snapshot.of(state)
+    grace_before = state.past_due_since
     change: PlanChange | None = None
     if not _follows(state, sub):
-        return Applied(before, before, None)
+        extra = (
+            state.custom_plan_id is None
+            and state.stripe_subscription_id not in (None, sub.id)
+            and sub.status in (*ENTITLED, "unpaid")
+        )
+        return Applied(before, before, None, extra=extra)
     if sub.status == "past_due":
         state.past_due_since = state.past_due_since or rt.clock.now()
     else:
@@ -168,9 +184,33 @@ async def apply_subscription(
     elif state.stripe_subscription_id == sub.id:
         state.status = sub.status
     after = Snapshot.of(state)
-    if after != before:
-        state.updated_at = rt.clock.now()
+    if after != before or state.past_due_since != grace_before:
+        touch(state, rt)
     return Applied(before, after, change)
+
+
+# a change asked of Stripe this long ago and never finished (the process died) is forgotten
+PENDING_CHANGE_TTL = timedelta(minutes=10)
+
+
+def pending_change_for(
+    state: PlanState, sub: SubscriptionView, now: datetime
+) -> tuple[str, str | None] | None:
+    """(source, actor) of the change `sub` shows, if it is the one being asked of Stripe right now.
+
+    change-plan marks the state before calling Stripe (`pending_change`); the
+    subscription's webhook can be applied before Stripe's answer reaches us,
+    and is then credited to whoever asked, not to the portal.
+    """
+    asked = state.pending_change
+    if not asked or asked.get("subscription_id") != sub.id:
+        return None
+    if now - datetime.fromisoformat(asked["at"]) > PENDING_CHANGE_TTL:
+        return None
+    wanted = asked.get("price_id")
+    if (wanted is None and sub.status in ENDED) or (wanted is not None and sub.price.id == wanted):
+        return str(asked.get("source") or "webhook"), asked.get("actor")
+    return None
 
 
 def _grace_over(rt: Services, state: PlanState, sub: SubscriptionView) -> bool:
@@ -179,17 +219,6 @@ def _grace_over(rt: Services, state: PlanState, sub: SubscriptionView) -> bool:
         return False
     grace = timedelta(days=rt.settings.past_due_grace_days)
     return rt.clock.now() - state.past_due_since > grace
-
-
-async def cancel_unpaid(billing: BillingProcessor, state: PlanState, sub: SubscriptionView) -> None:
-    """Cancel an unpaid subscription in Stripe (the org is already on Free).
-
-    Stripe keeps an unpaid subscription and would make it active again if a
-    late payment came in, next to whatever the org subscribed to since. An
-    Enterprise org's subscriptions are the operator's, left alone.
-    """
-    if sub.status == "unpaid" and state.custom_plan_id is None:
-        await billing.cancel(sub.id, idempotency_key=f"unpaid-cancel:{sub.id}")
 
 
 def _follows(state: PlanState, sub: SubscriptionView) -> bool:
@@ -202,8 +231,8 @@ def _follows(state: PlanState, sub: SubscriptionView) -> bool:
         # a new subscription is adopted only once it is live; an ended one we
         # never followed (a late event for an old subscription) changes nothing
         return state.stripe_subscription_id == sub.id or sub.status in ADOPTABLE
-    log.warning(
-        "ignoring subscription %s for %s, which follows %s",
+    log.info(
+        "subscription %s of %s is not the one it follows (%s)",
         sub.id,
         state.org_id,
         state.stripe_subscription_id,

@@ -121,9 +121,11 @@ async def _sync_portal(stripe: StripeBilling, products: list[dict[str, Any]], ch
     """The portal switches plans the way change-plan does: now, proration invoiced now.
 
     No `schedule_at_period_end`: the seed makes downgrades immediate too.
-    Cancelling ends the subscription now and credits the unused time
-    (`create_prorations`), the same as leaving to Free through our API. Stripe
-    refuses `always_invoice` for cancellation: only `none` or `create_prorations`.
+    Cancelling ends the subscription now, the same as leaving to Free through
+    our API: no proration credit (`none`; a Free organization has no invoice
+    to spend it on), and the unused time is refunded to the card when the
+    cancellation's webhook arrives (refunds.py). Stripe accepts only `none` or
+    `create_prorations` here, never `always_invoice`.
     The plan-switch list is exactly the catalog's self-serve prices (`products`).
     """
     features: dict[str, Any] = {
@@ -133,7 +135,7 @@ async def _sync_portal(stripe: StripeBilling, products: list[dict[str, Any]], ch
         "subscription_cancel": {
             "enabled": True,
             "mode": "immediately",
-            "proration_behavior": "create_prorations",
+            "proration_behavior": "none",
         },
         "subscription_update": {
             "enabled": bool(products),

@@ -17,13 +17,20 @@ from typing import Any
 import stripe
 
 from modelux_server.billing.processor import (
+    DECLINED,
+    NEEDS_ACTION,
     BillingProcessorError,
+    ChangePreview,
     CheckoutView,
     CustomerView,
     InvalidWebhook,
+    InvoicePage,
+    InvoiceView,
     MalformedWebhook,
+    PreviewLine,
     PriceRef,
     SubscriptionView,
+    TaxId,
     WebhookEvent,
     lookup_key,
 )
@@ -34,6 +41,28 @@ API_VERSION = "2026-10-28.endive"
 # sync and every portal session find it again: a configuration made through the
 # API never becomes the account's default, so sessions have to name it.
 PORTAL_MARK = {"modelux": "portal"}
+
+
+# Stripe docs, "Payment method support" (delayed notification): debits,
+# bank transfers and vouchers confirm days after Checkout. This API version
+# no longer takes payment_method_types on a Checkout Session, so they are
+# excluded by name; webhooks.py still follows a Checkout paid asynchronously.
+DELAYED_METHODS = (
+    "acss_debit",
+    "au_becs_debit",
+    "bacs_debit",
+    "boleto",
+    "customer_balance",
+    "konbini",
+    "multibanco",
+    "nz_bank_account",
+    "oxxo",
+    "pay_by_bank",
+    "payto",
+    "sepa_debit",
+    "sofort",
+    "us_bank_account",
+)
 
 
 def _ts(value: Any) -> datetime | None:
@@ -82,6 +111,7 @@ def subscription_view(raw: Mapping[str, Any]) -> SubscriptionView:
         has_pending_update=raw.get("pending_update") is not None,
         created=_ts(raw.get("created")),
         cancellation_reason=(raw.get("cancellation_details") or {}).get("reason"),
+        ended_at=_ts(raw.get("ended_at")),
     )
 
 
@@ -94,6 +124,52 @@ def _checkout_view(raw: Mapping[str, Any]) -> CheckoutView:
         subscription_id=raw.get("subscription"),
         client_reference_id=raw.get("client_reference_id"),
         metadata=dict(raw.get("metadata") or {}),
+    )
+
+
+def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
+    details = (raw.get("parent") or {}).get("subscription_details") or {}
+    created = _ts(raw.get("created"))
+    assert created is not None, "every invoice has a creation time"
+    return InvoiceView(
+        id=raw["id"],
+        customer_id=raw["customer"] if isinstance(raw["customer"], str) else raw["customer"]["id"],
+        number=raw.get("number"),
+        status=raw.get("status") or "draft",
+        created=created,
+        period_start=_ts(raw.get("period_start")),
+        period_end=_ts(raw.get("period_end")),
+        currency=raw.get("currency") or "usd",
+        total=int(raw.get("total") or 0),
+        tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
+        amount_due=int(raw.get("amount_due") or 0),
+        amount_paid=int(raw.get("amount_paid") or 0),
+        credited=int(raw.get("post_payment_credit_notes_amount") or 0),
+        billing_reason=raw.get("billing_reason"),
+        subscription_id=details.get("subscription"),
+        hosted_invoice_url=raw.get("hosted_invoice_url"),
+        invoice_pdf=raw.get("invoice_pdf"),
+    )
+
+
+def _preview(raw: Mapping[str, Any]) -> ChangePreview:
+    lines = [
+        PreviewLine(
+            description=str(line.get("description") or ""),
+            amount=int(line.get("amount") or 0),
+            proration=bool(
+                ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
+            ),
+        )
+        for line in (raw.get("lines") or {}).get("data") or []
+    ]
+    return ChangePreview(
+        currency=raw.get("currency") or "usd",
+        lines=lines,
+        subtotal=int(raw.get("subtotal") or 0),
+        tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
+        total=int(raw.get("total") or 0),
+        amount_due=int(raw.get("amount_due") or 0),
     )
 
 
@@ -239,6 +315,10 @@ class StripeBilling:
             "metadata": dict(metadata),
             "subscription_data": {"metadata": dict(metadata)},
             "tax_id_collection": {"enabled": True},
+            # no payment method whose payment settles days later: a plan change
+            # charges at once and keeps the old plan until that is paid
+            # (pending_if_incomplete), which Stripe does not support for them
+            "excluded_payment_method_types": list(DELAYED_METHODS),
             "billing_address_collection": "auto",
         }
         if self._automatic_tax:
@@ -312,20 +392,106 @@ class StripeBilling:
         return subscription_view(_dict(sub))
 
     async def cancel(self, subscription_id: str, *, idempotency_key: str) -> SubscriptionView:
-        """End the subscription now; the unused time becomes credit on the customer's balance."""
+        """End the subscription now, without a proration credit.
+
+        Stripe's proration would put the unused time on the customer's
+        balance, which only future invoices can spend; the caller refunds it
+        instead (`refund`, see docs/decisions/0005). `invoice_now` still bills
+        any pending invoice items, so nothing owed is dropped.
+        """
         async with _converted():
             sub = await self._client.v1.subscriptions.cancel_async(
                 subscription_id,
-                params={"prorate": True, "invoice_now": True},
+                params={"prorate": False, "invoice_now": True},
                 options={"idempotency_key": idempotency_key},
             )
         return subscription_view(_dict(sub))
+
+    async def preview_change(self, subscription: SubscriptionView, price_id: str) -> ChangePreview:
+        """The invoice `change_price` would create now, with the same proration settings."""
+        async with _converted():
+            raw = await self._client.v1.invoices.create_preview_async(
+                params={
+                    "customer": subscription.customer_id,
+                    "subscription": subscription.id,
+                    "subscription_details": {
+                        "items": [{"id": subscription.item_id, "price": price_id}],
+                        "proration_behavior": "always_invoice",
+                    },
+                }
+            )
+        return _preview(_dict(raw))
+
+    async def expire_checkout(self, session_id: str) -> CheckoutView:
+        async with _converted():
+            return _checkout_view(_dict(await self._client.v1.checkout.sessions.expire_async(session_id)))
+
+    # ------------------------------------------------------------------ invoices and refunds
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:
+        async with _converted():
+            return invoice_view(_dict(await self._client.v1.invoices.retrieve_async(invoice_id)))
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        subscription_id: str | None = None,
+        limit: int = 10,
+        starting_after: str | None = None,
+    ) -> InvoicePage:
+        params: dict[str, Any] = {"limit": limit}
+        if customer_id:
+            params["customer"] = customer_id
+        if subscription_id:
+            params["subscription"] = subscription_id
+        if starting_after:
+            params["starting_after"] = starting_after
+        async with _converted():
+            page = await self._client.v1.invoices.list_async(params=params)  # type: ignore[arg-type]
+        return InvoicePage([invoice_view(_dict(i)) for i in page.data], bool(page.has_more))
+
+    async def payment_problem(self, invoice_id: str) -> str | None:
+        """Read the invoice's latest payment attempt (a PaymentIntent) for why it failed."""
+        async with _converted():
+            payments = await self._client.v1.invoice_payments.list_async(
+                params={"invoice": invoice_id, "limit": 10}
+            )
+            intents = [p.payment.payment_intent for p in payments.data if p.payment.payment_intent]
+            if not intents:
+                return None
+            ref = intents[0]
+            intent_id = ref if isinstance(ref, str) else ref.id
+            intent = await self._client.v1.payment_intents.retrieve_async(intent_id)
+        if intent.status == "requires_action":
+            return NEEDS_ACTION
+        if intent.status == "requires_payment_method":
+            return DECLINED
+        return None
+
+    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
+        """A credit note on the invoice whose whole amount goes back to the card."""
+        async with _converted():
+            note = await self._client.v1.credit_notes.create_async(
+                params={
+                    "invoice": invoice_id,
+                    "amount": amount,
+                    "refund_amount": amount,
+                    "reason": "order_change",
+                    "memo": memo,
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        return str(note.id)
 
     # ------------------------------------------------------------------ customers
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
         async with _converted():
             raw = _dict(await self._client.v1.customers.retrieve_async(customer_id))
-        return CustomerView(id=raw["id"], email=raw.get("email"), deleted=bool(raw.get("deleted")))
+            if raw.get("deleted"):
+                return CustomerView(id=raw["id"], email=None, deleted=True)
+            ids = await self._client.v1.customers.tax_ids.list_async(customer_id, params={"limit": 100})
+        tax_ids = tuple(TaxId(type=t.type, value=t.value) for t in ids.data)
+        return CustomerView(id=raw["id"], email=raw.get("email"), tax_ids=tax_ids)
 
 
 class _converted:

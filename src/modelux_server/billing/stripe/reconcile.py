@@ -5,8 +5,11 @@ misconfigured for a while). Every organization with a Stripe customer,
 subscription or open Checkout Session is compared with what Stripe holds now
 and repaired through the same `apply_subscription` as the webhooks, recorded
 with source "reconcile". That also ends a past_due grace that ran out with no
-event from Stripe (MODELUX_PAST_DUE_GRACE_DAYS). Running it twice in a row changes nothing the
-second time.
+event from Stripe (MODELUX_PAST_DUE_GRACE_DAYS), and settles every live
+subscription of the customer besides the followed one (extras.py: a
+replacement is adopted, a duplicate canceled and refunded, an unpaid one
+canceled). Stripe is read before the organization is locked (locking.py).
+Running it twice in a row changes nothing the second time.
 
 It runs daily from the app when workers are enabled in Stripe mode, and on
 demand with `modelux admin reconcile`. Several processes may each run it:
@@ -23,11 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.billing import repository
-from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
-from modelux_server.billing.stripe.apply import ADOPTABLE, Snapshot, apply_subscription, cancel_unpaid
-from modelux_server.billing.stripe.webhooks import forget_deleted_customer
+from modelux_server.billing.processor import (
+    BillingProcessor,
+    BillingProcessorError,
+    CheckoutView,
+    CustomerView,
+    SubscriptionView,
+)
+from modelux_server.billing.stripe.apply import ADOPTABLE, ENTITLED, Snapshot, apply_subscription, touch
+from modelux_server.billing.stripe.extras import settle_extra
+from modelux_server.billing.stripe.locking import StateKeptChanging, read_then_apply
+from modelux_server.billing.stripe.webhooks import DeletedCustomer, apply_customer, forget_deleted_customer
 from modelux_server.billing.subscriptions import stripe_processor
 from modelux_server.models import CheckoutSession, PlanState
 from modelux_server.services import Services
@@ -52,7 +63,7 @@ async def reconcile(rt: Services) -> list[Repair]:
     for org_id in await _linked_orgs(rt):
         try:
             repair = await reconcile_org(rt, billing, org_id)
-        except BillingProcessorError as exc:
+        except (BillingProcessorError, StateKeptChanging) as exc:
             # one unreadable customer must not stop the rest; reported, retried tomorrow
             repairs.append(Repair(org_id, [f"error: {exc}"]))
             continue
@@ -61,68 +72,92 @@ async def reconcile(rt: Services) -> list[Repair]:
     return repairs
 
 
+@dataclass(frozen=True)
+class _Stripe:
+    """What Stripe holds for one organization, read before it is locked."""
+
+    checkouts: list[CheckoutView]
+    customer: CustomerView | None
+    followed: SubscriptionView | None
+    live: list[SubscriptionView]  # the customer's subscriptions that have not ended, newest first
+
+
 async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) -> Repair | None:
     async with rt.db.session() as session:
-        state = await repository.get_plan_state(session, org_id, lock=True)
-        if state is None:
-            return None
-        changes: list[str] = []
-        open_checkouts = select(CheckoutSession).where(
+        open_checkouts = select(CheckoutSession.id).where(
             CheckoutSession.org_id == org_id, CheckoutSession.status == "open"
         )
-        for checkout in (await session.execute(open_checkouts)).scalars():
-            seen = await billing.retrieve_checkout(checkout.id)
-            if seen.status == "open":
-                continue
-            checkout.status = seen.status
-            if seen.status == "complete":
-                checkout.completed_at = rt.clock.now()
-                state.stripe_customer_id = state.stripe_customer_id or seen.customer_id
-            changes.append(f"checkout {checkout.id}: open -> {seen.status}")
-        before = Snapshot.of(state)
-        customer = None
-        if state.stripe_customer_id:
-            customer = await billing.retrieve_customer(state.stripe_customer_id)
-        if customer is not None and customer.deleted:
-            # a customer.deleted we never heard of: its subscriptions ended with it
-            await forget_deleted_customer(session, rt, billing, state, source="reconcile")
-            return _repair(org_id, changes + before.differences(Snapshot.of(state)))
-        # twice at most: when the followed subscription has ended, a newer live
-        # one of the same customer (a missed Checkout) is adopted in the same run
-        for _ in range(2):
-            sub = await _governing_subscription(billing, state)
-            if sub is None:
-                break
-            followed = state.stripe_subscription_id
-            await apply_subscription(session, rt, state, sub, source="reconcile", actor=None)
-            await cancel_unpaid(billing, state, sub)
-            if followed is None or state.stripe_subscription_id is not None:
-                break
-        changes += before.differences(Snapshot.of(state))
-        if state.stripe_customer_id and (customer is None or customer.id != state.stripe_customer_id):
-            # the subscription applied above named another customer
-            customer = await billing.retrieve_customer(state.stripe_customer_id)
-        if customer is not None and customer.email and customer.email != state.billing_email:
-            changes.append(f"billing_email: {state.billing_email} -> {customer.email}")
-            state.billing_email = customer.email
-            state.updated_at = rt.clock.now()
-        return _repair(org_id, changes)
+        checkout_ids = list((await session.execute(open_checkouts)).scalars())
+
+        async def read(state: PlanState) -> _Stripe:
+            checkouts = [await billing.retrieve_checkout(i) for i in checkout_ids]
+            customer_id = state.stripe_customer_id or next(
+                (c.customer_id for c in checkouts if c.status == "complete" and c.customer_id), None
+            )
+            customer = await billing.retrieve_customer(customer_id) if customer_id else None
+            followed = None
+            if state.stripe_subscription_id:
+                followed = await billing.retrieve_subscription(state.stripe_subscription_id)
+            live = []
+            if customer is not None and not customer.deleted:
+                live = await billing.live_subscriptions(customer.id)
+            return _Stripe(checkouts, customer, followed, live)
+
+        async def apply(state: PlanState, seen: _Stripe) -> tuple[list[str], list[str]]:
+            return await _apply(session, rt, state, seen)
+
+        changes, extras = await read_then_apply(session, org_id, read, apply)
+    for sub_id in extras:
+        outcome = await settle_extra(rt, billing, org_id, sub_id, source="reconcile")
+        if outcome != "nothing":
+            changes.append(f"subscription {sub_id}: {outcome}")
+    return _repair(org_id, changes)
+
+
+async def _apply(
+    session: AsyncSession, rt: Services, state: PlanState, seen: _Stripe
+) -> tuple[list[str], list[str]]:
+    """Repair the locked state from what Stripe holds; (the changes, extra subscriptions to settle)."""
+    changes: list[str] = []
+    for checkout in seen.checkouts:
+        ours = await session.get(CheckoutSession, checkout.id)
+        if ours is None or ours.status != "open" or checkout.status == "open":
+            continue
+        ours.status = checkout.status
+        if checkout.status == "complete":
+            ours.completed_at = rt.clock.now()
+            if state.stripe_customer_id is None and checkout.customer_id:
+                state.stripe_customer_id = checkout.customer_id
+                touch(state, rt)
+        changes.append(f"checkout {checkout.id}: open -> {checkout.status}")
+    before = Snapshot.of(state)
+    customer = seen.customer
+    if customer is not None and customer.deleted:
+        # a customer.deleted we never heard of: its subscriptions ended with it
+        await forget_deleted_customer(
+            session, rt, state, DeletedCustomer(customer.id, seen.followed), source="reconcile"
+        )
+        return changes + before.differences(Snapshot.of(state)), []
+    if seen.followed is not None:
+        await apply_subscription(session, rt, state, seen.followed, source="reconcile", actor=None)
+    if state.stripe_subscription_id is None:
+        # a subscription whose start we missed (or that replaced an ended one): the newest live one
+        newest = next((s for s in seen.live if s.status in ADOPTABLE), None)
+        if newest is not None:
+            await apply_subscription(session, rt, state, newest, source="reconcile", actor=None)
+    changes += before.differences(Snapshot.of(state))
+    if customer is not None and customer.id == state.stripe_customer_id:
+        changes += apply_customer(rt, state, customer)
+    extras = [
+        s.id for s in seen.live if s.id != state.stripe_subscription_id and s.status in (*ENTITLED, "unpaid")
+    ]
+    if seen.followed is not None and seen.followed.status == "unpaid":
+        extras.append(seen.followed.id)
+    return changes, extras
 
 
 def _repair(org_id: str, changes: list[str]) -> Repair | None:
     return Repair(org_id, changes) if changes else None
-
-
-async def _governing_subscription(billing: BillingProcessor, state: PlanState) -> SubscriptionView | None:
-    if state.stripe_subscription_id:
-        return await billing.retrieve_subscription(state.stripe_subscription_id)
-    if state.stripe_customer_id:
-        # a subscription whose creation we missed: the newest live one
-        live = [
-            s for s in await billing.live_subscriptions(state.stripe_customer_id) if s.status in ADOPTABLE
-        ]
-        return live[0] if live else None
-    return None
 
 
 async def _linked_orgs(rt: Services) -> list[str]:

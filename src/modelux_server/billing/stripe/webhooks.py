@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,20 +34,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.billing import repository
 from modelux_server.billing.events import PaymentFailed
 from modelux_server.billing.processor import (
+    NEEDS_ACTION,
     BillingProcessor,
     BillingProcessorError,
+    CustomerView,
     MalformedWebhook,
     SubscriptionView,
     WebhookEvent,
 )
-from modelux_server.billing.stripe.apply import ENDED, apply_subscription, cancel_unpaid
+from modelux_server.billing.stripe.apply import ENDED, apply_subscription, pending_change_for, touch
+from modelux_server.billing.stripe.extras import settle_extra
+from modelux_server.billing.stripe.locking import StateKeptChanging, read_then_apply
+from modelux_server.billing.stripe.refunds import refund_unused_time
 from modelux_server.errors import ServiceUnavailable
 from modelux_server.models import CheckoutSession, PlanState, StripeEvent
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 
-Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent], Awaitable[str | None]]
+# Stripe calls an event leads to, made once its transaction has committed:
+# (SETTLE, org id, subscription id): a live subscription next to the followed
+#   one, or an unpaid one (extras.settle_extra);
+# (REFUND, org id, subscription id): the followed subscription was canceled
+#   early (our change-plan, or the portal): its unused time goes back
+#   (refunds.refund_unused_time, at most once per subscription).
+SETTLE, REFUND = "settle", "refund"
+Extras = list[tuple[str, str, str]]
+Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent, Extras], Awaitable[str | None]]
 
 
 async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
@@ -59,29 +73,42 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
     handler = HANDLERS.get(event.type)
     if handler is None:
         return "ignored"  # correctly signed, not ours to act on: 200, nothing changes
+    extras: Extras = []
     try:
         async with rt.db.session() as session:
             if await session.get(StripeEvent, event.id) is not None:
                 return "duplicate"
-            record = StripeEvent(id=event.id, type=event.type, org_id=None, received_at=rt.clock.now())
-            session.add(record)
-            # on PostgreSQL a concurrent delivery of the same event waits here
-            # for the first one's commit, then fails on the primary key
+            org_id = await handler(session, rt, billing, event, extras)
+            # recorded in the transaction that applied the event; on PostgreSQL a
+            # concurrent delivery of the same event waits here for the first
+            # one's commit, then fails on the primary key
+            session.add(StripeEvent(id=event.id, type=event.type, org_id=org_id, received_at=rt.clock.now()))
             await session.flush()
-            record.org_id = await handler(session, rt, billing, event)
     except IntegrityError:
         async with rt.db.session() as session:
             if await session.get(StripeEvent, event.id) is None:
                 raise
         return "duplicate"
-    except BillingProcessorError as exc:
-        # Stripe could not be read back; a non-2xx makes it deliver again later
-        raise ServiceUnavailable(f"Could not re-read the event's object from Stripe: {exc}") from exc
+    except (BillingProcessorError, StateKeptChanging) as exc:
+        # Stripe could not be read back, or the state kept moving while it was:
+        # a non-2xx makes Stripe deliver again later
+        raise ServiceUnavailable(f"Could not apply the event now: {exc}") from exc
     except (KeyError, TypeError, ValueError, AttributeError):
         # Correctly signed but not shaped like the event type says: nothing was
         # applied (the transaction rolled back), and a retry cannot fix it.
         log.warning("webhook %s (%s) is malformed; refused", event.id, event.type)
         raise MalformedWebhook("The event's object is not what its type promises.") from None
+    for kind, org_id, subscription_id in extras:
+        try:
+            if kind == SETTLE:
+                await settle_extra(rt, billing, org_id, subscription_id, source="webhook")
+            else:
+                ended = await billing.retrieve_subscription(subscription_id)
+                await refund_unused_time(rt, billing, org_id, ended)
+        except (BillingProcessorError, StateKeptChanging) as exc:
+            # the event is applied; a settle is retried by the nightly reconcile,
+            # a refund by the next delivery of an event about this subscription
+            log.warning("could not %s subscription %s of %s yet: %s", kind, subscription_id, org_id, exc)
     return "processed"
 
 
@@ -89,7 +116,7 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
 
 
 async def _checkout_completed(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
     obj = event.object
     return await complete_checkout(
@@ -100,6 +127,7 @@ async def _checkout_completed(
         org_hints=[obj.get("client_reference_id"), _meta(obj).get("org_id")],
         customer_id=obj.get("customer"),
         subscription_id=obj.get("subscription"),
+        extras=extras,
     )
 
 
@@ -112,6 +140,7 @@ async def complete_checkout(
     org_hints: list[str | None],
     customer_id: str | None,
     subscription_id: str | None,
+    extras: Extras,
 ) -> str | None:
     """Follow the subscription a completed Checkout Session started.
 
@@ -120,23 +149,30 @@ async def complete_checkout(
     complete and the subscription applied, and changes nothing.
     """
     ours = await session.get(CheckoutSession, checkout_id)
-    hints = [*org_hints, ours.org_id if ours else None]
-    state = await _locked_state(session, hints, customer_id)
-    if state is None:
+    org_id = await _find_org(session, [*org_hints, ours.org_id if ours else None], customer_id)
+    if org_id is None:
         log.warning("checkout %s completed for no organization we know", checkout_id)
         return None
-    if ours is not None and ours.status != "complete":
-        ours.status, ours.completed_at = "complete", rt.clock.now()
-    state.stripe_customer_id = state.stripe_customer_id or customer_id
-    if subscription_id:
-        sub = await billing.retrieve_subscription(subscription_id)
-        source, actor = await _source(session, state, sub)
-        await apply_subscription(session, rt, state, sub, source=source, actor=actor)
-    return state.org_id
+
+    async def read(state: PlanState) -> SubscriptionView | None:
+        return await billing.retrieve_subscription(subscription_id) if subscription_id else None
+
+    async def apply(state: PlanState, sub: SubscriptionView | None) -> str:
+        checkout = await session.get(CheckoutSession, checkout_id)
+        if checkout is not None and checkout.status != "complete":
+            checkout.status, checkout.completed_at = "complete", rt.clock.now()
+        if state.stripe_customer_id is None and customer_id:
+            state.stripe_customer_id = customer_id
+            touch(state, rt)
+        if sub is not None:
+            await _apply(session, rt, state, sub, extras)
+        return state.org_id
+
+    return await read_then_apply(session, org_id, read, apply)
 
 
 async def _checkout_expired(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
     ours = await session.get(CheckoutSession, event.object["id"])
     if ours is None:
@@ -147,88 +183,184 @@ async def _checkout_expired(
 
 
 async def _subscription_changed(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
     obj = event.object
-    state = await _locked_state(session, [_meta(obj).get("org_id")], obj.get("customer"), obj["id"])
-    if state is None:
+    org_id = await _find_org(session, [_meta(obj).get("org_id")], obj.get("customer"), obj["id"])
+    if org_id is None:
         log.info("subscription %s belongs to no organization we know", obj["id"])
         return None
-    sub = await billing.retrieve_subscription(obj["id"])
-    source, actor = await _source(session, state, sub)
-    await apply_subscription(session, rt, state, sub, source=source, actor=actor)
-    await cancel_unpaid(billing, state, sub)
-    return state.org_id
+    return await _refresh(session, rt, billing, org_id, obj["id"], extras)
+
+
+async def _refresh(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, org_id: str, sub_id: str, extras: Extras
+) -> str:
+    """Re-read one subscription from Stripe and apply it."""
+
+    async def read(state: PlanState) -> SubscriptionView:
+        return await billing.retrieve_subscription(sub_id)
+
+    async def apply(state: PlanState, sub: SubscriptionView) -> str:
+        await _apply(session, rt, state, sub, extras)
+        return state.org_id
+
+    return await read_then_apply(session, org_id, read, apply)
+
+
+async def _apply(
+    session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView, extras: Extras
+) -> None:
+    source, actor = await _source(session, rt, state, sub)
+    followed = state.stripe_subscription_id == sub.id
+    applied = await apply_subscription(session, rt, state, sub, source=source, actor=actor)
+    if applied.extra or (sub.status == "unpaid" and state.custom_plan_id is None):
+        # a second live subscription, or an unpaid one Stripe would revive on a late payment
+        extras.append((SETTLE, state.org_id, sub.id))
+    if followed and sub.status == "canceled" and sub.cancellation_reason == "cancellation_requested":
+        extras.append((REFUND, state.org_id, sub.id))
 
 
 async def _invoice(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
-    """invoice.paid / invoice.payment_failed: refresh the subscription's status.
+    """invoice.paid / payment_failed / payment_action_required: refresh the subscription's status.
 
     A failed renewal is also published (`PaymentFailed`, the dunning email's
     cause), once per event: Stripe sends one event per attempt, and the event
-    id is deduplicated. Only renewals (`billing_reason` "subscription_cycle"):
-    a failed upgrade invoice ("subscription_update") leaves the plan and the
-    paid period as they were (pending_if_incomplete), so there is no debt to
-    chase, and the customer already got the refusal in the change-plan answer.
+    id is deduplicated. A renewal the bank wants the customer to authenticate
+    (3-D Secure) is published the same way, with the invoice's payment page.
+    Only renewals (`billing_reason` "subscription_cycle"): a failed upgrade
+    invoice ("subscription_update") leaves the plan and the paid period as
+    they were (pending_if_incomplete), so there is no debt to chase, and the
+    customer already got the refusal (and the payment page) in the
+    change-plan answer.
     """
     obj = event.object
     details = (obj.get("parent") or {}).get("subscription_details") or {}
     sub_id = details.get("subscription") or obj.get("subscription")
-    state = await _locked_state(session, [_meta(details).get("org_id")], obj.get("customer"), sub_id)
-    if state is None or not sub_id:
-        return state.org_id if state else None
-    sub = await billing.retrieve_subscription(sub_id)
-    source, actor = await _source(session, state, sub)
-    await apply_subscription(session, rt, state, sub, source=source, actor=actor)
-    if (
-        event.type == "invoice.payment_failed"
-        and obj.get("billing_reason") == "subscription_cycle"
-        and state.stripe_subscription_id == sub.id
-    ):
-        next_attempt = obj.get("next_payment_attempt")
-        failed = PaymentFailed(
-            org_id=state.org_id,
-            invoice_id=obj["id"],
-            attempt=int(obj.get("attempt_count") or 1),
-            amount_due_cents=int(obj.get("amount_due") or 0),
-            currency=obj.get("currency") or "usd",
-            next_attempt_at=datetime.fromtimestamp(next_attempt, UTC) if next_attempt else None,
-        )
-        for subscriber in rt.payment_failed_subscribers:
-            await subscriber(session, rt, failed)
-    return state.org_id
+    org_id = await _find_org(session, [_meta(details).get("org_id")], obj.get("customer"), sub_id)
+    if org_id is None or not sub_id:
+        return org_id
+
+    failed = event.type in ("invoice.payment_failed", "invoice.payment_action_required")
+    renewal = obj.get("billing_reason") == "subscription_cycle"
+
+    async def read(state: PlanState) -> tuple[SubscriptionView, bool]:
+        needs_action = event.type == "invoice.payment_action_required"
+        if failed and renewal and not needs_action:
+            # Stripe may send payment_failed for an attempt that wants authentication:
+            # the email then carries the link whichever of the two events comes first
+            needs_action = await billing.payment_problem(obj["id"]) == NEEDS_ACTION
+        return await billing.retrieve_subscription(sub_id), needs_action
+
+    async def apply(state: PlanState, read_back: tuple[SubscriptionView, bool]) -> str:
+        sub, needs_action = read_back
+        await _apply(session, rt, state, sub, extras)
+        if failed and renewal and state.stripe_subscription_id == sub.id:
+            next_attempt = obj.get("next_payment_attempt")
+            notice = PaymentFailed(
+                org_id=state.org_id,
+                invoice_id=obj["id"],
+                attempt=int(obj.get("attempt_count") or 1),
+                amount_due_cents=int(obj.get("amount_due") or 0),
+                currency=obj.get("currency") or "usd",
+                next_attempt_at=datetime.fromtimestamp(next_attempt, UTC) if next_attempt else None,
+                action_url=obj.get("hosted_invoice_url") if needs_action else None,
+            )
+            for subscriber in rt.payment_failed_subscribers:
+                await subscriber(session, rt, notice)
+        return state.org_id
+
+    return await read_then_apply(session, org_id, read, apply)
 
 
-async def _customer_updated(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+async def _customer_changed(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
-    """The billing email follows the Stripe customer's email (edited in the portal)."""
-    state = await _locked_state(session, [_meta(event.object).get("org_id")], event.object["id"])
-    if state is None:
+    """customer.updated and customer.tax_id.*: the billing email and tax IDs follow the customer's.
+
+    Both are edited in the portal (or at Checkout). A tax_id event's object is
+    the tax ID, which names its customer.
+    """
+    obj = event.object
+    customer_id = obj["id"] if event.type.startswith("customer.updated") else obj.get("customer")
+    if not isinstance(customer_id, str):
         return None
-    customer = await billing.retrieve_customer(event.object["id"])
-    if customer.email and customer.email != state.billing_email and not customer.deleted:
+    org_id = await _find_org(session, [_meta(obj).get("org_id")], customer_id)
+    if org_id is None:
+        return None
+
+    async def read(state: PlanState) -> CustomerView | None:
+        if state.stripe_customer_id != customer_id:
+            return None
+        return await billing.retrieve_customer(customer_id)
+
+    async def apply(state: PlanState, customer: CustomerView | None) -> str:
+        if customer is not None and not customer.deleted:
+            apply_customer(rt, state, customer)
+        return state.org_id
+
+    return await read_then_apply(session, org_id, read, apply)
+
+
+def apply_customer(rt: Services, state: PlanState, customer: CustomerView) -> list[str]:
+    """Copy the customer's billing email and tax IDs; lines for what changed (reconcile prints them)."""
+    changes = []
+    if customer.email and customer.email != state.billing_email:
+        changes.append(f"billing_email: {state.billing_email} -> {customer.email}")
         state.billing_email = customer.email
-        state.updated_at = rt.clock.now()
-    return state.org_id
+    tax_ids = [{"type": t.type, "value": t.value} for t in customer.tax_ids]
+    if tax_ids != (state.tax_ids or []):
+        changes.append(f"tax_ids: {len(state.tax_ids or [])} -> {len(tax_ids)}")
+        state.tax_ids = tax_ids
+    if changes:
+        touch(state, rt)
+    return changes
 
 
 async def _customer_deleted(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
 ) -> str | None:
-    state = await _locked_state(session, [_meta(event.object).get("org_id")], event.object["id"])
-    if state is None or state.stripe_customer_id != event.object["id"]:
-        return state.org_id if state else None
-    customer = await billing.retrieve_customer(event.object["id"])
-    if customer.deleted:
-        await forget_deleted_customer(session, rt, billing, state, source="webhook")
-    return state.org_id
+    customer_id = event.object["id"]
+    org_id = await _find_org(session, [_meta(event.object).get("org_id")], customer_id)
+    if org_id is None:
+        return None
+
+    async def read(state: PlanState) -> DeletedCustomer | None:
+        if state.stripe_customer_id != customer_id:
+            return None
+        return await read_deleted_customer(billing, state)
+
+    async def apply(state: PlanState, deleted: DeletedCustomer | None) -> str:
+        if deleted is not None:
+            await forget_deleted_customer(session, rt, state, deleted, source="webhook")
+        return state.org_id
+
+    return await read_then_apply(session, org_id, read, apply)
+
+
+@dataclass(frozen=True)
+class DeletedCustomer:
+    customer_id: str
+    followed: SubscriptionView | None  # the subscription the organization followed, as it ended
+
+
+async def read_deleted_customer(billing: BillingProcessor, state: PlanState) -> DeletedCustomer | None:
+    """The organization's customer, if Stripe says it is deleted (with its followed subscription)."""
+    if state.stripe_customer_id is None:
+        return None
+    customer = await billing.retrieve_customer(state.stripe_customer_id)
+    if not customer.deleted:
+        return None
+    followed = None
+    if state.stripe_subscription_id:
+        followed = await billing.retrieve_subscription(state.stripe_subscription_id)
+    return DeletedCustomer(customer.id, followed)
 
 
 async def forget_deleted_customer(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, state: PlanState, *, source: str
+    session: AsyncSession, rt: Services, state: PlanState, deleted: DeletedCustomer, *, source: str
 ) -> None:
     """The organization's Stripe customer was deleted: unlink it, so Checkout makes a new one.
 
@@ -237,8 +369,10 @@ async def forget_deleted_customer(
     ids are dropped. Stripe refuses every further use of a deleted customer,
     so keeping its id would fail each Checkout for good.
     """
-    if state.stripe_subscription_id:
-        sub = await billing.retrieve_subscription(state.stripe_subscription_id)
+    if state.stripe_customer_id != deleted.customer_id:
+        return
+    sub = deleted.followed
+    if sub is not None and sub.id == state.stripe_subscription_id:
         await apply_subscription(session, rt, state, sub, source=source, actor=None)
         if sub.status not in ENDED:
             # not what Stripe does; never leave a live subscription unfollowed
@@ -246,19 +380,29 @@ async def forget_deleted_customer(
             return
     state.stripe_subscription_id = None
     state.stripe_customer_id = None
-    state.updated_at = rt.clock.now()
+    state.tax_ids = None
+    touch(state, rt)
 
 
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _checkout_completed,
+    # a payment method that confirms later (excluded at Checkout, followed anyway):
+    # the subscription is adopted once Stripe makes it active
+    "checkout.session.async_payment_succeeded": _checkout_completed,
+    "checkout.session.async_payment_failed": _checkout_completed,
     "checkout.session.expired": _checkout_expired,
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
     "customer.subscription.deleted": _subscription_changed,
     "customer.subscription.pending_update_applied": _subscription_changed,
+    "customer.subscription.pending_update_expired": _subscription_changed,
     "invoice.paid": _invoice,
     "invoice.payment_failed": _invoice,
-    "customer.updated": _customer_updated,
+    "invoice.payment_action_required": _invoice,
+    "customer.updated": _customer_changed,
+    "customer.tax_id.created": _customer_changed,
+    "customer.tax_id.updated": _customer_changed,
+    "customer.tax_id.deleted": _customer_changed,
     "customer.deleted": _customer_deleted,
 }
 EVENT_TYPES = sorted(HANDLERS)
@@ -271,27 +415,30 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return dict(obj.get("metadata") or {})
 
 
-async def _locked_state(
+async def _find_org(
     session: AsyncSession,
     org_hints: list[str | None],
     customer_id: str | None,
     subscription_id: str | None = None,
-) -> PlanState | None:
-    """The organization an event concerns, locked: by org id hint, else by customer."""
+) -> str | None:
+    """The organization an event concerns (not locked): by org id hint, else by customer."""
     for org_id in org_hints:
-        if org_id:
-            state = await repository.get_plan_state(session, org_id, lock=True)
-            if state is not None:
-                return state
+        if org_id and await repository.get_plan_state(session, org_id) is not None:
+            return org_id
     if customer_id:
         found = await repository.find_by_customer(session, customer_id, subscription_id)
         if found is not None:
-            return await repository.get_plan_state(session, found.org_id, lock=True)
+            return found.org_id
     return None
 
 
-async def _source(session: AsyncSession, state: PlanState, sub: SubscriptionView) -> tuple[str, str | None]:
+async def _source(
+    session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView
+) -> tuple[str, str | None]:
     """Which door a change we did not apply ourselves came through (see module docstring)."""
+    asked = pending_change_for(state, sub, rt.clock.now())
+    if asked is not None:
+        return asked
     if state.stripe_subscription_id is None:
         stmt = (
             select(CheckoutSession)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelux_server.models.base import Base
+
+
+class Refund(Base):
+    """Money we give back on our own initiative: one row per subscription and kind.
+
+    Kinds: `unused_time` (a subscription ended early: leaving for the free
+    plan, or cancelling in the portal) and `duplicate_subscription` (a second
+    live subscription for an organization that already pays for one). The
+    row is written before any money moves, so a redelivered event, a retry
+    or a rerun of reconcile finds it and refunds nothing twice.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("kind", "subscription_id", name="uq_refunds_kind_subscription"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
