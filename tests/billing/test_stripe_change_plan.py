@@ -124,7 +124,11 @@ def test_change_to_free_cancels_the_subscription_now(world: StripeWorld) -> None
     assert free["current_window"]["start"] == "2026-01-10T00:00:00Z"
     sub = world.stripe.v1.subscriptions.retrieve(sub_id)
     assert sub.status == "canceled"
-    assert world.stripe.v1.customers.retrieve(sub.customer).balance == -2450  # unused half of Pro
+    # the unused half of Pro goes back to the card, not onto a balance Free never spends
+    assert world.stripe.v1.customers.retrieve(sub.customer).balance == 0
+    (paid,) = world.stripe.v1.invoices.list(params={"subscription": sub_id, "status": "paid"}).data
+    (note,) = world.stripe.v1.credit_notes.list(params={"invoice": paid.id}).data
+    assert note.amount == 2450 and [r.amount_refunded for r in note.refunds] == [2450]
     state = world.state(org.id)
     assert state.stripe_subscription_id is None and state.stripe_customer_id == sub.customer
     assert [(c.to_plan, c.source) for c in world.plan_changes(org.id)] == [("pro", "api"), ("free", "api")]

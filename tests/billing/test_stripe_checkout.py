@@ -23,7 +23,10 @@ def test_free_needs_no_card_and_checkout_makes_pro_with_pros_limits(world: Strip
 
     session = world.emu.get(started["id"])
     assert session["mode"] == "subscription" and session["client_reference_id"] == org.id
-    assert session["customer_email"] == org.owner_email and session["customer"] is None
+    # the organization's customer is made first (with the owner's email), so tabs share it
+    customer = world.state(org.id).stripe_customer_id
+    assert customer is not None and session["customer"] == customer
+    assert world.stripe.v1.customers.retrieve(customer).email == org.owner_email
     assert session["tax_id_collection"]["enabled"] is True
     assert session["success_url"] == (
         "https://modelux.test/settings/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}"

@@ -140,13 +140,20 @@ def test_a_customer_id_on_two_organizations_does_not_fail_the_webhook(world: Str
 
     world.server.call(share())
 
-    # customer.updated carries no organization: found by customer id alone
+    # the customer names its organization in its metadata (start-checkout made it so)
     world.emu.portal_update_customer(customer, email="billing@first.test")
     [delivery] = [d for d in world.emu.delivered if d["type"] == "customer.updated"]
     assert delivery["status_code"] == 200, delivery
-    # no subscription to tell them apart: the most recently updated row
-    assert world.state(second.id).billing_email == "billing@first.test"
-    assert world.state(first.id).billing_email != "billing@first.test"
+    assert world.state(first.id).billing_email == "billing@first.test"
+    assert world.state(second.id).billing_email != "billing@first.test"
+
+    async def by_customer_alone() -> str | None:
+        async with world.rt.db.session() as session:
+            found = await find_by_customer(session, customer)
+            return found.org_id if found else None
+
+    # without metadata or a subscription to tell them apart: the most recently updated row
+    assert world.server.call(by_customer_alone()) == second.id
 
     async def by_subscription() -> str | None:
         async with world.rt.db.session() as session:

@@ -89,11 +89,11 @@ def test_stripe_sync_creates_the_catalog_once_and_moves_a_changed_price(
             "modelux_team_annual": (199000, "year"),
         }
 
-        # Stripe refuses always_invoice for a portal cancellation; ours prorates like leaving via the API
+        # Stripe refuses always_invoice for a portal cancellation; ours credits nothing, the unused time is refunded
         (conf,) = [e["data"]["object"] for e in emu.events("billing_portal.configuration.created")]
         assert conf["metadata"] == {"modelux": "portal"} and conf["is_default"] is False
         cancel = conf["features"]["subscription_cancel"]
-        assert (cancel["mode"], cancel["proration_behavior"]) == ("immediately", "create_prorations")
+        assert (cancel["mode"], cancel["proration_behavior"]) == ("immediately", "none")
         switch = conf["features"]["subscription_update"]
         assert sorted(p for product in switch["products"] for p in product["prices"]) == sorted(
             p["id"] for p in prices.values()

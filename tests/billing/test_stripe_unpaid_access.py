@@ -66,6 +66,8 @@ def test_past_due_keeps_the_plan_within_the_grace(world: StripeWorld) -> None:
 
 
 def test_past_due_beyond_the_grace_is_the_free_plan_whatever_stripe_retries(world: StripeWorld) -> None:
+    # an account whose retry schedule outlasts our grace: its first retry is three weeks out
+    world.emu.set_retry_policy(days=(21,), then="past_due")
     org, sub_id = _past_due(world)
     world.advance(15 * DAY)  # Stripe still retries: the subscription is past_due
     assert world.stripe.v1.subscriptions.retrieve(sub_id).status == "past_due"

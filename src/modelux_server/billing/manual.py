@@ -101,6 +101,9 @@ class ManualBilling:
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
         self._refuse()
 
+    async def create_customer(self, *, org_id: str, email: str | None, idempotency_key: str) -> str:
+        self._refuse()
+
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         # without a webhook secret nothing can be verified, so nothing is accepted
         raise InvalidWebhook("Stripe webhooks are not configured on this server.")

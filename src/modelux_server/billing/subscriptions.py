@@ -107,7 +107,7 @@ async def start_checkout(
     _refuse_custom(state)
     if state.stripe_subscription_id:
         raise _subscription_exists()
-    customer_id = state.stripe_customer_id
+    customer_id, revision = state.stripe_customer_id, state.revision
     email = None if customer_id else await _billing_email(session, state)
     stmt = (
         select(CheckoutSession)
@@ -118,6 +118,18 @@ async def start_checkout(
     await release(session)
     try:
         price_id = await _price(billing, target.id, interval)
+        if customer_id is None:
+            # One customer per organization, made before any Checkout: sessions
+            # opened side by side share it, so a second subscription, should
+            # one slip through, is found among the customer's. The key makes
+            # two concurrent first checkouts get the same customer; the
+            # revision in it makes a new one after the old was deleted.
+            customer_id = await billing.create_customer(
+                org_id=principal.org_id,
+                email=email,
+                idempotency_key=f"customer:{principal.org_id}:{revision}",
+            )
+            await _remember_customer(session, rt, principal.org_id, customer_id)
         reusable, closed = await _settle_open_checkouts(billing, earlier, target.id, interval)
         checkout = reusable
         if checkout is None and not any(c.status == "complete" for c in closed):
@@ -125,7 +137,7 @@ async def start_checkout(
                 org_id=principal.org_id,
                 price_id=price_id,
                 customer_id=customer_id,
-                customer_email=email,
+                customer_email=None,
                 success_url=f"{_billing_page(rt)}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
                 cancel_url=f"{_billing_page(rt)}?checkout=cancel",
                 metadata={
@@ -155,6 +167,7 @@ async def start_checkout(
             subscription_id=paid.subscription_id,
             extras=[],
         )
+        await release(session)  # kept, though the answer is an error
         raise _subscription_exists()
     if checkout is None or checkout.url is None:
         # Stripe gives every open session a URL; without one the customer has nowhere to pay
@@ -174,6 +187,14 @@ async def start_checkout(
             )
         )
     return CheckoutStarted(url=checkout.url, id=checkout.id)
+
+
+async def _remember_customer(session: AsyncSession, rt: Services, org_id: str, customer_id: str) -> None:
+    state = (await service.org_plan(session, rt, org_id, lock=True)).state
+    if state.stripe_customer_id is None:
+        state.stripe_customer_id = customer_id
+        touch(state, rt)
+    await release(session)
 
 
 async def _settle_open_checkouts(

@@ -1,4 +1,4 @@
-"""Settings -> Billing: plan, meters, plan table, Checkout, plan changes, portal."""
+"""Settings -> Billing: plan, meters, plan table, Checkout, plan changes, portal, invoices."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse, Response
 
 from modelux_server.auth.sessions import Viewer
 from modelux_server.billing import schemas, subscriptions
-from modelux_server.billing.processor import BillingProcessorError
+from modelux_server.billing.processor import BillingProcessorError, InvoiceView
+from modelux_server.billing.subscriptions import PlanChangePreview
 from modelux_server.billing.summary import billing_summary, dormant_items
 from modelux_server.dashboard import billing_view, web
 from modelux_server.errors import ModeluxError, ValidationFailed
+from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.plans.catalog import INTERVALS
 from modelux_server.plans.entitlements import Entitlements
 from modelux_server.services import services_of
@@ -34,9 +36,18 @@ NOTICES = {
     "canceled": "Checkout was canceled; nothing changed.",
 }
 
+INVOICES_PER_PAGE = 20
+
 
 def _interval(value: object, default: str) -> str:
     return value if isinstance(value, str) and value in INTERVALS else default
+
+
+def _problem(exc: ModeluxError) -> dict[str, Any]:
+    """The error as the page shows it: payment errors in the page's words, with their links kept."""
+    problem = web.problem(exc)
+    words = billing_view.PAYMENT_WORDS.get(problem.get("code", ""))
+    return {**problem, "message": words} if words else problem
 
 
 async def _billing_page(
@@ -64,6 +75,7 @@ async def _billing_page(
         status=status,
         summary=summary,
         meters=billing_view.meters(summary),
+        tax_ids=billing_view.tax_ids(summary),
         cards=billing_view.plan_cards(rt.catalog, summary, interval, highlight),
         interval=interval,
         highlight=highlight,
@@ -123,7 +135,7 @@ async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer
                 interval=_interval(form.get("interval"), "monthly"),
             )
     except ModeluxError as exc:
-        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+        return await _billing_page(request, viewer, status=exc.status, problem=_problem(exc))
     return web.see_other(started.url)
 
 
@@ -137,13 +149,18 @@ async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer))
                 session, rt, viewer.principal, return_url=f"{rt.public_url}/settings/billing"
             )
     except ModeluxError as exc:
-        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+        return await _billing_page(request, viewer, status=exc.status, problem=_problem(exc))
     return web.see_other(opened.url)
 
 
 @router.get("/change")
 async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
-    """The confirmation step: what changes, that it is immediate and prorated."""
+    """The confirmation step: what changes, and what Stripe charges or refunds for it now.
+
+    The amounts are Stripe's invoice preview. When there is none to show
+    (Stripe unreachable, an unpaid renewal, no payment processor) the page
+    says why and offers no button: nothing is charged that was not shown first.
+    """
     rt = services_of(request)
     plan = rt.catalog.get(request.query_params.get("plan", ""))
     if plan is None or not plan.self_serve:
@@ -154,15 +171,37 @@ async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_
         target = Entitlements(plan=plan, catalog=rt.catalog, public_url=rt.public_url)
         turned_off = await dormant_items(session, rt, viewer.org_id, target)
     already_off = {item.id for item in summary.dormant}
+    impact = billing_view.impact(rt.catalog, summary, plan)
+    preview: PlanChangePreview | None = None
+    problem: dict[str, Any] | None = None
+    status = 200
+    if viewer.can_act:  # members cannot change the plan, so they are shown no charge
+        try:
+            async with rt.db.session() as session:
+                preview = await subscriptions.preview_change(
+                    session, rt, viewer.principal, plan=plan.id, interval=interval
+                )
+        except ModeluxError as exc:
+            problem, status = _problem(exc), exc.status
     return web.page(
         request,
         "billing_change.html",
         viewer,
+        status=status,
+        problem=problem,
         summary=summary,
         plan=plan,
         interval=interval,
         price=plan.price_cents(interval),
-        impact=billing_view.impact(rt.catalog, summary, plan),
+        impact=impact,
+        preview=preview,
+        settlement=None
+        if preview is None
+        else billing_view.settlement(preview.amount_due, preview.credit, preview.refund),
+        # the preview's list when there is one: Stripe's view of the plan being left
+        features_off=impact.features_lost if preview is None else preview.dormant,
+        refund_policy=billing_view.REFUND_POLICY,
+        proration_note=billing_view.PRORATION_NOTE,
         title=billing_view.change_label(rt.catalog, summary, plan, interval),
         configs_off=[item for item in turned_off if item.id not in already_off],
     )
@@ -181,5 +220,38 @@ async def change(request: Request, viewer: Viewer = Depends(web.current_viewer))
                 session, rt, viewer.principal, plan=str(form.get("plan", "")), interval=str(interval)
             )
     except ModeluxError as exc:
-        return await _billing_page(request, viewer, status=exc.status, problem=web.problem(exc))
+        return await _billing_page(request, viewer, status=exc.status, problem=_problem(exc))
     return web.see_other("/settings/billing?notice=changed")
+
+
+@router.get("/invoices")
+async def invoices(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    """The organization's Stripe invoices, newest first, a page at a time (`?cursor=`).
+
+    A page of its own rather than a section of the billing page: invoices are
+    read from Stripe, while the billing page renders from our database alone,
+    so it stays quick and works while Stripe is unreachable.
+    """
+    rt = services_of(request)
+    cursor = request.query_params.get("cursor")
+    found: Page[InvoiceView] = Page([], None)
+    problem: dict[str, Any] | None = None
+    status = 200
+    try:
+        page = PageRequest.of(cursor, INVOICES_PER_PAGE)
+        async with rt.db.session() as session:
+            found = await subscriptions.list_invoices(session, rt, viewer.principal, page)
+    except ModeluxError as exc:
+        problem, status = _problem(exc), exc.status
+    return web.page(
+        request,
+        "billing_invoices.html",
+        viewer,
+        status=status,
+        problem=problem,
+        invoices=found.items,
+        next_cursor=found.next_cursor,
+        paged=bool(cursor),
+        billing_mode=rt.settings.billing_mode,
+        level=billing_view.invoice_level,
+    )

@@ -1,4 +1,4 @@
-"""What the Billing page shows, computed from the billing summary and the catalog.
+"""What the Billing pages show, computed from the billing summary, the catalog and previews.
 
 Pure functions (no I/O), so the rules for buttons and meters are easy to
 read in one place and to test without a browser.
@@ -129,3 +129,61 @@ def impact(catalog: Catalog, summary: BillingSummary, target: Plan) -> Impact:
         if name != "monthly_requests" and new_limit is not None and used > new_limit:
             over.append((name, used, new_limit))
     return Impact(direction, lost, gained, over)
+
+
+# The policy in docs/decisions/0005-refunds-when-leaving.md, as the confirmation step states it.
+REFUND_POLICY = (
+    "Your subscription ends now. The unused part of the period you paid for is refunded to your "
+    "card (Stripe issues a credit note on that invoice); time whose invoice was not paid is not refunded."
+)
+
+# Stripe prorates to the second: a change confirmed a minute after the preview
+# is billed for a minute less of the period.
+# Stripe docs: billing/scripts/prorations: "Stripe calculates proration down to the
+# second based on the starting timestamp of the billing period and the timestamp
+# of the proration's triggering event".
+PRORATION_NOTE = "Stripe prorates to the second, so the amount when you confirm can differ by a few cents."
+
+# The payment errors' messages name API endpoints; on the page the same facts
+# point at the page's own buttons.
+PAYMENT_WORDS = {
+    "payment_action_required": (
+        "Your bank asks you to confirm this payment (3-D Secure). Your plan has not changed yet: "
+        "it changes as soon as the payment is confirmed."
+    ),
+    "payment_failed": (
+        "Your card was declined, so the plan did not change. Update your payment method and try again."
+    ),
+    "payment_past_due": (
+        "Your last renewal is not paid yet, so the plan cannot change. Update your payment method "
+        "and pay the open invoice first, or move to the Free plan."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The one sentence a plan-change preview leads with: what happens to money now."""
+
+    kind: str  # "charge", "credit", "refund" or "none"
+    cents: int
+
+
+def settlement(amount_due: int, credit: int, refund: int) -> Settlement:
+    if amount_due > 0:
+        return Settlement("charge", amount_due)
+    if refund > 0:
+        return Settlement("refund", refund)
+    if credit > 0:
+        return Settlement("credit", credit)
+    return Settlement("none", 0)
+
+
+def tax_ids(summary: BillingSummary) -> list[tuple[str, str]]:
+    """(type, value) of each tax ID, the type as people write it: `eu_vat` -> `EU VAT`."""
+    return [(t.type.replace("_", " ").upper(), t.value) for t in summary.tax_ids]
+
+
+def invoice_level(status: str) -> str:
+    """The badge colour of an invoice status: paid is good, open needs attention."""
+    return {"paid": "good", "open": "warn", "uncollectible": "bad"}.get(status, "neutral")

@@ -70,6 +70,17 @@ async def _change_plan(session: Session, rt: Services, p: Principal, args: Args)
     return {"data": billing_schemas.render_summary(summary)}
 
 
+async def _preview_change_plan(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(billing_schemas.ChangePlan, args)
+    preview = await subscriptions.preview_change(session, rt, p, plan=body.plan, interval=body.interval)
+    return {"data": billing_schemas.render_preview(preview)}
+
+
+async def _list_invoices(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    page = await subscriptions.list_invoices(session, rt, p, _page(args))
+    return page_body(page, billing_schemas.render_invoice)
+
+
 async def _portal(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
     body = parse(billing_schemas.PortalCreate, args)
     opened = await subscriptions.open_portal(session, rt, p, return_url=body.return_url)
@@ -115,7 +126,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("get_billing", "GET", "/billing", _get_billing),
         Operation("list_plans", "GET", "/plans", _list_plans, public=True),
         Operation("create_checkout_session", "POST", "/billing/checkout", _checkout),
+        Operation("preview_change_plan", "POST", "/billing/change-plan/preview", _preview_change_plan),
         Operation("change_plan", "POST", "/billing/change-plan", _change_plan),
+        Operation("list_invoices", "GET", "/billing/invoices", _list_invoices),
         Operation("create_portal_session", "POST", "/billing/portal", _portal),
         Operation("list_projects", "GET", "/projects", _list_projects),
         Operation("create_project", "POST", "/projects", _create_project),

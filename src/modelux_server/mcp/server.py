@@ -21,15 +21,25 @@ from modelux_server.mcp.tools import Backend, build_tools, failure
 
 INSTRUCTIONS = """\
 Tools for one modelux organization (the one the management key belongs to):
-read the plan, usage meters and plan catalog; create projects, API keys and
-provider credentials; start or change a subscription.
+read the plan, usage meters, invoices and plan catalog; create projects, API
+keys and provider credentials; start or change a subscription.
 
 Results are the management API's JSON. Errors are tool errors whose content
 is {"status": <HTTP status>, "error": {"type", "code", "message", ...}}. A
-status 402 means a plan limit or a missing feature: error.upgrade names the
-plan that lifts it and the billing page URL; tell the user, and only call
-change_plan or create_checkout_session when they ask for the upgrade.
-change_plan charges the card on file immediately.
+status 402 with error.upgrade means a plan limit or a missing feature:
+error.upgrade names the plan that lifts it and the billing page URL; tell the
+user, and only call change_plan or create_checkout_session when they ask for
+the upgrade.
+
+change_plan charges the card on file immediately (moving to free refunds the
+unused paid time instead). Call preview_change_plan first with the same plan
+and interval, show the user the amount it reports, and call change_plan only
+once they agree. If change_plan fails with error.code
+"payment_action_required", the bank wants the user to confirm the payment
+(3-D Secure): give the user error.hosted_invoice_url to open and confirm it;
+nothing changes until it is paid. With error.code "payment_failed" the card
+was declined; error.hosted_invoice_url, when present, is where they can pay
+with another card.
 """
 
 

@@ -125,8 +125,18 @@ def build_tools(backend: Backend) -> list[Tool]:
     ) -> CallToolResult:
         return await run("change_plan", ctx, plan=plan, interval=interval)
 
+    async def preview_change_plan(
+        plan: PlanId, ctx: Context, interval: BillingInterval = "monthly"
+    ) -> CallToolResult:
+        return await run("preview_change_plan", ctx, plan=plan, interval=interval)
+
     async def create_portal_session(ctx: Context, return_url: ReturnUrl = None) -> CallToolResult:
         return await run("create_portal_session", ctx, return_url=return_url)
+
+    async def list_invoices(
+        ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> CallToolResult:
+        return await run("list_invoices", ctx, cursor=cursor, limit=limit)
 
     async def list_projects(
         ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
@@ -208,14 +218,31 @@ def build_tools(backend: Backend) -> list[Tool]:
             annotations=CREATE,
         ),
         Tool.from_function(
+            preview_change_plan,
+            title="Preview a plan change (charges nothing)",
+            description=(
+                "What change_plan with the same plan and interval would do right now, from Stripe's "
+                "invoice preview, without changing or charging anything: amount_due_cents (charged to "
+                "the card now), credit_cents (kept as account credit for later invoices), "
+                "refund_cents (back to the card, when moving to free), the invoice lines, and "
+                "features_removed (features the new plan switches off). Amounts are in cents of `currency`. "
+                "Call it before change_plan and show the user the amount. Needs an admin or owner key."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
             change_plan,
             title="Change plan (charges the card)",
             description=(
                 "Switches the organization's existing subscription to another self-serve plan "
                 "(free, pro, team) or interval, effective immediately. PAYING AND DESTRUCTIVE: on an "
-                "upgrade this charges the customer's card immediately (prorated by Stripe); a "
+                "upgrade this charges the customer's card immediately (prorated by Stripe); moving "
+                "to free ends the subscription now and refunds the unused paid time to the card; a "
                 "downgrade turns off at once the features the new plan lacks (nothing is deleted). "
-                "Confirm plan, interval and price with the user first. Returns the new billing "
+                "Call preview_change_plan first and confirm plan, interval and amount with the user. "
+                "If the bank asks for 3-D Secure, the call fails with status 402, error.code "
+                "'payment_action_required' and error.hosted_invoice_url: give that URL to the user "
+                "to confirm the payment; the plan changes once it is paid. Returns the new billing "
                 "state (as get_billing). Organizations without a subscription use "
                 "create_checkout_session instead. Needs an admin or owner key."
             ),
@@ -232,6 +259,18 @@ def build_tools(backend: Backend) -> list[Tool]:
                 "nothing by itself. Needs an admin or owner key."
             ),
             annotations=CREATE,
+        ),
+        Tool.from_function(
+            list_invoices,
+            title="List invoices",
+            description=(
+                "The organization's Stripe invoices, newest first, paginated: number, status (draft, "
+                "open, paid, uncollectible, void), created, period, total_cents, tax_cents, "
+                "amount_due_cents, amount_paid_cents, credited_cents (refunded since), and the "
+                "hosted_invoice_url and invoice_pdf links to give the user. Empty without a Stripe "
+                "customer. Read-only."
+            ),
+            annotations=READ,
         ),
         Tool.from_function(
             list_projects,

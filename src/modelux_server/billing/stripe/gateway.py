@@ -484,6 +484,17 @@ class StripeBilling:
         return str(note.id)
 
     # ------------------------------------------------------------------ customers
+    async def create_customer(self, *, org_id: str, email: str | None, idempotency_key: str) -> str:
+        params: dict[str, Any] = {"metadata": {"org_id": org_id}}
+        if email:
+            params["email"] = email
+        async with _converted():
+            customer = await self._client.v1.customers.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        return str(customer.id)
+
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
         async with _converted():
             raw = _dict(await self._client.v1.customers.retrieve_async(customer_id))

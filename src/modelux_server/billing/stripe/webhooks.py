@@ -154,10 +154,14 @@ async def complete_checkout(
         log.warning("checkout %s completed for no organization we know", checkout_id)
         return None
 
-    async def read(state: PlanState) -> SubscriptionView | None:
-        return await billing.retrieve_subscription(subscription_id) if subscription_id else None
+    async def read(state: PlanState) -> tuple[SubscriptionView | None, CustomerView | None]:
+        sub = await billing.retrieve_subscription(subscription_id) if subscription_id else None
+        # the customer as Checkout left it: the email and tax IDs it collected
+        customer = await billing.retrieve_customer(customer_id) if customer_id else None
+        return sub, customer
 
-    async def apply(state: PlanState, sub: SubscriptionView | None) -> str:
+    async def apply(state: PlanState, seen: tuple[SubscriptionView | None, CustomerView | None]) -> str:
+        sub, customer = seen
         checkout = await session.get(CheckoutSession, checkout_id)
         if checkout is not None and checkout.status != "complete":
             checkout.status, checkout.completed_at = "complete", rt.clock.now()
@@ -166,6 +170,8 @@ async def complete_checkout(
             touch(state, rt)
         if sub is not None:
             await _apply(session, rt, state, sub, extras)
+        if customer is not None and not customer.deleted and customer.id == state.stripe_customer_id:
+            apply_customer(rt, state, customer)
         return state.org_id
 
     return await read_then_apply(session, org_id, read, apply)
