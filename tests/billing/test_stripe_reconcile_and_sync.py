@@ -89,7 +89,7 @@ def test_stripe_sync_creates_the_catalog_once_and_moves_a_changed_price(
             "modelux_team_annual": (199000, "year"),
         }
 
-        # Stripe refuses always_invoice for a portal cancellation; ours credits nothing, the unused time is refunded
+        # Stripe refuses always_invoice for a portal cancellation; ours credits nothing (refunded instead)
         (conf,) = [e["data"]["object"] for e in emu.events("billing_portal.configuration.created")]
         assert conf["metadata"] == {"modelux": "portal"} and conf["is_default"] is False
         cancel = conf["features"]["subscription_cancel"]
