@@ -216,7 +216,7 @@ async def test_a_downgrade_confirmation_names_what_turns_off_and_configs_say_why
         assert r.status_code == 303, r.text
         confirm = (await client.get("/settings/billing/change?plan=free&interval=monthly")).text
         assert "Downgrade to Free?" in confirm and "Takes effect immediately" in confirm
-        assert "prorates" in confirm
+        assert "The unused part of the period you paid for is refunded to your card" in confirm
         effects = confirm.split('id="downgrade-effects"', 1)[1]
         assert "Ensembles" in effects and "@vote" in effects and "Nothing is deleted" in effects
         await move_to(rt, org_id, "free")

@@ -328,12 +328,13 @@ async def preview_change(
             raise _checkout_required(target)
         return PlanChangePreview(target, interval, "usd", [], 0, 0, 0, dormant)
     subscription_id = state.stripe_subscription_id
+    current_name = (await service.entitlements(session, rt, principal.org_id)).plan.name
     await release(session)
     try:
         live = await billing.retrieve_subscription(subscription_id)
         if free:
             refund = await _refund_for_leaving(billing, live, rt)
-            lines = [(f"Refund of the unused time on {live.price.id}", -refund.total)] if refund.total else []
+            lines = [(f"Refund of the unused time on {current_name}", -refund.total)] if refund.total else []
             return PlanChangePreview(target, interval, refund.currency, lines, 0, 0, refund.total, dormant)
         _refuse_past_due(live)
         seen: ChangePreview = await billing.preview_change(live, await _price(billing, target.id, interval))

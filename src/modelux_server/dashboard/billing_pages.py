@@ -198,7 +198,8 @@ async def confirm_change(request: Request, viewer: Viewer = Depends(web.current_
         settlement=None
         if preview is None
         else billing_view.settlement(preview.amount_due, preview.credit, preview.refund),
-        # the preview's list when there is one: Stripe's view of the plan being left
+        # the preview's list when there is one (the service's rule); without one, the same facts
+        # from the summary, so a member still sees what a downgrade switches off
         features_off=impact.features_lost if preview is None else preview.dormant,
         refund_policy=billing_view.REFUND_POLICY,
         proration_note=billing_view.PRORATION_NOTE,

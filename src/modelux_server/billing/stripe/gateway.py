@@ -129,6 +129,9 @@ def _checkout_view(raw: Mapping[str, Any]) -> CheckoutView:
 
 def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
     details = (raw.get("parent") or {}).get("subscription_details") or {}
+    periods = [line.get("period") or {} for line in (raw.get("lines") or {}).get("data") or []]
+    starts = [p["start"] for p in periods if p.get("start")]
+    ends = [p["end"] for p in periods if p.get("end")]
     created = _ts(raw.get("created"))
     assert created is not None, "every invoice has a creation time"
     return InvoiceView(
@@ -137,8 +140,11 @@ def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
         number=raw.get("number"),
         status=raw.get("status") or "draft",
         created=created,
-        period_start=_ts(raw.get("period_start")),
-        period_end=_ts(raw.get("period_end")),
+        # the service period is the lines'; the invoice's own period_start/end is
+        # when items could be added to it (SDK docstring: "Use the line item
+        # period to get the service period")
+        period_start=_ts(min(starts)) if starts else _ts(raw.get("period_start")),
+        period_end=_ts(max(ends)) if ends else _ts(raw.get("period_end")),
         currency=raw.get("currency") or "usd",
         total=int(raw.get("total") or 0),
         tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
