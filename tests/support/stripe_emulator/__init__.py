@@ -23,6 +23,8 @@ from stripe._api_version import _ApiVersion
 from .app import build_app
 from .clock import Clock
 from .engine import Engine
+from .payments import DEFAULT_CARD
+from .retries import RetryPolicy
 from .server import BackgroundServer
 from .webhooks import DeliveryResult, Dispatcher, sign
 
@@ -89,25 +91,81 @@ class StripeEmulator:
         email: str | None = None,
         name: str | None = None,
         tax_id: tuple[str, str] | None = None,
+        card: str = DEFAULT_CARD,
     ) -> dict[str, Any]:
         """Pay a Checkout Session as a customer would; returns the session.
 
-        With ``payment_fails`` the card is declined: customer and an ``incomplete``
-        subscription exist, the first invoice is open and the session stays open.
-        ``tax_id`` is ``(type, value)``, e.g. ``("eu_vat", "DE123456789")``, and is only
-        saved when the session enabled ``tax_id_collection``.
+        With ``payment_fails`` (or ``card="4000000000000341"``) the card is declined: customer
+        and an ``incomplete`` subscription exist, the first invoice is open and the session
+        stays open. ``tax_id`` is ``(type, value)``, e.g. ``("eu_vat", "DE123456789")``, and
+        is only saved when the session enabled ``tax_id_collection``.
+
+        ``card`` is a Stripe test card number. Checkout saves it for off-session use as the
+        subscription's ``default_payment_method``, and the customer completes 3-D Secure on
+        the page, so the first payment succeeds with 4000002500003155 and 4000002760003184;
+        renewals then succeed with the first and need authentication with the second.
         """
         return self._run(
             lambda: self._engine.render(
                 self._engine.checkout.complete(
-                    session_id, payment_fails=payment_fails, email=email, name=name, tax_id=tax_id
+                    session_id, payment_fails=payment_fails, email=email, name=name, tax_id=tax_id, card=card
                 )
             )
         )
 
-    def fail_next_payment(self, subscription_id: str) -> None:
-        """Decline the next non-zero payment attempt for this subscription."""
-        self._run(lambda: self._engine.invoices.fail_next_payment(subscription_id))
+    def set_card(self, customer_id: str, number: str, *, set_up_off_session: bool = False) -> dict[str, Any]:
+        """The customer's card is now this test card: it pays everything from here on.
+
+        Attaches it (returns the PaymentMethod, ``pm_...``) as the customer's
+        ``invoice_settings.default_payment_method`` and as the ``default_payment_method`` of
+        each live subscription that has one (Checkout's do). Stripe's test cards:
+        4242424242424242 and 5555555555554444 pay; 4000000000000341 attaches but every charge
+        is declined; 4000002500003155 needs authentication unless set up for off-session use
+        (``set_up_off_session=True``: renewals and API-driven charges then succeed);
+        4000002760003184 needs authentication on every payment.
+        """
+        return self._run(
+            lambda: self._engine.render(
+                self._engine.payments.set_default_card(
+                    customer_id, number, set_up_off_session=set_up_off_session
+                )
+            )
+        )
+
+    def complete_invoice_authentication(self, invoice_id: str) -> dict[str, Any]:
+        """The customer completes 3-D Secure for an invoice whose payment ``requires_action``.
+
+        What the button on the hosted invoice page does: the invoice is paid through the same
+        path as ``POST /v1/invoices/{id}/pay`` (``invoice.paid``, a pending update applied,
+        the subscription ``active`` again). Returns the invoice.
+        """
+        return self._run(lambda: self._engine.render(self._engine.payments.authenticate_invoice(invoice_id)))
+
+    def pay_hosted_invoice(self, invoice_id: str, *, card: str | None = None) -> dict[str, Any]:
+        """The customer pays an open invoice on its hosted page, with the card on file or
+        a new test ``card`` (authenticating if the bank asks). Returns the invoice, still
+        ``open`` if the card was declined."""
+        payments = self._engine.payments
+        return self._run(lambda: self._engine.render(payments.pay_on_hosted_page(invoice_id, card)))
+
+    def fail_next_payment(self, subscription_id: str, *, times: int = 1) -> None:
+        """Decline the next ``times`` non-zero payment attempts for this subscription.
+
+        Automatic retries are attempts too: to keep a renewal unpaid through every retry
+        of the policy (:meth:`set_retry_policy`), decline ``1 + len(days)`` attempts.
+        """
+        self._run(lambda: self._engine.invoices.fail_next_payment(subscription_id, times))
+
+    def set_retry_policy(self, days: tuple[float, ...], then: str = "canceled") -> None:
+        """The account's retry settings for failed subscription payments.
+
+        ``days[i]``: the delay (in days) of retry ``i + 1`` after the attempt before it;
+        ``then``: what the subscription becomes after the last retry failed (``canceled``,
+        ``unpaid`` or ``past_due``). The default is :data:`.retries.DEFAULT_RETRY_POLICY`.
+        """
+        policy = RetryPolicy(days=tuple(days), then=then)
+        with self._engine.lock:
+            self._engine.retries.policy = policy
 
     def set_subscription_status(self, subscription_id: str, status: str) -> None:
         self._run(lambda: self._engine.subscriptions.set_status(subscription_id, status))

@@ -24,6 +24,7 @@ from .engine import Engine
 from .errors import StripeApiError
 from .params import decode_form, validate
 from .routes import ListResult, match, path_exists
+from .rules import enforce
 from .store import new_id, paginate
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ def _expand(engine: Engine, node: Any, parts: list[str], full: str) -> None:
             "has_more": False,
             "url": f"/v1/checkout/sessions/{node['id']}/line_items",
         }
+    if key == "payments" and node.get("object") == "invoice" and not node["id"].startswith("upcoming_"):
+        node[key] = engine.payments.expanded_payments(node["id"])
     if key not in node:
         raise StripeApiError(f"This property cannot be expanded ({full}).", param="expand")
     value = node[key]
@@ -161,6 +164,7 @@ def build_app(emulator: StripeEmulator) -> Starlette:
                 )
             route, args = found
             params = validate(decode_form(pairs), route.schema)
+            enforce(route.schema, params)
         except StripeApiError as exc:
             return _json(exc.status, exc.body(), request_id)
         fingerprint = hashlib.sha256(f"{method} {path} {sorted(pairs)}".encode()).hexdigest()

@@ -48,8 +48,6 @@ class Catalog(Resource):
 
     # ---------------------------------------------------------------- prices
     def create_price(self, p: Obj) -> Obj:
-        if "product" in p and "product_data" in p:
-            raise invalid("You may only specify one of these parameters: product, product_data.", "product")
         if "product" not in p and "product_data" not in p:
             raise missing_param("product")
         if p.get("unit_amount") is None and p.get("unit_amount_decimal") is None:

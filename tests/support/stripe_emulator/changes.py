@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import objects
 from .clock import interval_step
-from .errors import card_declined, invalid, missing_param
+from .errors import invalid, missing_param
 from .proration import ItemProration, charge_remaining, credit_unused
 from .resource import Obj, Objs, Resource, merge_metadata
 from .subscriptions import ENDED, INCOMPLETE_WINDOW, check_intervals
@@ -47,18 +47,20 @@ class SubscriptionChanges(Resource):
                 if sub["status"] == "canceled"
                 else f"This subscription is {sub['status']} and cannot be updated."
             )
+        behavior = p.get("payment_behavior", "allow_incomplete")
+        self._check_collection(sub, p, behavior)
         invoices = self.engine.invoices
         plan = self.plan(sub, p)
         before = self.engine.render(sub)
-        behavior = p.get("payment_behavior", "allow_incomplete")
         inv = None
         paid = True
         if plan.invoice_now:
             inv = self._invoice(sub, plan)
             paid = invoices.attempt_payment(inv, sub["id"])
             if not paid and behavior == "error_if_incomplete":
+                error = self.engine.payments.incomplete_error(inv, subscription=True)
                 invoices.void(inv, emit=False, remove=True)
-                raise card_declined()
+                raise error
             if not paid and behavior == "pending_if_incomplete":
                 self._pending[sub["id"]] = (plan, inv["id"])
                 sub["pending_update"] = {
@@ -83,6 +85,26 @@ class SubscriptionChanges(Resource):
         if inv is not None:
             invoices.emit_outcome(inv, paid)
         return sub
+
+    @staticmethod
+    def _check_collection(sub: Obj, p: Obj, behavior: str) -> None:
+        """The rules that depend on how the subscription collects payment."""
+        method = p.get("collection_method", sub["collection_method"])
+        # Stripe docs: "Pending updates": "Pending updates aren't supported when the
+        # subscription's collection_method is send_invoice or when bank debits are used".
+        if behavior == "pending_if_incomplete" and method == "send_invoice":
+            raise invalid(
+                "Pending updates (`payment_behavior=pending_if_incomplete`) are not supported "
+                "for subscriptions with `collection_method=send_invoice`.",
+                "payment_behavior",
+            )
+        # SDK docstring of `days_until_due`: "Valid only for subscriptions where
+        # `collection_method` is set to `send_invoice`."
+        if p.get("days_until_due") is not None and method != "send_invoice":
+            raise invalid(
+                "`days_until_due` can only be set when `collection_method` is `send_invoice`.",
+                "days_until_due",
+            )
 
     # ---------------------------------------------------------------- plan
     def plan(self, sub: Obj, p: Obj) -> PlannedChange:
@@ -237,6 +259,12 @@ class SubscriptionChanges(Resource):
             sub["metadata"] = merge_metadata(sub["metadata"], p["metadata"])
         if p.get("description") is not None:
             sub["description"] = p["description"] or None
+        if "collection_method" in p:
+            sub["collection_method"] = p["collection_method"]
+            invoiced = p["collection_method"] == "send_invoice"
+            sub["days_until_due"] = p.get("days_until_due") if invoiced else None
+        elif p.get("days_until_due") is not None:
+            sub["days_until_due"] = p["days_until_due"]
         if p.get("cancellation_details"):
             sub["cancellation_details"].update(p["cancellation_details"])
         if p.get("cancel_at_period_end") is not None:

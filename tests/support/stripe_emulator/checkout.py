@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from . import objects
 from .errors import invalid, missing_param
+from .payments import DEFAULT_CARD, known_card
 from .resource import Obj, Objs, Resource
 from .subscriptions import check_intervals
 
@@ -27,11 +28,7 @@ class CheckoutSessions(Resource):
             raise missing_param("mode")
         if mode != "subscription":
             raise invalid(f"The emulator only implements mode=subscription, got {mode}.", "mode")
-        if p.get("customer") and p.get("customer_email"):
-            raise invalid(
-                "You may only specify one of these parameters: customer, customer_email.",
-                "customer",
-            )
+        self._check_times(p)
         if p.get("customer"):
             self.store.get(p["customer"], "customer", "customer")
         line_items = p.get("line_items") or []
@@ -61,6 +58,26 @@ class CheckoutSessions(Resource):
             "subscription_data": p.get("subscription_data") or {},
         }
         return session
+
+    def _check_times(self, p: Obj) -> None:
+        """The timestamps a session may carry, measured against the emulator's clock."""
+        now = self.now()
+        # SDK docstring of `expires_at`: "It can be anywhere from 30 minutes to 24 hours
+        # after Checkout Session creation."
+        expires_at = p.get("expires_at")
+        if expires_at is not None and not now + 30 * 60 <= expires_at <= now + 24 * 3600:
+            raise invalid(
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
+                "expires_at",
+            )
+        # SDK docstring of `subscription_data.trial_end`: "Has to be at least 48 hours in
+        # the future."
+        trial_end = (p.get("subscription_data") or {}).get("trial_end")
+        if trial_end is not None and trial_end < now + 48 * 3600:
+            raise invalid(
+                "`subscription_data[trial_end]` must be at least 48 hours in the future.",
+                "subscription_data[trial_end]",
+            )
 
     def line_items(self, session_id: str) -> Objs:
         self.store.get(session_id, "checkout.session")
@@ -110,11 +127,13 @@ class CheckoutSessions(Resource):
         email: str | None = None,
         name: str | None = None,
         tax_id: tuple[str, str] | None = None,
+        card: str = DEFAULT_CARD,
     ) -> Obj:
         """What the hosted page does on "Pay": see :meth:`StripeEmulator.complete_checkout`."""
         session = self.store.get(session_id, "checkout.session")
         if session["status"] != "open":
             raise invalid(f"Checkout session {session_id} is {session['status']}, not open.")
+        known_card(card)
         customers = self.engine.customers
         extras = self._extras[session_id]
         if session["customer"]:
@@ -128,14 +147,22 @@ class CheckoutSessions(Resource):
         payer = f"checkout:{session_id}"
         if payment_fails:
             self.engine.invoices.declines[payer] = 1
-        sub, inv = self.engine.subscriptions.start(
-            cust,
-            extras["line_items"],
-            metadata=data.get("metadata") or {},
-            trial_days=data.get("trial_period_days"),
-            description=data.get("description"),
-            fail_key=payer,
-        )
+        payments = self.engine.payments
+        # In subscription mode Checkout saves the card for the renewals Stripe will charge
+        # off-session, as the subscription's default_payment_method; the customer is on the
+        # page for the first payment and completes 3-D Secure there if the bank asks.
+        pm = payments.attach_card(cust["id"], card, set_up_off_session=True)
+        with payments.context(off_session=False, customer_present=True):
+            sub, inv = self.engine.subscriptions.start(
+                cust,
+                extras["line_items"],
+                metadata=data.get("metadata") or {},
+                trial_days=data.get("trial_period_days"),
+                trial_end=data.get("trial_end"),
+                description=data.get("description"),
+                fail_key=payer,
+                default_payment_method=pm["id"],
+            )
         session["customer_details"] = {
             "address": None,
             "email": cust["email"],

@@ -11,6 +11,9 @@ objects; :meth:`Engine.render` produces the JSON shape (with nested prices etc.)
 - ``engine.subscriptions``: create, list, cancel, renew, status (:mod:`.subscriptions`)
 - ``engine.changes``: item changes, proration, pending updates (:mod:`.changes`)
 - ``engine.invoices``: invoices, invoice items, payments, previews (:mod:`.invoices`)
+- ``engine.retries``: automatic retries of failed invoices, and their end (:mod:`.retries`)
+- ``engine.payments``: cards, PaymentIntents, invoice payments, charges (:mod:`.payments`)
+- ``engine.credit_notes``: credit notes and the refunds they make (:mod:`.credit_notes`)
 - ``engine.timeline``: advancing the clock, in due order (:mod:`.timeline`)
 """
 
@@ -20,15 +23,19 @@ import copy
 import threading
 from collections.abc import Callable
 
+from . import objects
 from .catalog import Catalog
 from .changes import SubscriptionChanges
 from .checkout import CheckoutSessions
 from .clock import Clock
+from .credit_notes import CreditNotes
 from .customers import Customers
 from .events import Events
 from .invoices import Invoices
+from .payments import Payments
 from .portal import BillingPortal
 from .resource import Obj
+from .retries import Retries
 from .store import Store
 from .subscriptions import Subscriptions
 from .timeline import Timeline
@@ -54,11 +61,13 @@ class Engine:
         self.subscriptions = Subscriptions(self)
         self.changes = SubscriptionChanges(self)
         self.invoices = Invoices(self)
+        self.retries = Retries(self)
+        self.payments = Payments(self)
+        self.credit_notes = CreditNotes(self)
         self.timeline = Timeline(self)
 
     def render(self, obj: Obj) -> Obj:
         out = copy.deepcopy(obj)
         if out.get("object") == "subscription":
-            for item in out["items"]["data"]:
-                item["price"] = copy.deepcopy(self.store.get(item["price"]))
+            objects.render_subscription(out, self.store.get)
         return out

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from . import objects
 from .clock import format_date, interval_step
-from .errors import card_declined, invalid
+from .errors import invalid
 from .objects import Charge
+from .payments import SUCCEEDED
 from .proration import ItemProration
 from .resource import Obj, Objs, Resource
 from .store import created_matches
@@ -147,14 +148,16 @@ class Invoices(Resource):
             number=f"{cust['invoice_prefix']}-{cust['next_invoice_sequence']:04d}",
             effective_at=self.now(),
             hosted_invoice_url=f"{self.engine.base_url()}/invoice/{inv['id']}",
+            invoice_pdf=f"{self.engine.base_url()}/invoice/{inv['id']}/pdf",
         )
         inv["status_transitions"]["finalized_at"] = self.now()
         cust["next_invoice_sequence"] += 1
         cust["balance"] = min(net, 0)
+        self.engine.payments.open(inv)
 
-    def fail_next_payment(self, sub_id: str) -> None:
+    def fail_next_payment(self, sub_id: str, times: int = 1) -> None:
         self.store.get(sub_id, "subscription")
-        self.declines[sub_id] = self.declines.get(sub_id, 0) + 1
+        self.declines[sub_id] = self.declines.get(sub_id, 0) + times
 
     def attempt_payment(self, inv: Obj, fail_key: str, attempt: bool = True) -> bool:
         """Finalize (if draft) and charge. Event snapshots are kept per step so that
@@ -169,9 +172,11 @@ class Invoices(Resource):
         if inv["amount_due"] > 0:
             inv["attempted"] = True
             inv["attempt_count"] += 1
-            if self.declines.get(fail_key):
+            forced = bool(self.declines.get(fail_key))
+            if forced:
                 self.declines[fail_key] -= 1
-                inv["next_payment_attempt"] = self.now() + 3 * 86400
+            if self.engine.payments.confirm(inv, decline=forced) != SUCCEEDED:
+                inv["next_payment_attempt"] = self.engine.retries.schedule(inv)
                 return False
         inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0)
         inv["status_transitions"]["paid_at"] = self.now()
@@ -190,7 +195,17 @@ class Invoices(Resource):
             self.events.emit("invoice.paid", inv)
             self.events.emit("invoice.payment_succeeded", inv)
         else:
-            self.events.emit("invoice.payment_failed", inv)
+            self.emit_failure(inv)
+
+    def emit_failure(self, inv: Obj) -> None:
+        self.events.emit("invoice.payment_failed", inv)
+        if self.engine.payments.needs_action(inv):
+            # Stripe support, "Completing a next action for PaymentIntents created with
+            # one-off invoices": "invoice.payment_action_required will be generated when the
+            # next action is needed, such as when 3D Secure is required". Stripe docs, "Using
+            # webhooks with subscriptions", lists invoice.payment_failed for an attempt whose
+            # PaymentIntent moves to requires_action too: both are sent.
+            self.events.emit("invoice.payment_action_required", inv)
 
     def void(self, inv: Obj, emit: bool = True, remove: bool = False) -> None:
         """Void an unpaid invoice (or drop it entirely when the request is rejected)."""
@@ -203,29 +218,42 @@ class Invoices(Resource):
             cust["balance"] += inv["starting_balance"] - inv["ending_balance"]
         self._snaps.pop(inv["id"], None)
         if remove:
+            self.engine.payments.cancel(inv, remove=True)
             self.store.remove("invoices", inv["id"])
             return
         inv["status"] = "void"
         inv["amount_remaining"] = 0
         inv["status_transitions"]["voided_at"] = self.now()
+        self.engine.payments.cancel(inv)
         if emit:
             self.events.emit("invoice.voided", inv)
 
-    def pay(self, invoice_id: str, p: Obj) -> Obj:
+    def pay(self, invoice_id: str, p: Obj, *, customer_present: bool = False) -> Obj:
+        """``POST /v1/invoices/{id}/pay``; with ``customer_present``, the hosted invoice page's
+        button (on-session, 3-D Secure completed if the bank asks for it)."""
         inv = self.store.get(invoice_id, "invoice")
         if inv["status"] == "paid":
             raise invalid("Invoice is already paid", code="invoice_already_paid")
         if inv["status"] != "open":
             raise invalid(f"You cannot pay an invoice with status {inv['status']}.")
         sub_id = subscription_of(inv)
+        payments = self.engine.payments
+        if p.get("payment_method"):
+            payments.check_payment_method(p["payment_method"], inv["customer"])
         if p.get("paid_out_of_band"):
             paid = True
             inv.update(status="paid", amount_paid=0, amount_remaining=0)
+            payments.cancel(inv)
         else:
-            paid = self.attempt_payment(inv, sub_id or inv["id"])
+            with payments.context(
+                payment_method=p.get("payment_method"),
+                off_session=p.get("off_session", True),
+                customer_present=customer_present,
+            ):
+                paid = self.attempt_payment(inv, sub_id or inv["id"])
         if not paid:
-            self.events.emit("invoice.payment_failed", inv)
-            raise card_declined()
+            self.emit_failure(inv)
+            raise payments.incomplete_error(inv, subscription=False)
         self.events.emit("invoice.paid", inv)
         self.events.emit("invoice.payment_succeeded", inv)
         if sub_id:

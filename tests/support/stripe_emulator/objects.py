@@ -7,6 +7,8 @@ sees the same structure it will see in production.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +22,17 @@ def customer(now: int, p: dict[str, Any]) -> dict[str, Any]:
         "object": "customer",
         "address": p.get("address") or None,
         "balance": p.get("balance", 0),
+        "business_name": p.get("business_name") or None,
         "created": now,
         "currency": None,
+        "customer_account": None,
         "default_source": None,
         "delinquent": False,
         "description": p.get("description") or None,
         "discount": None,
         "email": p.get("email") or None,
-        "invoice_prefix": new_id("")[:8].upper(),
+        "individual_name": p.get("individual_name") or None,
+        "invoice_prefix": p.get("invoice_prefix") or new_id("")[:8].upper(),
         "invoice_settings": {
             "custom_fields": settings.get("custom_fields") or None,
             "default_payment_method": settings.get("default_payment_method"),
@@ -78,6 +83,7 @@ def product(now: int, p: dict[str, Any]) -> dict[str, Any]:
         "shippable": None,
         "statement_descriptor": p.get("statement_descriptor"),
         "tax_code": p.get("tax_code"),
+        "tax_details": None,
         "type": "service",
         "unit_label": p.get("unit_label"),
         "updated": now,
@@ -122,13 +128,20 @@ def price(now: int, p: dict[str, Any], product_id: str) -> dict[str, Any]:
 
 
 def checkout_session(now: int, p: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A Checkout Session in `subscription` mode, hosted by the emulator.
+
+    Features the emulator does not offer (custom fields, shipping, consent, adaptive
+    pricing...) are present with the values Stripe reports when they are not requested.
+    """
     session_id = new_id("cs_test_")
     tax_collection = p.get("tax_id_collection") or {}
     return {
         "id": session_id,
         "object": "checkout.session",
+        "adaptive_pricing": None,
         "after_expiration": None,
         "allow_promotion_codes": p.get("allow_promotion_codes"),
+        "allowed_payment_method_types": p.get("allowed_payment_method_types"),
         "amount_subtotal": None,
         "amount_total": None,
         # the session reports what it was asked for, so a test can see Stripe Tax
@@ -140,30 +153,75 @@ def checkout_session(now: int, p: dict[str, Any], base_url: str) -> dict[str, An
             "status": None,
         },
         "billing_address_collection": p.get("billing_address_collection"),
+        "branding_settings": None,
         "cancel_url": p.get("cancel_url"),
         "client_reference_id": p.get("client_reference_id"),
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
         "created": now,
         "currency": None,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer": p.get("customer"),
+        "customer_account": None,
         "customer_creation": None if p.get("customer") else "always",
         "customer_details": None,
         "customer_email": p.get("customer_email"),
+        "discounts": [],
+        "excluded_payment_method_types": p.get("excluded_payment_method_types"),
         "expires_at": p.get("expires_at") or now + 24 * 3600,
+        "integration_identifier": p.get("integration_identifier"),
         "invoice": None,
+        "invoice_creation": None,
         "livemode": False,
         "locale": p.get("locale"),
+        "managed_payments": None,
         "metadata": dict(p.get("metadata") or {}),
         "mode": p.get("mode"),
+        "name_collection": None,
+        "optional_items": None,
+        "origin_context": p.get("origin_context"),
+        "payment_intent": None,
+        "payment_link": None,
+        # SDK docstring of `payment_method_collection`: "Can only be set in `subscription`
+        # mode. Defaults to `always`."
+        "payment_method_collection": p.get("payment_method_collection", "always"),
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": list(p.get("payment_method_types") or ["card"]),
         "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "presentment_details": None,
+        "recovered_from": None,
+        "redirect_on_completion": None,
+        "return_url": p.get("return_url"),
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
         "status": "open",
+        "submit_type": p.get("submit_type"),
         "subscription": None,
         "success_url": p.get("success_url"),
         "tax_id_collection": {
             "enabled": bool(tax_collection.get("enabled", False)),
             "required": tax_collection.get("required", "never"),
         },
-        "ui_mode": p.get("ui_mode", "hosted"),
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        # SDK docstring of `ui_mode`: "Defaults to `hosted_page`."
+        "ui_mode": p.get("ui_mode", "hosted_page"),
         "url": f"{base_url}/checkout/{session_id}",
+        "wallet_options": None,
     }
 
 
@@ -199,9 +257,11 @@ def portal_session(
     return {
         "id": session_id,
         "object": "billing_portal.session",
+        "after_expiration": None,
         "configuration": configuration_id,
         "created": now,
         "customer": customer_id,
+        "customer_account": None,
         "flow": None,
         "livemode": False,
         "locale": p.get("locale"),
@@ -215,13 +275,15 @@ def subscription_item(now: int, sub_id: str, price_id: str, quantity: int) -> di
     return {
         "id": new_id("si_"),
         "object": "subscription_item",
+        "billed_until": None,
         "billing_thresholds": None,
         "created": now,
         "current_period_end": None,
         "current_period_start": None,
+        "current_trial": None,
         "discounts": [],
         "metadata": {},
-        "price": price_id,  # stored as an id, rendered as the full price object
+        "price": price_id,  # stored as an id, rendered as the price object (and its `plan`)
         "quantity": quantity,
         "subscription": sub_id,
         "tax_rates": [],
@@ -238,7 +300,15 @@ def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": now,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
+        # SDK docstring of `subscription_data.billing_mode.type` (Checkout): "If no value
+        # is passed, the default is `flexible`." The adoption time is taken as creation.
+        "billing_mode": {
+            "flexible": {"proration_discounts": "included"},
+            "type": "flexible",
+            "updated_at": now,
+        },
+        "billing_schedules": [],
+        "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": None,
@@ -246,13 +316,16 @@ def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
         "collection_method": "charge_automatically",
         "created": now,
         "currency": currency,
-        # Removed from the Subscription in the Basil API (now on items); kept for convenience.
+        # Kept for the emulator's own calendar (timeline, proration) and removed by
+        # `render_subscription`: since 2025-03-31.basil the API shows them on the items only.
         "current_period_end": None,
         "current_period_start": None,
         "customer": customer_id,
+        "customer_account": None,
         "days_until_due": None,
         "default_payment_method": None,
         "default_source": None,
+        "default_tax_rates": [],
         "description": None,
         "discounts": [],
         "ended_at": None,
@@ -266,6 +339,7 @@ def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
         },
         "latest_invoice": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": {},
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
@@ -278,14 +352,59 @@ def subscription(now: int, customer_id: str, currency: str) -> dict[str, Any]:
         "pending_invoice_item_interval": None,
         "pending_setup_intent": None,
         "pending_update": None,
+        "presentment_details": None,
         "schedule": None,
         "start_date": now,
         "status": "incomplete",
+        "status_details": None,
         "test_clock": None,
         "transfer_data": None,
         "trial_end": None,
         "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
         "trial_start": None,
+    }
+
+
+# Stored on a subscription for the emulator's own calendar, never shown by the API.
+SUBSCRIPTION_INTERNAL = ("current_period_start", "current_period_end")
+
+
+def render_subscription(sub: dict[str, Any], price_of: Callable[[str], dict[str, Any]]) -> None:
+    """Turn a stored subscription (a copy) into the API's shape, in place."""
+    for key in SUBSCRIPTION_INTERNAL:
+        sub.pop(key, None)
+    for item in sub["items"]["data"]:
+        item["price"] = copy.deepcopy(price_of(item["price"]))
+        item["plan"] = plan(item["price"])
+
+
+def plan(price: dict[str, Any]) -> dict[str, Any]:
+    """The legacy Plan a subscription item still carries: its recurring price, as a plan.
+
+    SDK docstring of `Plan`: the Prices API "replaces the Plans API and is backwards
+    compatible"; a plan has the price's id.
+    """
+    recurring = price["recurring"] or {}
+    return {
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring.get("interval"),
+        "interval_count": recurring.get("interval_count"),
+        "livemode": False,
+        "metadata": dict(price["metadata"]),
+        "meter": recurring.get("meter"),
+        "nickname": price["nickname"],
+        "product": price["product"],
+        "tiers_mode": price["tiers_mode"],
+        "transform_usage": None,
+        "trial_period_days": recurring.get("trial_period_days"),
+        "usage_type": recurring.get("usage_type", "licensed"),
     }
 
 
@@ -348,35 +467,50 @@ def invoice(
         "object": "invoice",
         "account_country": "US",
         "account_name": "Stripe Emulator",
+        "account_tax_ids": None,
         "amount_due": 0,
         "amount_overpaid": 0,
         "amount_paid": 0,
+        "amount_paid_off_stripe": 0,
         "amount_remaining": 0,
         "amount_shipping": 0,
+        "application": None,
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": True,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
-        "collection_method": "charge_automatically",
+        "collection_method": sub["collection_method"] if sub else "charge_automatically",
+        # set at finalization: the client_secret of the invoice's PaymentIntent (payments.py)
+        "confirmation_secret": None,
         "created": now,
         "currency": sub["currency"] if sub else "usd",
+        "custom_fields": None,
         "customer": customer["id"],
+        "customer_account": None,
         "customer_address": customer.get("address"),
         "customer_email": customer.get("email"),
         "customer_name": customer.get("name"),
+        "customer_phone": customer.get("phone"),
+        "customer_shipping": None,
         "customer_tax_exempt": customer.get("tax_exempt"),
         "customer_tax_ids": [],
         "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
         "description": None,
         "discounts": [],
         "due_date": None,
         "effective_at": None,
         "ending_balance": None,
+        "footer": None,
+        "from_invoice": None,
         "hosted_invoice_url": None,
         "invoice_pdf": None,
         "issuer": {"type": "self"},
         "last_finalization_error": None,
+        "latest_revision": None,
         "lines": {
             "object": "list",
             "data": [],
@@ -388,6 +522,7 @@ def invoice(
         "metadata": {},
         "next_payment_attempt": None,
         "number": None,
+        "on_behalf_of": None,
         "parent": None
         if sub is None
         else {
@@ -395,14 +530,23 @@ def invoice(
             "quote_details": None,
             "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]},
         },
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
         "period_end": now,
         "period_start": now,
         "post_payment_credit_notes_amount": 0,
         "pre_payment_credit_notes_amount": 0,
         "receipt_number": None,
+        "rendering": None,
+        "shipping_cost": None,
+        "shipping_details": None,
         "starting_balance": 0,
         "statement_descriptor": None,
         "status": "draft",
+        "status_details": None,
         "status_transitions": {
             "finalized_at": None,
             "marked_uncollectible_at": None,
@@ -412,9 +556,11 @@ def invoice(
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": None,
+        "threshold_reason": None,
         "total": 0,
         "total_discount_amounts": [],
         "total_excluding_tax": 0,
+        "total_pretax_credit_amounts": [],
         "total_taxes": [],
         "webhooks_delivered_at": None,
     }
@@ -455,9 +601,8 @@ def invoice_line(
         "period": {"start": charge.start, "end": charge.end},
         "pretax_credit_amounts": [],
         "pricing": _pricing(charge.price),
-        # Moved under parent.subscription_item_details in Basil; kept for convenience.
-        "proration": proration,
         "quantity": charge.quantity,
+        "quantity_decimal": str(charge.quantity),
         "subscription": sub_id,
         "subtotal": charge.amount,
         "taxes": [],

@@ -1,4 +1,5 @@
-"""The hosted pages a browser sees: Checkout (pay, decline) and the customer portal."""
+"""The hosted pages a browser sees: Checkout (pay, decline), the customer portal, and an
+invoice's page (``hosted_invoice_url``: pay, complete 3-D Secure) and PDF (``invoice_pdf``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .errors import StripeApiError
+from .payments import DEFAULT_CARD
+from .pdf import text_pdf
 from .resource import Obj
 from .subscriptions import ENDED
 
@@ -54,6 +57,10 @@ def routes(emulator: StripeEmulator) -> list[Route]:
             "/portal/{id}", view("billing_portal.session", "Portal session", _portal_page), methods=["GET"]
         ),
         Route("/portal/{id}/action", action(_portal_action), methods=["POST"]),
+        Route("/invoice/{id}", view("invoice", "Invoice", _invoice_page), methods=["GET"]),
+        Route("/invoice/{id}/pay", action(_invoice_pay), methods=["POST"]),
+        Route("/invoice/{id}/pdf", view("invoice", "Invoice", _invoice_pdf), methods=["GET"]),
+        Route("/credit_note/{id}/pdf", view("credit_note", "Credit note", _credit_note_pdf), methods=["GET"]),
     ]
 
 
@@ -94,6 +101,7 @@ def _checkout_page(engine: Engine, session: Obj) -> Response:
         if session["tax_id_collection"]["enabled"]
         else ""
     )
+    card_field = f"<p><label>Card number <input name='card' placeholder='{DEFAULT_CARD}'></label></p>"
     cancel = (
         f"<p><a id='cancel' href='{html.escape(session['cancel_url'])}'>Cancel</a></p>"
         if session["cancel_url"]
@@ -102,7 +110,7 @@ def _checkout_page(engine: Engine, session: Obj) -> Response:
     body = (
         f"<table id='line-items'>{rows}</table>"
         f"<form id='pay-form' method='post' action='/checkout/{session_id}/pay'>"
-        f"{email_field}{tax_field}"
+        f"{email_field}{tax_field}{card_field}"
         "<button id='pay' type='submit' name='outcome' value='succeed'>Pay</button> "
         "<button id='pay-decline' type='submit' name='outcome' value='decline'>"
         "Pay with a declined card</button></form>"
@@ -120,9 +128,12 @@ def _checkout_pay(emulator: StripeEmulator, session_id: str, form: dict[str, str
             payment_fails=fails,
             email=form.get("email") or None,
             tax_id=("eu_vat", tax) if tax else None,
+            card=form.get("card") or DEFAULT_CARD,
         )
     except StripeApiError as exc:
         return _page("Checkout failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
+    except ValueError as exc:  # not a test card the emulator knows
+        return _page("Checkout failed", f"<p>{html.escape(str(exc))}</p>", 400)
     if session["status"] != "complete":
         return _page("Your card was declined", f"<p><a href='/checkout/{session_id}'>Retry</a></p>", 402)
     target = (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session_id)
@@ -181,3 +192,83 @@ def _portal_action(emulator: StripeEmulator, session_id: str, form: dict[str, st
     except StripeApiError as exc:
         return _page("Update failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
     return RedirectResponse(f"/portal/{session_id}", status_code=303)
+
+
+def _invoice_page(engine: Engine, inv: Obj) -> Response:
+    invoice_id, currency = inv["id"], inv["currency"]
+    if inv["status"] == "draft":
+        return _page("This invoice is not finalized yet", "", 404)
+    rows = "".join(
+        f"<tr><td>{html.escape(line['description'] or '')}</td>"
+        f"<td>{_money(line['amount'], currency)}</td></tr>"
+        for line in inv["lines"]["data"]
+    )
+    summary = (
+        f"<table id='summary'><tr><td>Number</td><td id='number'>{html.escape(inv['number'] or '')}</td></tr>"
+        f"<tr><td>Total</td><td id='total'>{_money(inv['total'], currency)}</td></tr>"
+        f"<tr><td>Amount due</td><td id='amount-due'>{_money(inv['amount_remaining'], currency)}</td></tr>"
+        f"<tr><td>Status</td><td id='status'>{inv['status']}</td></tr></table>"
+    )
+    body = f"{summary}<table id='lines'>{rows}</table>"
+    if inv["status"] == "open":
+        intent = engine.payments.intent_of(inv)
+        if engine.payments.needs_action(inv):
+            body += (
+                "<p id='action-required'>Your bank asks you to confirm this payment.</p>"
+                f"<form method='post' action='/invoice/{invoice_id}/pay'>"
+                "<button id='authenticate' type='submit'>Complete authentication</button></form>"
+            )
+        else:
+            error = (intent or {}).get("last_payment_error") or {}
+            if error:
+                body += f"<p id='payment-error'>{html.escape(error['message'])}</p>"
+            body += (
+                f"<form method='post' action='/invoice/{invoice_id}/pay'>"
+                "<p><label>Card number <input name='card' placeholder='the card on file'></label></p>"
+                f"<button id='pay' type='submit'>Pay {_money(inv['amount_remaining'], currency)}</button>"
+                "</form>"
+            )
+    elif inv["status"] == "paid":
+        body += "<p id='paid'>Paid. Thank you!</p>"
+    body += f"<p><a id='download-pdf' href='/invoice/{invoice_id}/pdf'>Download invoice</a></p>"
+    return _page(f"Invoice {inv['number']}", body)
+
+
+def _invoice_pay(emulator: StripeEmulator, invoice_id: str, form: dict[str, str]) -> Response:
+    try:
+        inv = emulator.pay_hosted_invoice(invoice_id, card=form.get("card") or None)
+    except StripeApiError as exc:
+        return _page("Payment failed", f"<p>{html.escape(exc.message)}</p>", exc.status)
+    except ValueError as exc:  # not a test card the emulator knows
+        return _page("Payment failed", f"<p>{html.escape(str(exc))}</p>", 400)
+    if inv["status"] != "paid":
+        return _page("Your card was declined", f"<p><a href='/invoice/{invoice_id}'>Try again</a></p>", 402)
+    return RedirectResponse(f"/invoice/{invoice_id}", status_code=303)
+
+
+def _pdf(lines: list[str]) -> Response:
+    return Response(text_pdf(lines), media_type="application/pdf")
+
+
+def _invoice_pdf(engine: Engine, inv: Obj) -> Response:
+    if inv["status"] == "draft":
+        return _page("This invoice is not finalized yet", "", 404)
+    currency = inv["currency"]
+    lines = [f"Invoice {inv['number']}", f"Status: {inv['status']}", ""]
+    lines += [f"{line['description']}: {_money(line['amount'], currency)}" for line in inv["lines"]["data"]]
+    lines += ["", f"Total: {_money(inv['total'], currency)}"]
+    lines.append(f"Amount paid: {_money(inv['amount_paid'], currency)}")
+    return _pdf(lines)
+
+
+def _credit_note_pdf(engine: Engine, note: Obj) -> Response:
+    currency = note["currency"]
+    inv = engine.store.get(note["invoice"])
+    return _pdf(
+        [
+            f"Credit note {note['number']}",
+            f"For invoice {inv['number']}",
+            f"Total: {_money(note['total'], currency)}",
+            f"Reason: {note['reason'] or '-'}",
+        ]
+    )

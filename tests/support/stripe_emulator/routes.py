@@ -113,6 +113,19 @@ _TABLE: list[tuple[str, str, type, Handler]] = [
      _list(lambda e, p, a: e.store.get(a["id"], "invoice")["lines"]["data"])),
     ("GET", "/v1/invoiceitems", P.InvoiceItemListParams, _list(lambda e, p, a: e.invoices.list_items(p))),
     ("GET", f"/v1/invoiceitems/{_ID}", P.InvoiceItemRetrieveParams, _get("invoiceitem")),
+    # payments
+    ("GET", "/v1/invoice_payments", P.InvoicePaymentListParams,
+     _list(lambda e, p, a: e.payments.list_invoice_payments(p))),
+    ("GET", f"/v1/invoice_payments/{_ID}", P.InvoicePaymentRetrieveParams, _get("invoice_payment")),
+    ("GET", f"/v1/payment_intents/{_ID}", P.PaymentIntentRetrieveParams, _get("payment_intent")),
+    ("GET", f"/v1/payment_methods/{_ID}", P.PaymentMethodRetrieveParams, _get("payment_method")),
+    ("GET", f"/v1/charges/{_ID}", P.ChargeRetrieveParams, _get("charge")),
+    ("GET", f"/v1/refunds/{_ID}", P.RefundRetrieveParams, _get("refund")),
+    # credit notes ("preview" before the id pattern, which would also match it)
+    ("POST", "/v1/credit_notes", P.CreditNoteCreateParams, lambda e, p, a: e.credit_notes.create(p)),
+    ("GET", "/v1/credit_notes", P.CreditNoteListParams, _list(lambda e, p, a: e.credit_notes.list(p))),
+    ("GET", "/v1/credit_notes/preview", P.CreditNotePreviewParams, lambda e, p, a: e.credit_notes.preview(p)),
+    ("GET", f"/v1/credit_notes/{_ID}", P.CreditNoteRetrieveParams, _get("credit_note")),
     # events
     ("GET", "/v1/events", P.EventListParams, _list(lambda e, p, a: e.events.list(p))),
     ("GET", f"/v1/events/{_ID}", P.EventRetrieveParams, _get("event")),

@@ -26,6 +26,13 @@ KIND_BY_PREFIX = {
     "bps_": "billing_portal.session",
     "bpc_": "billing_portal.configuration",
     "txi_": "tax_id",
+    "pm_": "payment_method",
+    "pi_": "payment_intent",
+    "inpay_": "invoice_payment",
+    "ch_": "charge",
+    "re_": "refund",
+    "cn_": "credit_note",
+    "cbtxn_": "customer_balance_transaction",
 }
 
 

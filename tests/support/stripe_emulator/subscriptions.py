@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import objects
 from .clock import interval_step, next_period_end
-from .errors import card_declined, invalid, missing_param
+from .errors import invalid, missing_param
 from .invoices import subscription_of
 from .proration import ItemProration, credit_unused
 from .resource import Obj, Objs, Resource, merge_metadata
@@ -86,6 +86,8 @@ class Subscriptions(Resource):
             if "price" not in item:
                 raise missing_param(f"items[{i}][price]")
             self.store.get(item["price"], "price", f"items[{i}][price]")
+        if p.get("default_payment_method"):
+            self.engine.payments.check_payment_method(p["default_payment_method"], cust["id"])
         trial_end = p.get("trial_end")
         sub, _ = self.start(
             cust,
@@ -95,6 +97,7 @@ class Subscriptions(Resource):
             description=p.get("description"),
             trial_end=None if trial_end in (None, "now") else trial_end,
             payment_behavior=p.get("payment_behavior", "allow_incomplete"),
+            default_payment_method=p.get("default_payment_method"),
         )
         if p.get("cancel_at_period_end"):
             self.set_cancel_at(sub, sub["current_period_end"])
@@ -111,6 +114,7 @@ class Subscriptions(Resource):
         fail_key: str | None = None,
         trial_end: int | None = None,
         payment_behavior: str = "allow_incomplete",
+        default_payment_method: str | None = None,
     ) -> tuple[Obj, Obj]:
         """Create a subscription and charge its first invoice (from the API or Checkout)."""
         invoices = self.engine.invoices
@@ -120,6 +124,7 @@ class Subscriptions(Resource):
         sub = objects.subscription(now, cust["id"], prices[0]["currency"])
         sub["metadata"] = merge_metadata({}, metadata)
         sub["description"] = description
+        sub["default_payment_method"] = default_payment_method
         for item, price in zip(items, prices, strict=True):
             sub["items"]["data"].append(
                 objects.subscription_item(now, sub["id"], price["id"], item.get("quantity", 1))
@@ -144,9 +149,10 @@ class Subscriptions(Resource):
         attempt = payment_behavior != "default_incomplete"
         paid = invoices.attempt_payment(inv, fail_key or sub["id"], attempt=attempt)
         if not paid and payment_behavior == "error_if_incomplete":
+            error = self.engine.payments.incomplete_error(inv, subscription=True)
             invoices.void(inv, emit=False, remove=True)
             self.store.remove("subscriptions", sub["id"])
-            raise card_declined()
+            raise error
         if not trial_end:
             sub["status"] = "active" if paid else "incomplete"
         self.events.emit("customer.subscription.created", sub)
@@ -234,7 +240,7 @@ class Subscriptions(Resource):
             return
         invoices = self.engine.invoices
         before = self.engine.render(sub)
-        start = sub["current_period_end"]
+        previous_start, start = sub["current_period_start"], sub["current_period_end"]
         interval, count = self.interval(sub)
         if sub["status"] == "trialing":
             sub["status"] = "active"
@@ -242,7 +248,7 @@ class Subscriptions(Resource):
         end = next_period_end(sub["billing_cycle_anchor"], interval, count, start)
         self.set_period(sub, start, end)
         self.events.emit_updated("customer.subscription.updated", sub, before)
-        inv = invoices.build(sub, "subscription_cycle", before["current_period_start"])
+        inv = invoices.build(sub, "subscription_cycle", previous_start)
         inv["period_end"] = start
         invoices.sweep_pending(inv, sub)
         for item in sub["items"]["data"]:
@@ -253,11 +259,20 @@ class Subscriptions(Resource):
             self.events.emit("invoice.created", inv)
             return
         before = self.engine.render(sub)
-        paid = invoices.attempt_payment(inv, sub["id"])
-        invoices.emit_outcome(inv, paid)
-        if not paid and sub["status"] == "active":
+        # SDK docstring of `collection_method`: "When sending an invoice, Stripe will email
+        # your customer an invoice with payment instructions and mark the subscription as
+        # `active`": nothing is charged, the customer pays by the due date.
+        automatic = sub["collection_method"] == "charge_automatically"
+        if not automatic:
+            inv["due_date"] = self.now() + (sub["days_until_due"] or 30) * 86400
+        paid = invoices.attempt_payment(inv, sub["id"], attempt=automatic)
+        invoices.emit_outcome(inv, paid, attempted=automatic)
+        if paid or not automatic:
+            return
+        if sub["status"] == "active":
             sub["status"] = "past_due"
             self.events.emit_updated("customer.subscription.updated", sub, before)
+        self.engine.retries.settle(sub, inv)
 
     def invoice_paid(self, sub: Obj, inv: Obj) -> None:
         """A late payment went through: apply a pending change, recover the status."""

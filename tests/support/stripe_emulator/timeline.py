@@ -1,7 +1,8 @@
 """Moving the frozen clock, like advancing a Stripe test clock.
 
 Whatever falls due on the way (renewals, scheduled cancellations, incomplete and pending
-update expiries, Checkout Session expiries) runs in time order, each at its own instant.
+update expiries, Checkout Session expiries, payment retries) runs in time order, each at
+its own instant.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Timeline(Resource):
 
     def _next_due(self, target: int) -> tuple[int, Action] | None:
         subscriptions, changes = self.engine.subscriptions, self.engine.changes
-        # (instant, tie-break, action); subscriptions first, then sessions, in creation order.
+        # (instant, tie-break, action); subscriptions first, then sessions, then invoice
+        # retries, each in creation order.
         due: list[tuple[int, int, Action]] = []
         for n, sub in enumerate(self.store.all("subscriptions")):
             status = sub["status"]
@@ -48,6 +50,10 @@ class Timeline(Resource):
             if session["status"] == "open":
                 expire = partial(self.engine.checkout.expire, session["id"])
                 due.append((session["expires_at"], 10**9 + n, expire))
+        for n, inv in enumerate(self.store.all("invoices")):
+            if inv["status"] == "open" and inv["next_payment_attempt"] is not None:
+                retry = partial(self.engine.retries.retry, inv)
+                due.append((inv["next_payment_attempt"], 2 * 10**9 + n, retry))
         due = [d for d in due if d[0] <= target]
         if not due:
             return None
