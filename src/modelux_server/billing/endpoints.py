@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from modelux_server.billing import schemas, subscriptions
+from modelux_server.billing import checkout, schemas, subscriptions
 from modelux_server.billing.summary import billing_summary
 from modelux_server.kit.schemas import many, one
 from modelux_server.management.http import page_request, respond
@@ -35,7 +35,7 @@ async def get_billing(request: Request) -> JSONResponse:
 async def create_checkout(body: schemas.CheckoutCreate, request: Request) -> JSONResponse:
     return await respond(
         request,
-        lambda s, rt, p: subscriptions.start_checkout(s, rt, p, plan=body.plan, interval=body.interval),
+        lambda s, rt, p: checkout.start_checkout(s, rt, p, plan=body.plan, interval=body.interval),
         one(schemas.render_checkout),
     )
 
@@ -45,7 +45,7 @@ async def create_portal(request: Request, body: schemas.PortalCreate | None = No
     return_url = body.return_url if body else None
     return await respond(
         request,
-        lambda s, rt, p: subscriptions.open_portal(s, rt, p, return_url=return_url),
+        lambda s, rt, p: checkout.open_portal(s, rt, p, return_url=return_url),
         one(schemas.render_portal),
     )
 

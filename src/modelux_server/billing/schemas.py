@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from modelux_server.billing.checkout import CheckoutStarted, PortalOpened
 from modelux_server.billing.processor import InvoiceView
-from modelux_server.billing.subscriptions import CheckoutStarted, PlanChangePreview, PortalOpened
+from modelux_server.billing.subscriptions import PlanChangePreview
 from modelux_server.billing.summary import BillingSummary, CurrentPlan, DormantItem, Period, UsageMeter
 from modelux_server.kit.schemas import Body
 from modelux_server.plans.catalog import LIMIT_NAMES, Catalog, Plan

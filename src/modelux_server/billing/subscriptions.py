@@ -1,8 +1,9 @@
-"""Self-serve subscription actions: Checkout, the customer portal, change-plan.
+"""Self-serve plan changes: change-plan and its preview, and the invoice list.
 
-The management API, the dashboard and MCP all call these functions with
-their `Principal`; `principal.source` ("api", "dashboard", "mcp") is what the
-plan-change record says. Each raises the contract's errors.
+Checkout and the portal are billing/checkout.py; both use the helpers at the
+end of this module. The management API, the dashboard and MCP all call these
+functions with their `Principal`; `principal.source` ("api", "dashboard",
+"mcp") is what the plan-change record says. Each raises the contract's errors.
 
 Stripe is never called while the organization is locked (stripe/locking.py):
 the state is read, the transaction ended, Stripe asked, and the answer applied
@@ -14,10 +15,9 @@ credits the change to whoever asked.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.principal import Principal
@@ -29,19 +29,12 @@ from modelux_server.billing.processor import (
     BillingProcessor,
     BillingProcessorError,
     ChangePreview,
-    CheckoutView,
     InvoiceView,
     SubscriptionView,
 )
 from modelux_server.billing.stripe.apply import ENDED, apply_subscription, touch
 from modelux_server.billing.stripe.locking import read_then_apply, release
-from modelux_server.billing.stripe.refunds import (
-    RefundPlan,
-    refund_plan,
-    refund_unused_time,
-    subscription_invoices,
-)
-from modelux_server.billing.stripe.webhooks import complete_checkout
+from modelux_server.billing.stripe.refunds import refund_unused_time, unused_time_plan
 from modelux_server.billing.summary import BillingSummary, billing_summary
 from modelux_server.errors import (
     Conflict,
@@ -50,30 +43,17 @@ from modelux_server.errors import (
     ValidationFailed,
 )
 from modelux_server.kit.pagination import Page, PageRequest
-from modelux_server.models import CheckoutSession, Membership, PlanState, User
+from modelux_server.models import PlanState
 from modelux_server.plans.catalog import INTERVALS, Plan
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 
 STRIPE_MAX_PAGE = 100  # Stripe's largest list page
+# a cursor is an invoice id we handed out; anything else is refused before Stripe sees it
+INVOICE_ID = re.compile(r"in_[A-Za-z0-9]{1,250}")
 
 MANAGE_ROLE = "admin"  # owners and admins; members only read billing
-
-
-@dataclass(frozen=True)
-class CheckoutStarted:
-    """A Stripe Checkout Session: send the customer to `url`."""
-
-    url: str
-    id: str
-
-
-@dataclass(frozen=True)
-class PortalOpened:
-    """A Stripe customer-portal session: send the customer to `url`."""
-
-    url: str
 
 
 def stripe_processor(rt: Services) -> BillingProcessor:
@@ -82,219 +62,6 @@ def stripe_processor(rt: Services) -> BillingProcessor:
     if billing.mode != "stripe":
         raise not_configured()
     return billing
-
-
-async def start_checkout(
-    session: AsyncSession, rt: Services, principal: Principal, *, plan: str, interval: str
-) -> CheckoutStarted:
-    """A Stripe Checkout Session that subscribes the organization to `plan`.
-
-    At most one session is open per organization: an open one for the same
-    plan and interval is handed out again (a second tab, a retry), any other
-    open one is expired in Stripe first, so two sessions cannot both be paid.
-    A session found already paid is applied, and the answer is 409.
-    """
-    principal.require(MANAGE_ROLE)
-    billing = stripe_processor(rt)
-    target = _self_serve_plan(rt, plan, interval)
-    if not target.price_cents(interval):
-        raise ValidationFailed(
-            f"{target.name} is free and needs no checkout; use change-plan to move to it.",
-            code="plan_needs_no_checkout",
-            param="plan",
-        )
-    state = (await service.org_plan(session, rt, principal.org_id)).state
-    _refuse_custom(state)
-    if state.stripe_subscription_id:
-        raise _subscription_exists()
-    customer_id, revision = state.stripe_customer_id, state.revision
-    email = None if customer_id else await _billing_email(session, state)
-    stmt = (
-        select(CheckoutSession)
-        .where(CheckoutSession.org_id == principal.org_id, CheckoutSession.status == "open")
-        .order_by(CheckoutSession.created_at.desc())
-    )
-    earlier = [(c.id, c.plan_id, c.interval) for c in (await session.execute(stmt)).scalars()]
-    await release(session)
-    try:
-        price_id = await _price(billing, target.id, interval)
-        if customer_id is None:
-            # One customer per organization, made before any Checkout: sessions
-            # opened side by side share it, so a second subscription, should
-            # one slip through, is found among the customer's. The key makes
-            # two concurrent first checkouts get the same customer; the
-            # revision in it makes a new one after the old was deleted.
-            customer_id = await billing.create_customer(
-                org_id=principal.org_id,
-                email=email,
-                idempotency_key=f"customer:{principal.org_id}:{revision}",
-            )
-            await _remember_customer(session, rt, principal.org_id, customer_id)
-        reusable, closed = await _settle_open_checkouts(billing, earlier, target.id, interval)
-        checkout = reusable
-        if checkout is None and not any(c.status == "complete" for c in closed):
-            checkout = await billing.create_checkout(
-                org_id=principal.org_id,
-                price_id=price_id,
-                customer_id=customer_id,
-                customer_email=None,
-                success_url=f"{_billing_page(rt)}?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
-                cancel_url=f"{_billing_page(rt)}?checkout=cancel",
-                metadata={
-                    "org_id": principal.org_id,
-                    "modelux_plan": target.id,
-                    "modelux_interval": interval,
-                },
-            )
-    except BillingProcessorError as exc:
-        raise _unavailable(exc) from exc
-    for seen in closed:
-        ours = await session.get(CheckoutSession, seen.id)
-        if ours is not None and ours.status == "open":
-            ours.status = seen.status
-            if seen.status == "complete":
-                ours.completed_at = rt.clock.now()
-    paid = next((c for c in closed if c.status == "complete" and c.subscription_id), None)
-    if paid is not None:
-        # paid in another tab, its webhook not here yet: follow it now
-        await complete_checkout(
-            session,
-            rt,
-            billing,
-            checkout_id=paid.id,
-            org_hints=[principal.org_id],
-            customer_id=paid.customer_id,
-            subscription_id=paid.subscription_id,
-            extras=[],
-        )
-        await release(session)  # kept, though the answer is an error
-        raise _subscription_exists()
-    if checkout is None or checkout.url is None:
-        # Stripe gives every open session a URL; without one the customer has nowhere to pay
-        raise _unavailable(BillingProcessorError("the checkout session has no URL"))
-    if reusable is None:
-        session.add(
-            CheckoutSession(
-                id=checkout.id,
-                org_id=principal.org_id,
-                plan_id=target.id,
-                interval=interval,
-                source=principal.source,
-                actor=principal.actor,
-                status="open",
-                completed_at=None,
-                created_at=rt.clock.now(),
-            )
-        )
-    return CheckoutStarted(url=checkout.url, id=checkout.id)
-
-
-async def _remember_customer(session: AsyncSession, rt: Services, org_id: str, customer_id: str) -> None:
-    state = (await service.org_plan(session, rt, org_id, lock=True)).state
-    if state.stripe_customer_id is None:
-        state.stripe_customer_id = customer_id
-        touch(state, rt)
-    await release(session)
-
-
-async def _settle_open_checkouts(
-    billing: BillingProcessor, earlier: list[tuple[str, str, str]], plan_id: str, interval: str
-) -> tuple[CheckoutView | None, list[CheckoutView]]:
-    """(an open session to hand out again, the sessions that are no longer open).
-
-    The newest open session for the same plan and interval is reused; every
-    other open one is expired in Stripe. One that turns out complete is
-    returned among the closed ones, for the caller to apply.
-    """
-    reusable: CheckoutView | None = None
-    closed: list[CheckoutView] = []
-    for checkout_id, their_plan, their_interval in earlier:
-        seen = await billing.retrieve_checkout(checkout_id)
-        if seen.status == "open" and reusable is None and (their_plan, their_interval) == (plan_id, interval):
-            reusable = seen
-            continue
-        if seen.status == "open":
-            try:
-                seen = await billing.expire_checkout(checkout_id)
-            except BillingProcessorError:
-                # paid or expired between our read and the expire: read what it became
-                seen = await billing.retrieve_checkout(checkout_id)
-                if seen.status == "open":
-                    raise
-        closed.append(seen)
-    return reusable, closed
-
-
-async def sync_checkout_return(
-    session: AsyncSession, rt: Services, principal: Principal, checkout_session_id: str
-) -> bool:
-    """The customer is back from Checkout: apply what Stripe says it started.
-
-    Stripe's `{CHECKOUT_SESSION_ID}` in the success URL names the session.
-    The `checkout.session.completed` webhook may still be on its way; the
-    session is read back from Stripe and applied through the webhook's own
-    path, so the billing page shows the paid plan at once and the webhook,
-    when it lands, finds nothing left to do. Only a session this organization
-    started (our row, and Stripe's client_reference_id or metadata) counts;
-    anything else, or a Stripe that cannot answer, leaves everything as it
-    was and the page falls back to waiting for the webhook. True if applied.
-
-    If the subscription cannot be read back, `BillingProcessorError`
-    propagates so the caller's transaction rolls back whatever was half
-    applied.
-    """
-    if rt.billing.mode != "stripe" or not checkout_session_id:
-        return False
-    ours = await session.get(CheckoutSession, checkout_session_id)
-    if ours is None or ours.org_id != principal.org_id:
-        return False
-    billing = rt.billing
-    await release(session)
-    try:
-        seen = await billing.retrieve_checkout(checkout_session_id)
-    except BillingProcessorError as exc:
-        log.info("checkout return %s: Stripe could not be read: %s", checkout_session_id, exc)
-        return False
-    claimed = {seen.client_reference_id, seen.metadata.get("org_id")} - {None}
-    if claimed != {principal.org_id} or seen.status != "complete" or not seen.subscription_id:
-        return False
-    org_id = await complete_checkout(
-        session,
-        rt,
-        billing,
-        checkout_id=seen.id,
-        org_hints=[principal.org_id],
-        customer_id=seen.customer_id,
-        subscription_id=seen.subscription_id,
-        extras=[],  # a second subscription is settled by its webhook (or reconcile)
-    )
-    return org_id == principal.org_id
-
-
-async def open_portal(
-    session: AsyncSession, rt: Services, principal: Principal, *, return_url: str | None
-) -> PortalOpened:
-    """A Stripe customer-portal session (payment method, billing email, tax IDs)."""
-    principal.require(MANAGE_ROLE)
-    billing = stripe_processor(rt)
-    state = (await service.org_plan(session, rt, principal.org_id)).state
-    if not state.stripe_customer_id:
-        raise Conflict(
-            "This organization has no Stripe customer yet: start a subscription with "
-            "POST /manage/v1/billing/checkout first.",
-            code="no_billing_account",
-        )
-    target = return_url or _billing_page(rt)
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationFailed("return_url must be an absolute http(s) URL", param="return_url")
-    customer_id = state.stripe_customer_id
-    await release(session)
-    try:
-        url = await billing.create_portal(customer_id=customer_id, return_url=target)
-    except BillingProcessorError as exc:
-        raise _unavailable(exc) from exc
-    return PortalOpened(url=url)
 
 
 @dataclass(frozen=True)
@@ -317,9 +84,9 @@ async def preview_change(
     """The charge (or refund) change-plan would make, from Stripe's invoice preview."""
     principal.require(MANAGE_ROLE)
     billing = stripe_processor(rt)
-    target = _self_serve_plan(rt, plan, interval)
+    target = self_serve_plan(rt, plan, interval)
     state = (await service.org_plan(session, rt, principal.org_id)).state
-    _refuse_custom(state)
+    refuse_custom(state)
     free = not target.price_cents(interval)
     interval = "monthly" if free else interval
     dormant = await _switched_off(session, rt, principal.org_id, target)
@@ -333,13 +100,15 @@ async def preview_change(
     try:
         live = await billing.retrieve_subscription(subscription_id)
         if free:
-            refund = await _refund_for_leaving(billing, live, rt)
+            refund = await unused_time_plan(billing, live, rt.clock.now())
             lines = [(f"Refund of the unused time on {current_name}", -refund.total)] if refund.total else []
             return PlanChangePreview(target, interval, refund.currency, lines, 0, 0, refund.total, dormant)
         _refuse_past_due(live)
-        seen: ChangePreview = await billing.preview_change(live, await _price(billing, target.id, interval))
+        seen: ChangePreview = await billing.preview_change(
+            live, await catalog_price(billing, target.id, interval)
+        )
     except BillingProcessorError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return PlanChangePreview(
         plan=target,
         interval=interval,
@@ -364,9 +133,9 @@ async def change_plan(
     """
     principal.require(MANAGE_ROLE)
     billing = stripe_processor(rt)
-    target = _self_serve_plan(rt, plan, interval)
+    target = self_serve_plan(rt, plan, interval)
     state = (await service.org_plan(session, rt, principal.org_id)).state
-    _refuse_custom(state)
+    refuse_custom(state)
     free = not target.price_cents(interval)
     if free:
         interval = "monthly"  # Free has no interval worth keeping
@@ -390,10 +159,10 @@ async def change_plan(
     subscription_id, revision = state.stripe_subscription_id, state.revision
     await release(session)
     try:
-        price_id = None if free else await _price(billing, target.id, interval)
+        price_id = None if free else await catalog_price(billing, target.id, interval)
         live = await billing.retrieve_subscription(subscription_id)
     except BillingProcessorError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if price_id is None and live.status in ENDED:
         # Already over in Stripe (an earlier attempt whose answer we lost, or a
         # webhook not yet here): apply that rather than cancel again, since
@@ -422,7 +191,7 @@ async def change_plan(
         await _clear_pending(session, rt, principal.org_id)
         if exc.declined:
             raise _declined(None) from exc
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     except (PaymentActionRequired, Conflict):
         await _clear_pending(session, rt, principal.org_id)
         raise
@@ -447,7 +216,7 @@ async def _apply_fresh(
     try:
         await read_then_apply(session, principal.org_id, read, apply)
     except BillingProcessorError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
 
 
 async def _mark_pending(
@@ -466,16 +235,11 @@ async def _mark_pending(
 
 
 async def _clear_pending(session: AsyncSession, rt: Services, org_id: str) -> None:
-    await session.rollback()
     state = (await service.org_plan(session, rt, org_id, lock=True)).state
     if state.pending_change is not None:
         state.pending_change = None
         touch(state, rt)
     await release(session)
-
-
-async def _refund_for_leaving(billing: BillingProcessor, live: SubscriptionView, rt: Services) -> RefundPlan:
-    return refund_plan(live, await subscription_invoices(billing, live.id), rt.clock.now())
 
 
 async def _payment_refused(billing: BillingProcessor, sub: SubscriptionView) -> Exception:
@@ -528,9 +292,9 @@ async def list_invoices(
     await release(session)
     billing = rt.billing
     try:
-        if (
-            page.cursor is not None
-            and (await billing.retrieve_invoice(page.cursor)).customer_id != customer_id
+        if page.cursor is not None and (
+            not INVOICE_ID.fullmatch(page.cursor)
+            or (await billing.retrieve_invoice(page.cursor)).customer_id != customer_id
         ):
             raise _foreign_cursor()
         found = await billing.list_invoices(
@@ -539,7 +303,7 @@ async def list_invoices(
     except BillingProcessorError as exc:
         if exc.not_found:
             raise _foreign_cursor() from exc
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return Page(found.data, found.data[-1].id if found.has_more and found.data else None)
 
 
@@ -549,7 +313,7 @@ def _foreign_cursor() -> ValidationFailed:
     )
 
 
-def _self_serve_plan(rt: Services, plan_id: str, interval: str) -> Plan:
+def self_serve_plan(rt: Services, plan_id: str, interval: str) -> Plan:
     if interval not in INTERVALS:
         raise ValidationFailed("interval must be 'monthly' or 'annual'", param="interval")
     plan = rt.catalog.get(plan_id)
@@ -567,7 +331,7 @@ def _self_serve_plan(rt: Services, plan_id: str, interval: str) -> Plan:
     return plan
 
 
-def _refuse_custom(state: PlanState) -> None:
+def refuse_custom(state: PlanState) -> None:
     if state.custom_plan_id is not None:
         raise Conflict(
             "This organization is on a custom Enterprise plan, managed with your account team; "
@@ -576,26 +340,13 @@ def _refuse_custom(state: PlanState) -> None:
         )
 
 
-async def _price(billing: BillingProcessor, plan_id: str, interval: str) -> str:
+async def catalog_price(billing: BillingProcessor, plan_id: str, interval: str) -> str:
     try:
         return await billing.price_id(plan_id, interval)
     except BillingProcessorError as exc:
         if exc.not_found:
             raise Conflict(str(exc), code="stripe_catalog_not_synced") from exc
-        raise _unavailable(exc) from exc
-
-
-async def _billing_email(session: AsyncSession, state: PlanState) -> str | None:
-    if state.billing_email:
-        return state.billing_email
-    stmt = (
-        select(User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == state.org_id, Membership.role == "owner")
-        .order_by(Membership.created_at)
-        .limit(1)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+        raise unavailable(exc) from exc
 
 
 def _declined(invoice_url: str | None) -> Conflict:
@@ -608,7 +359,7 @@ def _declined(invoice_url: str | None) -> Conflict:
     )
 
 
-def _subscription_exists() -> Conflict:
+def subscription_exists() -> Conflict:
     return Conflict(
         "This organization already has a subscription: change plans with "
         "POST /manage/v1/billing/change-plan, or manage payment in the portal.",
@@ -624,11 +375,11 @@ def _checkout_required(target: Plan) -> Conflict:
     )
 
 
-def _billing_page(rt: Services) -> str:
+def billing_page(rt: Services) -> str:
     return f"{rt.public_url}/settings/billing"
 
 
-def _unavailable(exc: BillingProcessorError) -> ServiceUnavailable:
+def unavailable(exc: BillingProcessorError) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"The payment processor could not complete this: {exc}", code="billing_unavailable"
     )

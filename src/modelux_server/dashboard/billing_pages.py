@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from modelux_server.auth.sessions import Viewer
+from modelux_server.billing import checkout as self_serve_checkout
 from modelux_server.billing import schemas, subscriptions
 from modelux_server.billing.processor import BillingProcessorError, InvoiceView
 from modelux_server.billing.subscriptions import PlanChangePreview
@@ -94,7 +95,7 @@ async def _sync_checkout_return(request: Request, viewer: Viewer, checkout_sessi
     rt = services_of(request)
     try:
         async with rt.db.session() as session:
-            return await subscriptions.sync_checkout_return(
+            return await self_serve_checkout.sync_checkout_return(
                 session, rt, viewer.principal, checkout_session_id
             )
     except (BillingProcessorError, ModeluxError) as exc:
@@ -127,7 +128,7 @@ async def checkout(request: Request, viewer: Viewer = Depends(web.current_viewer
     rt = services_of(request)
     try:
         async with rt.db.session() as session:
-            started = await subscriptions.start_checkout(
+            started = await self_serve_checkout.start_checkout(
                 session,
                 rt,
                 viewer.principal,
@@ -145,7 +146,7 @@ async def portal(request: Request, viewer: Viewer = Depends(web.current_viewer))
     rt = services_of(request)
     try:
         async with rt.db.session() as session:
-            opened = await subscriptions.open_portal(
+            opened = await self_serve_checkout.open_portal(
                 session, rt, viewer.principal, return_url=f"{rt.public_url}/settings/billing"
             )
     except ModeluxError as exc:

@@ -18,8 +18,8 @@ from typing import Any
 from modelux_server.api_key import schemas as api_key_schemas
 from modelux_server.api_key import service as api_keys
 from modelux_server.auth.principal import Principal
+from modelux_server.billing import checkout, subscriptions
 from modelux_server.billing import schemas as billing_schemas
-from modelux_server.billing import subscriptions
 from modelux_server.billing.summary import billing_summary
 from modelux_server.kit.db import Session
 from modelux_server.kit.pagination import PageRequest
@@ -60,7 +60,7 @@ async def _list_plans(session: Session, rt: Services, p: Principal | None, args:
 
 async def _checkout(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
     body = parse(billing_schemas.CheckoutCreate, args)
-    started = await subscriptions.start_checkout(session, rt, p, plan=body.plan, interval=body.interval)
+    started = await checkout.start_checkout(session, rt, p, plan=body.plan, interval=body.interval)
     return {"data": billing_schemas.render_checkout(started)}
 
 
@@ -83,7 +83,7 @@ async def _list_invoices(session: Session, rt: Services, p: Principal, args: Arg
 
 async def _portal(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
     body = parse(billing_schemas.PortalCreate, args)
-    opened = await subscriptions.open_portal(session, rt, p, return_url=body.return_url)
+    opened = await checkout.open_portal(session, rt, p, return_url=body.return_url)
     return {"data": billing_schemas.render_portal(opened)}
 
 

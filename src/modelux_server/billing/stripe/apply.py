@@ -4,7 +4,7 @@ The opposite direction (our catalog -> Stripe's products and prices) is catalog_
 
 Webhooks, change-plan and reconciliation all end here, always with a
 subscription freshly read from Stripe (never a webhook's payload snapshot),
-under the organization's row lock. Applying the same truth twice changes
+under the organization's row lock (read before it: locking.py). Applying the same truth twice changes
 nothing, so duplicate and out-of-order deliveries converge.
 
 Status to plan:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.billing import repository
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
 from modelux_server.billing.stripe.apply import ENDED, NOT_PAYING, apply_subscription
-from modelux_server.billing.stripe.locking import read_then_apply
+from modelux_server.billing.stripe.locking import read_then_apply, release
 from modelux_server.billing.stripe.refunds import (
     DUPLICATE,
     RefundPart,
@@ -60,7 +60,7 @@ async def settle_extra(
         if state is None or state.custom_plan_id is not None or state.stripe_subscription_id == extra_id:
             return "nothing"
         followed_id = state.stripe_subscription_id
-        await session.commit()
+        await release(session)
         extra = await billing.retrieve_subscription(extra_id)
         if extra.status in OVER:
             return "nothing"
@@ -97,7 +97,6 @@ async def _replace(
             await apply_subscription(session, rt, state, sub, source=source, actor=None)
 
     await read_then_apply(session, org_id, read, apply)
-    await session.commit()
 
 
 async def _refund_duplicate(

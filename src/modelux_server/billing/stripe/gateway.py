@@ -3,15 +3,14 @@
 The API version is pinned here, so a Stripe account upgrade or an SDK bump
 cannot silently change the shapes we read (period fields moved from the
 subscription to its items in 2025, for example). SDK objects are turned into
-the value objects of `billing.provider` and SDK errors into
-`BillingProcessorError` before anything leaves this module.
+the value objects of `billing.processor` (views.py reads their JSON) and SDK
+errors into `BillingProcessorError` before anything leaves this module.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -27,13 +26,12 @@ from modelux_server.billing.processor import (
     InvoicePage,
     InvoiceView,
     MalformedWebhook,
-    PreviewLine,
-    PriceRef,
     SubscriptionView,
     TaxId,
     WebhookEvent,
     lookup_key,
 )
+from modelux_server.billing.stripe.views import change_preview, checkout_view, invoice_view, subscription_view
 
 API_VERSION = "2026-10-28.endive"
 
@@ -65,10 +63,6 @@ DELAYED_METHODS = (
 )
 
 
-def _ts(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(int(value), UTC)
-
-
 def _dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, stripe.StripeObject):
         return obj.to_dict()
@@ -77,106 +71,6 @@ def _dict(obj: Any) -> dict[str, Any]:
 
 def _marked(metadata: Any) -> bool:
     return isinstance(metadata, Mapping) and all(metadata.get(k) == v for k, v in PORTAL_MARK.items())
-
-
-def subscription_view(raw: Mapping[str, Any]) -> SubscriptionView:
-    """Read the fields we rely on, wherever this API version keeps them."""
-    item = raw["items"]["data"][0]
-    price = item["price"]
-    if isinstance(price, str):  # not expanded: only the id is known
-        price = {"id": price}
-    recurring = price.get("recurring") or {}
-    anchor = _ts(raw.get("billing_cycle_anchor")) or _ts(raw.get("start_date"))
-    assert anchor is not None, "a subscription always has an anchor"
-    latest = raw.get("latest_invoice")
-    return SubscriptionView(
-        id=raw["id"],
-        customer_id=raw["customer"] if isinstance(raw["customer"], str) else raw["customer"]["id"],
-        status=raw["status"],
-        item_id=item["id"],
-        price=PriceRef(
-            id=price["id"],
-            lookup_key=price.get("lookup_key"),
-            metadata=dict(price.get("metadata") or {}),
-            recurring_interval=recurring.get("interval"),
-            unit_amount=price.get("unit_amount"),
-        ),
-        billing_cycle_anchor=anchor,
-        # Basil-era versions keep the period on the item; older ones on the subscription
-        current_period_start=_ts(item.get("current_period_start") or raw.get("current_period_start")),
-        current_period_end=_ts(item.get("current_period_end") or raw.get("current_period_end")),
-        cancel_at_period_end=bool(raw.get("cancel_at_period_end")),
-        metadata=dict(raw.get("metadata") or {}),
-        latest_invoice_id=latest if isinstance(latest, str) or latest is None else latest["id"],
-        has_pending_update=raw.get("pending_update") is not None,
-        created=_ts(raw.get("created")),
-        cancellation_reason=(raw.get("cancellation_details") or {}).get("reason"),
-        ended_at=_ts(raw.get("ended_at")),
-    )
-
-
-def _checkout_view(raw: Mapping[str, Any]) -> CheckoutView:
-    return CheckoutView(
-        id=raw["id"],
-        url=raw.get("url"),
-        status=raw.get("status") or "open",
-        customer_id=raw.get("customer"),
-        subscription_id=raw.get("subscription"),
-        client_reference_id=raw.get("client_reference_id"),
-        metadata=dict(raw.get("metadata") or {}),
-    )
-
-
-def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
-    details = (raw.get("parent") or {}).get("subscription_details") or {}
-    periods = [line.get("period") or {} for line in (raw.get("lines") or {}).get("data") or []]
-    starts = [p["start"] for p in periods if p.get("start")]
-    ends = [p["end"] for p in periods if p.get("end")]
-    created = _ts(raw.get("created"))
-    assert created is not None, "every invoice has a creation time"
-    return InvoiceView(
-        id=raw["id"],
-        customer_id=raw["customer"] if isinstance(raw["customer"], str) else raw["customer"]["id"],
-        number=raw.get("number"),
-        status=raw.get("status") or "draft",
-        created=created,
-        # the service period is the lines'; the invoice's own period_start/end is
-        # when items could be added to it (SDK docstring: "Use the line item
-        # period to get the service period")
-        period_start=_ts(min(starts)) if starts else _ts(raw.get("period_start")),
-        period_end=_ts(max(ends)) if ends else _ts(raw.get("period_end")),
-        currency=raw.get("currency") or "usd",
-        total=int(raw.get("total") or 0),
-        tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
-        amount_due=int(raw.get("amount_due") or 0),
-        amount_paid=int(raw.get("amount_paid") or 0),
-        credited=int(raw.get("post_payment_credit_notes_amount") or 0),
-        billing_reason=raw.get("billing_reason"),
-        subscription_id=details.get("subscription"),
-        hosted_invoice_url=raw.get("hosted_invoice_url"),
-        invoice_pdf=raw.get("invoice_pdf"),
-    )
-
-
-def _preview(raw: Mapping[str, Any]) -> ChangePreview:
-    lines = [
-        PreviewLine(
-            description=str(line.get("description") or ""),
-            amount=int(line.get("amount") or 0),
-            proration=bool(
-                ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
-            ),
-        )
-        for line in (raw.get("lines") or {}).get("data") or []
-    ]
-    return ChangePreview(
-        currency=raw.get("currency") or "usd",
-        lines=lines,
-        subtotal=int(raw.get("subtotal") or 0),
-        tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
-        total=int(raw.get("total") or 0),
-        amount_due=int(raw.get("amount_due") or 0),
-    )
 
 
 class StripeBilling:
@@ -304,8 +198,7 @@ class StripeBilling:
         *,
         org_id: str,
         price_id: str,
-        customer_id: str | None,
-        customer_email: str | None,
+        customer_id: str,
         success_url: str,
         cancel_url: str,
         metadata: Mapping[str, str],
@@ -332,19 +225,17 @@ class StripeBilling:
             # renewals and prorations are taxed too; plan changes cannot pass it
             # (pending_if_incomplete refuses every parameter outside its short list)
             params["automatic_tax"] = {"enabled": True}
-        if customer_id:
-            params["customer"] = customer_id
-            # Stripe saves a collected tax ID on an existing customer only with these
-            params["customer_update"] = {"name": "auto", "address": "auto"}
-        elif customer_email:
-            params["customer_email"] = customer_email
+        # the organization's customer, made before its first Checkout (subscriptions.py);
+        # Stripe saves a collected tax ID on an existing customer only with customer_update
+        params["customer"] = customer_id
+        params["customer_update"] = {"name": "auto", "address": "auto"}
         async with _converted():
             session = await self._client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
-        return _checkout_view(_dict(session))
+        return checkout_view(_dict(session))
 
     async def retrieve_checkout(self, session_id: str) -> CheckoutView:
         async with _converted():
-            return _checkout_view(_dict(await self._client.v1.checkout.sessions.retrieve_async(session_id)))
+            return checkout_view(_dict(await self._client.v1.checkout.sessions.retrieve_async(session_id)))
 
     async def create_portal(self, *, customer_id: str, return_url: str) -> str:
         # Looked up per session rather than cached: a re-run of stripe-sync after
@@ -426,11 +317,11 @@ class StripeBilling:
                     },
                 }
             )
-        return _preview(_dict(raw))
+        return change_preview(_dict(raw))
 
     async def expire_checkout(self, session_id: str) -> CheckoutView:
         async with _converted():
-            return _checkout_view(_dict(await self._client.v1.checkout.sessions.expire_async(session_id)))
+            return checkout_view(_dict(await self._client.v1.checkout.sessions.expire_async(session_id)))
 
     # ------------------------------------------------------------------ invoices and refunds
     async def retrieve_invoice(self, invoice_id: str) -> InvoiceView:

@@ -13,7 +13,7 @@ Running it twice in a row changes nothing the second time.
 
 It runs daily from the app when workers are enabled in Stripe mode, and on
 demand with `modelux admin reconcile`. Several processes may each run it:
-every repair is idempotent and taken under the organization's row lock.
+every repair is idempotent and applied under the organization's row lock.
 """
 
 from __future__ import annotations
@@ -148,11 +148,11 @@ async def _apply(
     changes += before.differences(Snapshot.of(state))
     if customer is not None and customer.id == state.stripe_customer_id:
         changes += apply_customer(rt, state, customer)
+    # the customer's subscriptions Stripe has not canceled; an unpaid followed
+    # one was dropped by the apply above and is among them
     extras = [
         s.id for s in seen.live if s.id != state.stripe_subscription_id and s.status in (*ENTITLED, "unpaid")
     ]
-    if seen.followed is not None and seen.followed.status == "unpaid":
-        extras.append(seen.followed.id)
     return changes, extras
 
 

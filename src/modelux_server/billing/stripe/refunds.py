@@ -114,12 +114,16 @@ async def subscription_invoices(billing: BillingProcessor, subscription_id: str)
         after = page.data[-1].id
 
 
+async def unused_time_plan(billing: BillingProcessor, sub: SubscriptionView, at: datetime) -> RefundPlan:
+    """The refund for ending `sub` at `at`, read from its invoices in Stripe."""
+    return refund_plan(sub, await subscription_invoices(billing, sub.id), at)
+
+
 async def refund_unused_time(
     rt: Services, billing: BillingProcessor, org_id: str, ended: SubscriptionView
 ) -> int | None:
     """Refund what `ended` (canceled early) had paid for beyond its end; None if done before."""
-    at = ended.ended_at or rt.clock.now()
-    plan = refund_plan(ended, await subscription_invoices(billing, ended.id), at)
+    plan = await unused_time_plan(billing, ended, ended.ended_at or rt.clock.now())
     memo = "Unused time after the subscription ended."
     return await refund_once(
         rt, billing, org_id=org_id, kind=UNUSED_TIME, sub_id=ended.id, plan=plan, memo=memo

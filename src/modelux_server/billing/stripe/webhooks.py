@@ -59,8 +59,8 @@ log = logging.getLogger("modelux.billing")
 #   early (our change-plan, or the portal): its unused time goes back
 #   (refunds.refund_unused_time, at most once per subscription).
 SETTLE, REFUND = "settle", "refund"
-Extras = list[tuple[str, str, str]]
-Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent, Extras], Awaitable[str | None]]
+FollowUps = list[tuple[str, str, str]]
+Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent, FollowUps], Awaitable[str | None]]
 
 
 async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
@@ -73,12 +73,12 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
     handler = HANDLERS.get(event.type)
     if handler is None:
         return "ignored"  # correctly signed, not ours to act on: 200, nothing changes
-    extras: Extras = []
+    follow_ups: FollowUps = []
     try:
         async with rt.db.session() as session:
             if await session.get(StripeEvent, event.id) is not None:
                 return "duplicate"
-            org_id = await handler(session, rt, billing, event, extras)
+            org_id = await handler(session, rt, billing, event, follow_ups)
             # recorded in the transaction that applied the event; on PostgreSQL a
             # concurrent delivery of the same event waits here for the first
             # one's commit, then fails on the primary key
@@ -98,7 +98,7 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
         # applied (the transaction rolled back), and a retry cannot fix it.
         log.warning("webhook %s (%s) is malformed; refused", event.id, event.type)
         raise MalformedWebhook("The event's object is not what its type promises.") from None
-    for kind, org_id, subscription_id in extras:
+    for kind, org_id, subscription_id in follow_ups:
         try:
             if kind == SETTLE:
                 await settle_extra(rt, billing, org_id, subscription_id, source="webhook")
@@ -116,7 +116,7 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
 
 
 async def _checkout_completed(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     obj = event.object
     return await complete_checkout(
@@ -127,7 +127,7 @@ async def _checkout_completed(
         org_hints=[obj.get("client_reference_id"), _meta(obj).get("org_id")],
         customer_id=obj.get("customer"),
         subscription_id=obj.get("subscription"),
-        extras=extras,
+        follow_ups=follow_ups,
     )
 
 
@@ -140,7 +140,7 @@ async def complete_checkout(
     org_hints: list[str | None],
     customer_id: str | None,
     subscription_id: str | None,
-    extras: Extras,
+    follow_ups: FollowUps,
 ) -> str | None:
     """Follow the subscription a completed Checkout Session started.
 
@@ -169,7 +169,7 @@ async def complete_checkout(
             state.stripe_customer_id = customer_id
             touch(state, rt)
         if sub is not None:
-            await _apply(session, rt, state, sub, extras)
+            await _apply(session, rt, state, sub, follow_ups)
         if customer is not None and not customer.deleted and customer.id == state.stripe_customer_id:
             apply_customer(rt, state, customer)
         return state.org_id
@@ -178,7 +178,7 @@ async def complete_checkout(
 
 
 async def _checkout_expired(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     ours = await session.get(CheckoutSession, event.object["id"])
     if ours is None:
@@ -189,18 +189,23 @@ async def _checkout_expired(
 
 
 async def _subscription_changed(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     obj = event.object
     org_id = await _find_org(session, [_meta(obj).get("org_id")], obj.get("customer"), obj["id"])
     if org_id is None:
         log.info("subscription %s belongs to no organization we know", obj["id"])
         return None
-    return await _refresh(session, rt, billing, org_id, obj["id"], extras)
+    return await _refresh(session, rt, billing, org_id, obj["id"], follow_ups)
 
 
 async def _refresh(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, org_id: str, sub_id: str, extras: Extras
+    session: AsyncSession,
+    rt: Services,
+    billing: BillingProcessor,
+    org_id: str,
+    sub_id: str,
+    follow_ups: FollowUps,
 ) -> str:
     """Re-read one subscription from Stripe and apply it."""
 
@@ -208,27 +213,27 @@ async def _refresh(
         return await billing.retrieve_subscription(sub_id)
 
     async def apply(state: PlanState, sub: SubscriptionView) -> str:
-        await _apply(session, rt, state, sub, extras)
+        await _apply(session, rt, state, sub, follow_ups)
         return state.org_id
 
     return await read_then_apply(session, org_id, read, apply)
 
 
 async def _apply(
-    session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView, extras: Extras
+    session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView, follow_ups: FollowUps
 ) -> None:
     source, actor = await _source(session, rt, state, sub)
     followed = state.stripe_subscription_id == sub.id
     applied = await apply_subscription(session, rt, state, sub, source=source, actor=actor)
     if applied.extra or (sub.status == "unpaid" and state.custom_plan_id is None):
         # a second live subscription, or an unpaid one Stripe would revive on a late payment
-        extras.append((SETTLE, state.org_id, sub.id))
+        follow_ups.append((SETTLE, state.org_id, sub.id))
     if followed and sub.status == "canceled" and sub.cancellation_reason == "cancellation_requested":
-        extras.append((REFUND, state.org_id, sub.id))
+        follow_ups.append((REFUND, state.org_id, sub.id))
 
 
 async def _invoice(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     """invoice.paid / payment_failed / payment_action_required: refresh the subscription's status.
 
@@ -262,7 +267,7 @@ async def _invoice(
 
     async def apply(state: PlanState, read_back: tuple[SubscriptionView, bool]) -> str:
         sub, needs_action = read_back
-        await _apply(session, rt, state, sub, extras)
+        await _apply(session, rt, state, sub, follow_ups)
         if failed and renewal and state.stripe_subscription_id == sub.id:
             next_attempt = obj.get("next_payment_attempt")
             notice = PaymentFailed(
@@ -282,7 +287,7 @@ async def _invoice(
 
 
 async def _customer_changed(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     """customer.updated and customer.tax_id.*: the billing email and tax IDs follow the customer's.
 
@@ -290,7 +295,7 @@ async def _customer_changed(
     the tax ID, which names its customer.
     """
     obj = event.object
-    customer_id = obj["id"] if event.type.startswith("customer.updated") else obj.get("customer")
+    customer_id = obj["id"] if event.type == "customer.updated" else obj.get("customer")
     if not isinstance(customer_id, str):
         return None
     org_id = await _find_org(session, [_meta(obj).get("org_id")], customer_id)
@@ -326,7 +331,7 @@ def apply_customer(rt: Services, state: PlanState, customer: CustomerView) -> li
 
 
 async def _customer_deleted(
-    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, extras: Extras
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent, follow_ups: FollowUps
 ) -> str | None:
     customer_id = event.object["id"]
     org_id = await _find_org(session, [_meta(event.object).get("org_id")], customer_id)
