@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from modelux_server.billing.stripe.locking import read_then_apply
+from modelux_server.billing.stripe.locking import StateKeptChanging, read_then_apply
 from modelux_server.billing.stripe.reconcile import reconcile
 from modelux_server.models import PlanState, Refund
 from tests.billing.stripe_world import DAY, StripeWorld
@@ -142,15 +142,22 @@ def test_a_slow_stripe_holds_no_lock_on_the_organization(world: StripeWorld) -> 
     org = world.org()
     world.subscribe(org, "pro")
     billing = world.rt.billing
-    real = billing.retrieve_subscription
     in_stripe = threading.Event()
 
-    async def slow(subscription_id: str) -> Any:
-        in_stripe.set()
-        await asyncio.sleep(3)
-        return await real(subscription_id)
+    def slowed(name: str) -> Any:
+        real = getattr(billing, name)
 
-    billing.retrieve_subscription = slow  # type: ignore[method-assign]
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            in_stripe.set()
+            await asyncio.sleep(1.5)
+            return await real(*args, **kwargs)
+
+        return slow
+
+    # every Stripe call change-plan makes: prices, the read, the change, the read back
+    slowed_names = ("price_id", "retrieve_subscription", "change_price")
+    for name in slowed_names:
+        setattr(billing, name, slowed(name))
     answer: dict[str, Any] = {}
 
     def upgrade() -> None:
@@ -166,7 +173,8 @@ def test_a_slow_stripe_holds_no_lock_on_the_organization(world: StripeWorld) -> 
         took = time.monotonic() - started
     finally:
         worker.join(30)
-        billing.retrieve_subscription = real  # type: ignore[method-assign]
+        for name in slowed_names:
+            delattr(billing, name)
     assert r.status_code == 201, r.text
     # the project create takes the organization's lock (and SQLite's write lock)
     assert took < 1.5, f"the create waited {took:.1f}s for a lock held across a Stripe call"
@@ -266,3 +274,51 @@ def test_tax_ids_and_billing_email_follow_the_customer(world: StripeWorld) -> No
     assert shown["billing_email"] == "ap@acme.test"
     # the portal replaces the tax ID: customer.tax_id.deleted, then .created
     assert shown["tax_ids"] == [{"type": "gb_vat", "value": "GB123456789"}]
+
+
+def test_a_state_that_keeps_moving_while_stripe_is_read_gives_up_with_409(world: StripeWorld) -> None:
+    org = world.org()
+
+    async def scenario() -> None:
+        async def read(state: PlanState) -> None:
+            async with world.rt.db.session() as other:
+                moved = await other.get(PlanState, org.id)
+                assert moved is not None
+                moved.revision += 1
+
+        async def apply(state: PlanState, value: None) -> None:
+            raise AssertionError("never applied on a stale read")
+
+        async with world.rt.db.session() as session:
+            await read_then_apply(session, org.id, read, apply)
+
+    try:
+        world.server.call(scenario())
+    except StateKeptChanging as exc:
+        assert exc.status == 409 and exc.code == "billing_busy"
+    else:
+        raise AssertionError("read_then_apply applied a read the state had moved past")
+
+
+def test_a_webhook_applied_before_stripes_answer_still_credits_the_change_to_its_author(
+    world: StripeWorld,
+) -> None:
+    org = world.org()
+    world.subscribe(org, "pro")
+    billing = world.rt.billing
+    real = billing.change_price
+
+    async def answer_late(*args: Any, **kwargs: Any) -> Any:
+        sub = await real(*args, **kwargs)
+        # customer.subscription.updated is applied before our answer comes back
+        await asyncio.to_thread(world.emu.wait_for_webhooks)
+        return sub
+
+    billing.change_price = answer_late  # type: ignore[method-assign]
+    try:
+        assert world.change_plan(org, "team").status_code == 200
+    finally:
+        del billing.change_price
+    assert [(c.to_plan, c.source) for c in world.plan_changes(org.id)][-1] == ("team", "api")
+    assert len([c for c in world.plan_changes(org.id) if c.to_plan == "team"]) == 1
+    assert world.state(org.id).pending_change is None

@@ -1,4 +1,4 @@
-"""Every MCP tool names a management endpoint that exists, and answers through it remotely."""
+"""Every MCP tool has an operation, and every operation names a management endpoint the API serves."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ async def test_each_operation_mirrors_a_management_route(app: Any) -> None:
         if (op.method, MANAGE + op.path) not in routes
     )
     assert missing == []
-    assert {"list_invoices", "preview_change_plan"} <= set(OPERATIONS)
 
 
 def test_each_tool_has_an_operation_and_each_operation_a_tool() -> None:

@@ -98,7 +98,7 @@ async def start_checkout(
                 email=email,
                 idempotency_key=f"customer:{principal.org_id}:{revision}",
             )
-            await _remember_customer(session, rt, principal.org_id, customer_id)
+            customer_id = await _remember_customer(session, rt, principal.org_id, customer_id)
         reusable, closed = await _settle_open_checkouts(billing, earlier, target.id, interval)
         checkout = reusable
         if checkout is None and not any(c.status == "complete" for c in closed):
@@ -117,7 +117,7 @@ async def start_checkout(
     except BillingProcessorError as exc:
         raise unavailable(exc) from exc
     for seen in closed:
-        ours = await session.get(CheckoutSession, seen.id)
+        ours = await session.get(CheckoutSession, seen.id, populate_existing=True)
         if ours is not None and ours.status == "open":
             ours.status = seen.status
             if seen.status == "complete":
@@ -125,16 +125,19 @@ async def start_checkout(
     paid = next((c for c in closed if c.status == "complete" and c.subscription_id), None)
     if paid is not None:
         # paid in another tab, its webhook not here yet: follow it now
-        await complete_checkout(
-            session,
-            rt,
-            billing,
-            checkout_id=paid.id,
-            org_hints=[principal.org_id],
-            customer_id=paid.customer_id,
-            subscription_id=paid.subscription_id,
-            follow_ups=[],
-        )
+        try:
+            await complete_checkout(
+                session,
+                rt,
+                billing,
+                checkout_id=paid.id,
+                org_hints=[principal.org_id],
+                customer_id=paid.customer_id,
+                subscription_id=paid.subscription_id,
+                follow_ups=[],
+            )
+        except BillingProcessorError as exc:
+            raise unavailable(exc) from exc
         await release(session)  # kept, though the answer is an error
         raise subscription_exists()
     if checkout is None or checkout.url is None:
@@ -157,12 +160,15 @@ async def start_checkout(
     return CheckoutStarted(url=checkout.url, id=checkout.id)
 
 
-async def _remember_customer(session: AsyncSession, rt: Services, org_id: str, customer_id: str) -> None:
+async def _remember_customer(session: AsyncSession, rt: Services, org_id: str, customer_id: str) -> str:
+    """Link the new customer unless another request linked one meanwhile; the one linked."""
     state = (await service.org_plan(session, rt, org_id, lock=True)).state
     if state.stripe_customer_id is None:
         state.stripe_customer_id = customer_id
         touch(state, rt)
+    linked = state.stripe_customer_id
     await release(session)
+    return linked
 
 
 async def _settle_open_checkouts(

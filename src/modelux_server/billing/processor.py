@@ -135,7 +135,6 @@ class InvoicePage:
 class PreviewLine:
     description: str
     amount: int  # cents; negative for a credit
-    proration: bool
 
 
 @dataclass(frozen=True)
@@ -144,8 +143,6 @@ class ChangePreview:
 
     currency: str
     lines: list[PreviewLine]
-    subtotal: int
-    tax: int
     total: int
     amount_due: int  # after the customer's balance
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,9 +33,15 @@ from modelux_server.billing.processor import (
     InvoiceView,
     SubscriptionView,
 )
-from modelux_server.billing.stripe.apply import ENDED, apply_subscription, touch
+from modelux_server.billing.stripe.apply import (
+    ENDED,
+    PENDING_CHANGE_TTL,
+    PENDING_UPDATE_TTL,
+    apply_subscription,
+    touch,
+)
 from modelux_server.billing.stripe.locking import read_then_apply, release
-from modelux_server.billing.stripe.refunds import refund_unused_time, unused_time_plan
+from modelux_server.billing.stripe.refunds import pay_due, unused_time_plan
 from modelux_server.billing.summary import BillingSummary, billing_summary
 from modelux_server.errors import (
     Conflict,
@@ -167,36 +174,59 @@ async def change_plan(
         # Already over in Stripe (an earlier attempt whose answer we lost, or a
         # webhook not yet here): apply that rather than cancel again, since
         # DELETE takes no idempotency key and Stripe refuses a second cancel.
-        await refund_unused_time(rt, billing, principal.org_id, live)
         await _apply_fresh(session, rt, billing, principal, live.id)
-        return await billing_summary(session, rt, principal.org_id)
+        return await _after_change(session, rt, billing, principal.org_id)
     if price_id is not None:
         _refuse_past_due(live)
-    # Stable for one attempt: a retry after a failure on our side replays
-    # Stripe's first answer instead of acting twice. The latest invoice is in
-    # it so that after a declined card a new attempt is a new request.
+    # The SDK retries this request with the same key, so an answer lost on the
+    # network is replayed rather than acted on twice; a new attempt after a
+    # failure is a new request (the revision in the key has moved since). The
+    # latest invoice is in it so that a new card after a decline is too.
     key = f"change-plan:{live.id}:{revision}:{live.latest_invoice_id}:{target.id}:{interval}"
-    await _mark_pending(session, rt, principal, live.id, price_id)
+    await _mark_pending(session, rt, principal, live.id, price_id, PENDING_CHANGE_TTL)
+    finished = False
     try:
         if price_id is None:
-            ended = await billing.cancel(live.id, idempotency_key=key)
-            await refund_unused_time(rt, billing, principal.org_id, ended)
+            await billing.cancel(live.id, idempotency_key=key)
         else:
             sub = await billing.change_price(live, price_id, idempotency_key=key)
             if sub.has_pending_update:
                 # pending_if_incomplete: Stripe kept the old price because the
                 # prorated invoice is not paid; nothing changes on our side either
-                raise await _payment_refused(billing, sub)
+                refused = await _payment_refused(billing, sub)
+                if isinstance(refused, PaymentActionRequired):
+                    # paid once the customer confirms, maybe hours from now: the
+                    # change stays credited to this principal until Stripe gives up
+                    await _mark_pending(session, rt, principal, live.id, price_id, PENDING_UPDATE_TTL)
+                    finished = True
+                raise refused
+        # the end (and the refund it makes due) or the new price, as Stripe now has it
+        await _apply_fresh(session, rt, billing, principal, live.id)
+        finished = True
     except BillingProcessorError as exc:
-        await _clear_pending(session, rt, principal.org_id)
         if exc.declined:
             raise _declined(None) from exc
         raise unavailable(exc) from exc
-    except (PaymentActionRequired, Conflict):
-        await _clear_pending(session, rt, principal.org_id)
-        raise
-    await _apply_fresh(session, rt, billing, principal, live.id)
-    return await billing_summary(session, rt, principal.org_id)
+    finally:
+        if not finished:
+            await _clear_pending(session, rt, principal.org_id)
+    return await _after_change(session, rt, billing, principal.org_id)
+
+
+async def _after_change(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, org_id: str
+) -> BillingSummary:
+    """Commit the change, then pay a refund it made due; the summary to answer with.
+
+    The change stands whatever the refund does: a refund Stripe refuses now
+    stays due (or failed, logged as a billing incident) for reconcile.
+    """
+    await release(session)
+    try:
+        await pay_due(rt, billing, org_id)
+    except BillingProcessorError as exc:
+        log.warning("refund for %s left due: %s", org_id, exc)
+    return await billing_summary(session, rt, org_id)
 
 
 async def _apply_fresh(
@@ -220,7 +250,12 @@ async def _apply_fresh(
 
 
 async def _mark_pending(
-    session: AsyncSession, rt: Services, principal: Principal, sub_id: str, price_id: str | None
+    session: AsyncSession,
+    rt: Services,
+    principal: Principal,
+    sub_id: str,
+    price_id: str | None,
+    ttl: timedelta,
 ) -> None:
     state = (await service.org_plan(session, rt, principal.org_id, lock=True)).state
     state.pending_change = {
@@ -228,13 +263,15 @@ async def _mark_pending(
         "price_id": price_id,
         "source": principal.source,
         "actor": principal.actor,
-        "at": rt.clock.now().isoformat(),
+        "until": (rt.clock.now() + ttl).isoformat(),
     }
     touch(state, rt)
     await release(session)
 
 
 async def _clear_pending(session: AsyncSession, rt: Services, org_id: str) -> None:
+    """After a failure: drop whatever the failed step left unwritten, then the mark."""
+    await session.rollback()
     state = (await service.org_plan(session, rt, org_id, lock=True)).state
     if state.pending_change is not None:
         state.pending_change = None

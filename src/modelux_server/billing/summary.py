@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
+from modelux_server.billing.processor import TaxId
 from modelux_server.billing.service import monthly_requests_used, org_plan, request_window
 from modelux_server.plans.catalog import FEATURES, LIMIT_NAMES
 from modelux_server.plans.entitlements import Entitlements
@@ -86,12 +87,6 @@ DormantSource = Callable[[AsyncSession, Services, str, Entitlements], Awaitable[
 
 
 @dataclass(frozen=True)
-class TaxIdShown:
-    type: str
-    value: str
-
-
-@dataclass(frozen=True)
 class BillingSummary:
     plan: CurrentPlan
     status: str
@@ -101,7 +96,7 @@ class BillingSummary:
     meters: Mapping[str, UsageMeter]  # by limit name, in LIMIT_NAMES order
     features: Mapping[str, bool]  # every catalog feature, in FEATURES order
     billing_email: str | None
-    tax_ids: Sequence[TaxIdShown]  # the Stripe customer's, kept current by webhooks
+    tax_ids: Sequence[TaxId]  # the Stripe customer's, kept current by webhooks
     has_subscription: bool
     custom_plan: CustomPlanTerms | None
     dormant: Sequence[DormantItem]
@@ -132,7 +127,7 @@ async def billing_summary(session: AsyncSession, rt: Services, org_id: str) -> B
         meters=meters,
         features={feature: ent.has(feature) for feature in FEATURES},
         billing_email=state.billing_email,
-        tax_ids=[TaxIdShown(t.get("type", ""), t.get("value", "")) for t in state.tax_ids or []],
+        tax_ids=[TaxId(t.get("type", ""), t.get("value", "")) for t in state.tax_ids or []],
         has_subscription=state.stripe_subscription_id is not None,
         custom_plan=None
         if custom is None

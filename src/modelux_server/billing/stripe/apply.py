@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.plan_changes import record_plan_change
 from modelux_server.billing.processor import LOOKUP_PREFIX, PriceRef, SubscriptionView
+from modelux_server.billing.stripe.refunds import ended_early, note_unused_time
 from modelux_server.models import Organization, PlanChange, PlanState
 from modelux_server.plans.catalog import INTERVALS, Catalog
 from modelux_server.services import Services
@@ -92,6 +93,8 @@ class Applied:
     # Checkouts, or a replacement for one that ended without our hearing of it
     # yet (extras.settle_extra tells which)
     extra: bool = False
+    # the followed subscription ended early on request: a refund is now due (refunds.py)
+    refund_due: bool = False
 
 
 def touch(state: PlanState, rt: Services) -> None:
@@ -147,7 +150,11 @@ async def apply_subscription(
         state.past_due_since = state.past_due_since or rt.clock.now()
     else:
         state.past_due_since = None
+    refund_due = False
     if sub.status in ENDED or sub.status in NOT_PAYING or _grace_over(rt, state, sub):
+        if state.stripe_subscription_id == sub.id and ended_early(sub):
+            # in this transaction, so the end and the debt commit together
+            refund_due = await note_unused_time(session, rt, state, sub)
         state.stripe_subscription_id = None
         state.past_due_since = None
         state.stripe_customer_id = state.stripe_customer_id or sub.customer_id
@@ -186,26 +193,31 @@ async def apply_subscription(
     after = Snapshot.of(state)
     if after != before or state.past_due_since != grace_before:
         touch(state, rt)
-    return Applied(before, after, change)
+    return Applied(before, after, change, refund_due=refund_due)
 
 
-# a change asked of Stripe this long ago and never finished (the process died) is forgotten
+# how long a change asked of Stripe keeps its author: a plain change is over
+# in seconds (a process that died meanwhile leaves the mark, which then
+# lapses); one waiting for the customer to confirm a payment lasts as long as
+# Stripe keeps the pending update (23 hours, "Pending updates")
 PENDING_CHANGE_TTL = timedelta(minutes=10)
+PENDING_UPDATE_TTL = timedelta(hours=23)
 
 
 def pending_change_for(
     state: PlanState, sub: SubscriptionView, now: datetime
 ) -> tuple[str, str | None] | None:
-    """(source, actor) of the change `sub` shows, if it is the one being asked of Stripe right now.
+    """(source, actor) of the change `sub` shows, if it is the one asked of Stripe by us.
 
     change-plan marks the state before calling Stripe (`pending_change`); the
     subscription's webhook can be applied before Stripe's answer reaches us,
-    and is then credited to whoever asked, not to the portal.
+    or (3-D Secure) hours later once the customer confirmed, and is then
+    credited to whoever asked, not to the portal.
     """
     asked = state.pending_change
     if not asked or asked.get("subscription_id") != sub.id:
         return None
-    if now - datetime.fromisoformat(asked["at"]) > PENDING_CHANGE_TTL:
+    if now > datetime.fromisoformat(asked["until"]):
         return None
     wanted = asked.get("price_id")
     if (wanted is None and sub.status in ENDED) or (wanted is not None and sub.price.id == wanted):

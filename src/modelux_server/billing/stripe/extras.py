@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from modelux_server.billing import repository
 from modelux_server.billing.processor import BillingProcessor, BillingProcessorError, SubscriptionView
 from modelux_server.billing.stripe.apply import ENDED, NOT_PAYING, apply_subscription
-from modelux_server.billing.stripe.locking import read_then_apply, release
+from modelux_server.billing.stripe.locking import read_then_apply
 from modelux_server.billing.stripe.refunds import (
-    DUPLICATE,
     RefundPart,
     RefundPlan,
-    refund_once,
+    pay_due,
+    refund_duplicate,
     refundable,
     subscription_invoices,
 )
+from modelux_server.errors import NotFound
 from modelux_server.models import PlanState
 from modelux_server.services import Services
 
@@ -44,6 +42,7 @@ log = logging.getLogger("modelux.billing")
 
 # over in Stripe for good (unpaid is ENDED for us, but Stripe can still revive it)
 OVER = ("canceled", "incomplete_expired")
+NOTHING, CANCELED, REFUNDED, REPLACED = "nothing", "canceled", "refunded", "replaced"
 
 
 async def settle_extra(
@@ -51,81 +50,74 @@ async def settle_extra(
 ) -> str:
     """Settle one subscription the organization does not follow; what was done, in a word.
 
-    "replaced", "refunded", "canceled" (unpaid) or "nothing". Safe to repeat:
-    Stripe calls carry idempotency keys and the incident row is unique per
+    "replaced", "refunded", "canceled" (unpaid) or "nothing". What it is gets
+    decided under the organization's lock, from Stripe read just before
+    (locking.py), so a concurrent adoption of the same subscription is never
+    mistaken for a duplicate. The Stripe writes come after that commit. Safe
+    to repeat: they carry idempotency keys and the refund row is unique per
     subscription.
     """
-    async with rt.db.session() as session:
-        state = await repository.get_plan_state(session, org_id)
-        if state is None or state.custom_plan_id is not None or state.stripe_subscription_id == extra_id:
-            return "nothing"
-        followed_id = state.stripe_subscription_id
-        await release(session)
+
+    async def read(state: PlanState) -> tuple[SubscriptionView, SubscriptionView | None]:
         extra = await billing.retrieve_subscription(extra_id)
-        if extra.status in OVER:
-            return "nothing"
-        followed = await billing.retrieve_subscription(followed_id) if followed_id else None
-        if followed is None or followed.status in ENDED or followed.status in NOT_PAYING:
-            if extra.status == "unpaid":
-                await _cancel(billing, extra, key=f"unpaid-cancel:{extra.id}")
-                return "canceled"
-            await _replace(session, rt, billing, org_id, followed_id, extra.id, source=source)
-            return "replaced"
+        followed_id = state.stripe_subscription_id
+        followed = None
+        if followed_id and followed_id != extra_id:
+            followed = await billing.retrieve_subscription(followed_id)
+        return extra, followed
+
+    async def decide(state: PlanState, seen: tuple[SubscriptionView, SubscriptionView | None]) -> str:
+        extra, followed = seen
+        if (
+            state.custom_plan_id is not None
+            or state.stripe_subscription_id == extra.id
+            or extra.status in OVER
+        ):
+            return NOTHING
         if extra.status == "unpaid":
-            await _cancel(billing, extra, key=f"unpaid-cancel:{extra.id}")
-            return "canceled"
-        await _refund_duplicate(rt, billing, state, extra)
-        return "refunded"
+            return CANCELED
+        if followed is None or followed.status in ENDED or followed.status in NOT_PAYING:
+            # a replacement: the followed one's end first, so the new one can be adopted
+            if followed is not None:
+                await apply_subscription(session, rt, state, followed, source=source, actor=None)
+            await apply_subscription(session, rt, state, extra, source=source, actor=None)
+            return REPLACED if state.stripe_subscription_id == extra.id else NOTHING
+        return REFUNDED
+
+    async with rt.db.session() as session:
+        try:
+            outcome = await read_then_apply(session, org_id, read, decide)
+        except NotFound:
+            return NOTHING
+    if outcome == CANCELED:
+        await _cancel(billing, extra_id, key=f"unpaid-cancel:{extra_id}")
+    elif outcome == REFUNDED:
+        await _refund_duplicate(rt, billing, org_id, extra_id)
+    elif outcome == REPLACED:
+        await pay_due(rt, billing, org_id)  # the replaced one may have ended early
+    return outcome
 
 
-async def _replace(
-    session: AsyncSession,
-    rt: Services,
-    billing: BillingProcessor,
-    org_id: str,
-    followed_id: str | None,
-    extra_id: str,
-    *,
-    source: str,
-) -> None:
-    async def read(state: PlanState) -> list[SubscriptionView]:
-        ids = [i for i in (state.stripe_subscription_id, extra_id) if i]
-        return [await billing.retrieve_subscription(i) for i in ids]
-
-    async def apply(state: PlanState, subs: list[SubscriptionView]) -> None:
-        for sub in subs:  # the followed one's end first, so the new one can be adopted
-            await apply_subscription(session, rt, state, sub, source=source, actor=None)
-
-    await read_then_apply(session, org_id, read, apply)
-
-
-async def _refund_duplicate(
-    rt: Services, billing: BillingProcessor, state: PlanState, extra: SubscriptionView
-) -> None:
-    await _cancel(billing, extra, key=f"duplicate-cancel:{extra.id}")
-    invoices = await subscription_invoices(billing, extra.id)
+async def _refund_duplicate(rt: Services, billing: BillingProcessor, org_id: str, extra_id: str) -> None:
+    await _cancel(billing, extra_id, key=f"duplicate-cancel:{extra_id}")
+    invoices = await subscription_invoices(billing, extra_id)
     paid = [RefundPart(i.id, refundable(i)) for i in invoices if refundable(i) > 0]
-    plan = RefundPlan(next((i.currency for i in invoices), "usd"), sum(p.amount for p in paid), paid)
-    memo = "Duplicate subscription, canceled and refunded in full."
-    refunded = await refund_once(
-        rt, billing, org_id=state.org_id, kind=DUPLICATE, sub_id=extra.id, plan=plan, memo=memo
-    )
+    plan = RefundPlan(next((i.currency for i in invoices), "usd"), paid)
+    refunded = await refund_duplicate(rt, billing, org_id=org_id, sub_id=extra_id, plan=plan)
     if refunded is not None:
         log.error(
-            "billing incident: duplicate subscription %s of %s (it pays for %s): canceled, "
-            "%s %s cents refunded",
-            extra.id,
-            state.org_id,
-            state.stripe_subscription_id,
+            "billing incident: duplicate subscription %s of %s canceled, %s %s cents refunded",
+            extra_id,
+            org_id,
             refunded,
             plan.currency,
         )
 
 
-async def _cancel(billing: BillingProcessor, sub: SubscriptionView, *, key: str) -> None:
+async def _cancel(billing: BillingProcessor, sub_id: str, *, key: str) -> None:
     try:
-        await billing.cancel(sub.id, idempotency_key=key)
+        await billing.cancel(sub_id, idempotency_key=key)
     except BillingProcessorError:
         # ended meanwhile (Stripe refuses a second cancel): that is the goal
-        if (await billing.retrieve_subscription(sub.id)).status not in OVER:
+        if (await billing.retrieve_subscription(sub_id)).status not in OVER:
             raise

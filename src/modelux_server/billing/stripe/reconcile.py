@@ -38,9 +38,10 @@ from modelux_server.billing.processor import (
 from modelux_server.billing.stripe.apply import ADOPTABLE, ENTITLED, Snapshot, apply_subscription, touch
 from modelux_server.billing.stripe.extras import settle_extra
 from modelux_server.billing.stripe.locking import StateKeptChanging, read_then_apply
+from modelux_server.billing.stripe.refunds import pay_due
 from modelux_server.billing.stripe.webhooks import DeletedCustomer, apply_customer, forget_deleted_customer
 from modelux_server.billing.subscriptions import stripe_processor
-from modelux_server.models import CheckoutSession, PlanState
+from modelux_server.models import CheckoutSession, PlanState, Refund
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
@@ -111,6 +112,8 @@ async def reconcile_org(rt: Services, billing: BillingProcessor, org_id: str) ->
         outcome = await settle_extra(rt, billing, org_id, sub_id, source="reconcile")
         if outcome != "nothing":
             changes.append(f"subscription {sub_id}: {outcome}")
+    # a refund an end made due that no webhook or request got to pay
+    changes += await pay_due(rt, billing, org_id)
     return _repair(org_id, changes)
 
 
@@ -166,9 +169,10 @@ async def _linked_orgs(rt: Services) -> list[str]:
             or_(PlanState.stripe_customer_id.is_not(None), PlanState.stripe_subscription_id.is_not(None))
         )
         checkouts = select(CheckoutSession.org_id).where(CheckoutSession.status == "open")
-        ids = set((await session.execute(linked)).scalars()) | set(
-            (await session.execute(checkouts)).scalars()
-        )
+        owed = select(Refund.org_id).where(Refund.status.in_(("due", "paying")))
+        ids: set[str] = set()
+        for stmt in (linked, checkouts, owed):
+            ids |= set((await session.execute(stmt)).scalars())
     return sorted(ids)
 
 

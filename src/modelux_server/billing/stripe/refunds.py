@@ -4,27 +4,32 @@ The policy (docs/decisions/0005-refunds-when-leaving.md):
 
 * Leaving for the free plan ends the subscription now, without Stripe's
   proration credit (a Free organization has no invoice to spend it on), and
-  refunds the unused part of the current period to the card, through credit
-  notes on the invoices that paid for that period.
-* Only paid money comes back: the refund never exceeds what the period's
-  paid invoices brought in, less what was already given back on them. A
-  period whose invoice was never paid returns nothing.
+  refunds the unused part of what the current period's invoices collected,
+  to the card, through credit notes on those invoices.
+* Only paid money comes back, and in the proportion it was paid: each paid
+  invoice of the period returns its collected amount (coupons and tax as
+  they were) times the unused share of the time it paid for. A period whose
+  invoice was never paid returns nothing.
 * A duplicate subscription (extras.py) is refunded in full: it never bought
   anything the organization did not already have.
 
-`refund_plan` is pure, so the change-plan preview shows exactly the amount
-that leaving would return. `refund_once` claims a row in `refunds` before
-any money moves, so each subscription is refunded at most once per kind,
-whichever path (change-plan, webhook, reconcile) gets there first.
+How it cannot be lost or paid twice: `note_unused_time` writes a `due` row
+in the same transaction that applies the subscription's end (apply.py), so
+the end and the debt commit together. `pay_due` then claims each due row
+(due -> paying, one process wins) before any money moves, and runs after
+that commit: from the webhook, from change-plan, and from the nightly
+reconcile for whatever an earlier attempt left due. `refund_plan` is pure,
+so the change-plan preview shows exactly the amount leaving would return.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing.processor import (
     BillingProcessor,
@@ -34,13 +39,15 @@ from modelux_server.billing.processor import (
 )
 from modelux_server.kit.db import insert_unless_present
 from modelux_server.kit.ids import new_id
-from modelux_server.models import Refund
+from modelux_server.models import PlanState, Refund
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux.billing")
 
 UNUSED_TIME = "unused_time"
 DUPLICATE = "duplicate_subscription"
+# a row claimed this long ago and still paying: the process died mid-way
+STUCK_AFTER = timedelta(hours=1)
 
 # the invoices that pay for a subscription's time (not one-off invoices)
 _PAYS_FOR_TIME = ("subscription_create", "subscription_cycle", "subscription_update")
@@ -55,7 +62,6 @@ class RefundPart:
 @dataclass(frozen=True)
 class RefundPlan:
     currency: str
-    unused_value: int  # the unused part of the period at the current price, in cents
     parts: list[RefundPart]  # what goes back, newest invoice first
 
     @property
@@ -71,35 +77,32 @@ def refundable(invoice: InvoiceView) -> int:
 
 
 def refund_plan(sub: SubscriptionView, invoices: list[InvoiceView], at: datetime) -> RefundPlan:
-    """The refund for ending `sub` at `at`, given its invoices (any order)."""
+    """The refund for ending `sub` at `at`, given its invoices (any order).
+
+    Each paid invoice of the current period paid for the time its lines
+    cover (a renewal: the whole period; an upgrade's proration: from the
+    change to the period's end); it returns the share of what it collected
+    that covers time after `at`.
+    """
     start, end = sub.current_period_start, sub.current_period_end
-    price = sub.price.unit_amount or 0
     currency = next((i.currency for i in invoices), "usd")
-    if start is None or end is None or end <= start or at >= end or sub.status == "trialing":
-        return RefundPlan(currency, 0, [])
-    fraction = (end - max(at, start)) / (end - start)
-    unused = round(price * fraction)
-    paid_this_period = sorted(
-        (
-            i
-            for i in invoices
-            if i.subscription_id == sub.id
-            and i.billing_reason in _PAYS_FOR_TIME
-            and start <= i.created <= at
-            and refundable(i) > 0
-        ),
-        key=lambda i: i.created,
-        reverse=True,
-    )
+    if start is None or end is None or at >= end or sub.status == "trialing":
+        return RefundPlan(currency, [])
     parts: list[RefundPart] = []
-    left = unused
-    for invoice in paid_this_period:
-        if left <= 0:
-            break
-        amount = min(left, refundable(invoice))
-        parts.append(RefundPart(invoice.id, amount))
-        left -= amount
-    return RefundPlan(currency, unused, parts)
+    for invoice in sorted(invoices, key=lambda i: i.created, reverse=True):
+        paid_from, paid_until = invoice.period_start or start, invoice.period_end or end
+        if (
+            invoice.subscription_id != sub.id
+            or invoice.billing_reason not in _PAYS_FOR_TIME
+            or not start <= invoice.created <= at
+            or paid_until <= paid_from
+        ):
+            continue
+        unused = (paid_until - max(at, paid_from)) / (paid_until - paid_from)
+        amount = min(refundable(invoice), round(invoice.amount_paid * max(0.0, min(1.0, unused))))
+        if amount > 0:
+            parts.append(RefundPart(invoice.id, amount))
+    return RefundPlan(currency, parts)
 
 
 async def subscription_invoices(billing: BillingProcessor, subscription_id: str) -> list[InvoiceView]:
@@ -119,45 +122,140 @@ async def unused_time_plan(billing: BillingProcessor, sub: SubscriptionView, at:
     return refund_plan(sub, await subscription_invoices(billing, sub.id), at)
 
 
-async def refund_unused_time(
-    rt: Services, billing: BillingProcessor, org_id: str, ended: SubscriptionView
-) -> int | None:
-    """Refund what `ended` (canceled early) had paid for beyond its end; None if done before."""
-    plan = await unused_time_plan(billing, ended, ended.ended_at or rt.clock.now())
-    memo = "Unused time after the subscription ended."
-    return await refund_once(
-        rt, billing, org_id=org_id, kind=UNUSED_TIME, sub_id=ended.id, plan=plan, memo=memo
+def ended_early(sub: SubscriptionView) -> bool:
+    """Canceled on request before its paid period was over: its unused time is owed."""
+    return (
+        sub.status == "canceled"
+        and sub.cancellation_reason == "cancellation_requested"
+        and sub.ended_at is not None
+        and sub.current_period_end is not None
+        and sub.ended_at < sub.current_period_end
     )
 
 
-async def refund_once(
-    rt: Services,
-    billing: BillingProcessor,
-    *,
-    org_id: str,
-    kind: str,
-    sub_id: str,
-    plan: RefundPlan,
-    memo: str,
-) -> int | None:
-    """Claim the (kind, subscription) row, then pay the plan back; None if it was claimed before.
+async def note_unused_time(
+    session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView
+) -> bool:
+    """Record in the caller's transaction that `sub`'s unused time is owed; True if new."""
+    assert sub.ended_at is not None
+    now = rt.clock.now()
+    values = {
+        "id": new_id("rfd"),
+        "org_id": state.org_id,
+        "kind": UNUSED_TIME,
+        "subscription_id": sub.id,
+        "status": "due",
+        "ended_at": sub.ended_at,
+        "planned_cents": 0,
+        "refunded_cents": 0,
+        "currency": "usd",
+        "detail": "due",
+        "created_at": now,
+        "updated_at": now,
+    }
+    return await insert_unless_present(session, Refund, values, ["kind", "subscription_id"])
 
-    A failure half-way leaves the row claimed with what was refunded so far
-    and logs a billing incident for the operator: money is never sent twice.
+
+async def pay_due(rt: Services, billing: BillingProcessor, org_id: str) -> list[str]:
+    """Pay the organization's due refunds; one line per refund handled (reconcile prints them).
+
+    A row another process claimed long ago and never finished is reported as
+    a billing incident, not paid again: some of its money may have moved.
     """
+    async with rt.db.session() as session:
+        rows = list(
+            (
+                await session.execute(
+                    select(Refund).where(Refund.org_id == org_id, Refund.status.in_(("due", "paying")))
+                )
+            ).scalars()
+        )
+    lines: list[str] = []
+    for row in rows:
+        if row.status == "paying":
+            if rt.clock.now() - row.updated_at > STUCK_AFTER:
+                log.error(
+                    "billing incident: refund %s for %s is stuck (%s)",
+                    row.id,
+                    row.subscription_id,
+                    row.detail,
+                )
+                lines.append(
+                    f"refund for {row.subscription_id}: stuck since {row.updated_at:%Y-%m-%dT%H:%MZ}"
+                )
+            continue
+        if not await _claim(rt, row.id):
+            continue  # another process took it
+        try:
+            ended = await billing.retrieve_subscription(row.subscription_id)
+            plan = await unused_time_plan(billing, ended, row.ended_at)
+        except BillingProcessorError:
+            await _set(rt, row.id, status="due", detail="Stripe could not be read; due again")
+            raise
+        refunded = await _pay(rt, billing, row.id, row.kind, row.subscription_id, plan, row.org_id)
+        lines.append(f"refund for {row.subscription_id}: {refunded} of {plan.total} cents")
+    return lines
+
+
+async def refund_duplicate(
+    rt: Services, billing: BillingProcessor, *, org_id: str, sub_id: str, plan: RefundPlan
+) -> int | None:
+    """Refund a duplicate subscription in full, once; None if it was handled before."""
+    now = rt.clock.now()
     async with rt.db.session() as session:
         values = {
             "id": new_id("rfd"),
             "org_id": org_id,
-            "kind": kind,
+            "kind": DUPLICATE,
             "subscription_id": sub_id,
+            "status": "paying",  # claimed at birth: nobody else pays it
+            "ended_at": now,
+            "planned_cents": plan.total,
             "refunded_cents": 0,
             "currency": plan.currency,
-            "detail": f"claimed; {plan.total} cents planned over {len(plan.parts)} invoice(s)",
-            "created_at": rt.clock.now(),
+            "detail": "paying",
+            "created_at": now,
+            "updated_at": now,
         }
         if not await insert_unless_present(session, Refund, values, ["kind", "subscription_id"]):
             return None
+        row_id = str(values["id"])
+    return await _pay(rt, billing, row_id, DUPLICATE, sub_id, plan, org_id)
+
+
+async def _claim(rt: Services, row_id: str) -> bool:
+    async with rt.db.session() as session:
+        stmt = (
+            update(Refund)
+            .where(Refund.id == row_id, Refund.status == "due")
+            .values(status="paying", detail="paying", updated_at=rt.clock.now())
+        )
+        claimed: int = (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+    return claimed == 1
+
+
+async def _set(rt: Services, row_id: str, **values: object) -> None:
+    async with rt.db.session() as session:
+        await session.execute(
+            update(Refund).where(Refund.id == row_id).values(updated_at=rt.clock.now(), **values)
+        )
+
+
+async def _pay(
+    rt: Services,
+    billing: BillingProcessor,
+    row_id: str,
+    kind: str,
+    sub_id: str,
+    plan: RefundPlan,
+    org_id: str,
+) -> int:
+    """Send a claimed row's money, part by part; record what went through."""
+    memo = (
+        "Duplicate subscription, canceled and refunded in full."
+        if kind == DUPLICATE
+        else "Unused time after the subscription ended."
+    )
     refunded, error = 0, None
     for part in plan.parts:
         try:
@@ -168,13 +266,15 @@ async def refund_once(
             break
         refunded += part.amount
     detail = f"{refunded} of {plan.total} cents refunded" + (f"; stopped: {error}" if error else "")
-    async with rt.db.session() as session:
-        stmt = (
-            update(Refund)
-            .where(Refund.kind == kind, Refund.subscription_id == sub_id)
-            .values(refunded_cents=refunded, detail=detail)
-        )
-        await session.execute(stmt)
+    await _set(
+        rt,
+        row_id,
+        status="failed" if error else "done",
+        planned_cents=plan.total,
+        refunded_cents=refunded,
+        currency=plan.currency,
+        detail=detail,
+    )
     if error is not None:
         log.error("billing incident: %s refund for %s of %s: %s", kind, sub_id, org_id, detail)
     return refunded

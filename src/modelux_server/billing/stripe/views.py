@@ -106,20 +106,12 @@ def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
 
 def change_preview(raw: Mapping[str, Any]) -> ChangePreview:
     lines = [
-        PreviewLine(
-            description=str(line.get("description") or ""),
-            amount=int(line.get("amount") or 0),
-            proration=bool(
-                ((line.get("parent") or {}).get("subscription_item_details") or {}).get("proration")
-            ),
-        )
+        PreviewLine(description=str(line.get("description") or ""), amount=int(line.get("amount") or 0))
         for line in (raw.get("lines") or {}).get("data") or []
     ]
     return ChangePreview(
         currency=raw.get("currency") or "usd",
         lines=lines,
-        subtotal=int(raw.get("subtotal") or 0),
-        tax=sum(int(t.get("amount") or 0) for t in raw.get("total_taxes") or []),
         total=int(raw.get("total") or 0),
         amount_due=int(raw.get("amount_due") or 0),
     )

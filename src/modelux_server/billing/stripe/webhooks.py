@@ -45,7 +45,7 @@ from modelux_server.billing.processor import (
 from modelux_server.billing.stripe.apply import ENDED, apply_subscription, pending_change_for, touch
 from modelux_server.billing.stripe.extras import settle_extra
 from modelux_server.billing.stripe.locking import StateKeptChanging, read_then_apply
-from modelux_server.billing.stripe.refunds import refund_unused_time
+from modelux_server.billing.stripe.refunds import pay_due
 from modelux_server.errors import ServiceUnavailable
 from modelux_server.models import CheckoutSession, PlanState, StripeEvent
 from modelux_server.services import Services
@@ -56,8 +56,8 @@ log = logging.getLogger("modelux.billing")
 # (SETTLE, org id, subscription id): a live subscription next to the followed
 #   one, or an unpaid one (extras.settle_extra);
 # (REFUND, org id, subscription id): the followed subscription was canceled
-#   early (our change-plan, or the portal): its unused time goes back
-#   (refunds.refund_unused_time, at most once per subscription).
+#   early (our change-plan, the portal, the Stripe Dashboard); the apply wrote
+#   a due refund in the event's transaction, paid here (refunds.pay_due).
 SETTLE, REFUND = "settle", "refund"
 FollowUps = list[tuple[str, str, str]]
 Handler = Callable[[AsyncSession, Services, BillingProcessor, WebhookEvent, FollowUps], Awaitable[str | None]]
@@ -103,11 +103,10 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
             if kind == SETTLE:
                 await settle_extra(rt, billing, org_id, subscription_id, source="webhook")
             else:
-                ended = await billing.retrieve_subscription(subscription_id)
-                await refund_unused_time(rt, billing, org_id, ended)
+                await pay_due(rt, billing, org_id)
         except (BillingProcessorError, StateKeptChanging) as exc:
-            # the event is applied; a settle is retried by the nightly reconcile,
-            # a refund by the next delivery of an event about this subscription
+            # the event is applied; the nightly reconcile settles the extra, and
+            # pays a refund left due
             log.warning("could not %s subscription %s of %s yet: %s", kind, subscription_id, org_id, exc)
     return "processed"
 
@@ -162,7 +161,7 @@ async def complete_checkout(
 
     async def apply(state: PlanState, seen: tuple[SubscriptionView | None, CustomerView | None]) -> str:
         sub, customer = seen
-        checkout = await session.get(CheckoutSession, checkout_id)
+        checkout = await session.get(CheckoutSession, checkout_id, populate_existing=True)
         if checkout is not None and checkout.status != "complete":
             checkout.status, checkout.completed_at = "complete", rt.clock.now()
         if state.stripe_customer_id is None and customer_id:
@@ -223,12 +222,11 @@ async def _apply(
     session: AsyncSession, rt: Services, state: PlanState, sub: SubscriptionView, follow_ups: FollowUps
 ) -> None:
     source, actor = await _source(session, rt, state, sub)
-    followed = state.stripe_subscription_id == sub.id
     applied = await apply_subscription(session, rt, state, sub, source=source, actor=actor)
     if applied.extra or (sub.status == "unpaid" and state.custom_plan_id is None):
         # a second live subscription, or an unpaid one Stripe would revive on a late payment
         follow_ups.append((SETTLE, state.org_id, sub.id))
-    if followed and sub.status == "canceled" and sub.cancellation_reason == "cancellation_requested":
+    if applied.refund_due:
         follow_ups.append((REFUND, state.org_id, sub.id))
 
 
@@ -319,7 +317,7 @@ def apply_customer(rt: Services, state: PlanState, customer: CustomerView) -> li
     """Copy the customer's billing email and tax IDs; lines for what changed (reconcile prints them)."""
     changes = []
     if customer.email and customer.email != state.billing_email:
-        changes.append(f"billing_email: {state.billing_email} -> {customer.email}")
+        changes.append("billing_email changed")  # the addresses stay out of the logs
         state.billing_email = customer.email
     tax_ids = [{"type": t.type, "value": t.value} for t in customer.tax_ids]
     if tax_ids != (state.tax_ids or []):
@@ -449,6 +447,8 @@ async def _source(
     """Which door a change we did not apply ourselves came through (see module docstring)."""
     asked = pending_change_for(state, sub, rt.clock.now())
     if asked is not None:
+        state.pending_change = None  # used up: a later change is somebody else's
+        touch(state, rt)
         return asked
     if state.stripe_subscription_id is None:
         stmt = (

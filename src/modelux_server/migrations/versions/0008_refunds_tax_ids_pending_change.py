@@ -31,16 +31,22 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("subscription_id", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("planned_cents", sa.Integer(), nullable=False),
         sa.Column("refunded_cents", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("kind", "subscription_id", name="uq_refunds_kind_subscription"),
     )
     op.create_index("ix_refunds_org_id", "refunds", ["org_id"])
+    op.create_index("ix_refunds_status", "refunds", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_refunds_status", table_name="refunds")
     op.drop_index("ix_refunds_org_id", table_name="refunds")
     op.drop_table("refunds")
     with op.batch_alter_table("plan_states") as batch:
