@@ -39,6 +39,8 @@ def backend_env(name: str, workdir: Path) -> tuple[dict[str, str], str | None]:
         "MODELUX_SECRET_KEY": "bench",
         "MODELUX_LOG_LEVEL": "WARNING",
         "MODELUX_EGRESS_ALLOW": "127.0.0.0/8",  # the fake upstream is on loopback
+        # a benchmark sends far more than a key's requests per minute by design
+        "MODELUX_RATE_LIMIT_PROJECT_KEY_PER_MINUTE": "0",
     }
     if name == "local-sqlite":
         env["MODELUX_DATABASE_URL"] = f"sqlite:///{workdir / name / 'bench.db'}"

@@ -59,6 +59,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key",
         public_url="https://modelux.test",
         workers_enabled=False,
+        # The clock stands still in tests, so a key's minute never ends: suites that make
+        # hundreds of management calls with one key would meet the default 60. The limiter
+        # still runs; tests/ratelimit, tests/proxy/test_rate_limits.py and
+        # tests/management/test_rate_limits.py set the real defaults or small values.
+        rate_limit_management_key_per_minute=100_000,
     )
 
 

@@ -5,6 +5,7 @@ What it is made of and the order its parts start in live in `assembly.py`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,13 +17,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelux_server.assembly import build_services, readiness, routers, start_services
 from modelux_server.config import Settings
+from modelux_server.dashboard.security import form_targets
 from modelux_server.errors import ModeluxError
+from modelux_server.kit import request_context
 from modelux_server.kit.clock import Clock
 from modelux_server.kit.http_guards import BodyGuard, BodyTooLarge
 from modelux_server.kit.json_depth import JSONDepthGuard
+from modelux_server.kit.lifecycle import drain_on_sigterm
 from modelux_server.kit.migrations import ensure_migrated
+from modelux_server.kit.observe import RequestObserver
+from modelux_server.kit.routes import allowed_methods
 from modelux_server.kit.schemas import invalid_input
-from modelux_server.kit.security_headers import SecurityHeaders
+from modelux_server.kit.security_headers import SecurityHeaders, SecurityPolicy
+from modelux_server.kit.tracing import start_tracing
+from modelux_server.management.openapi import install as describe_openapi
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux")
@@ -36,23 +44,49 @@ def create_app(
     check_migrations: bool = True,
 ) -> FastAPI:
     rt = services or build_services(settings, clock)
+    tracing = start_tracing(settings)
+    rt.tracer = tracing.tracer if tracing is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             await ensure_migrated(rt.db)
         async with start_services(rt):
-            yield
+            undo_drain = drain_on_sigterm(rt)
+            try:
+                yield
+            finally:
+                undo_drain()
         await rt.db.dispose()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)  # exports the spans still queued
 
     app = FastAPI(title="modelux-server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = rt
     _mount(app, rt)
-    _error_handlers(app)
+    describe_openapi(app)
+    policy = SecurityPolicy(public_url=lambda: rt.public_url, form_targets=form_targets(settings))
+    _error_handlers(app, policy)
     app.add_middleware(JSONDepthGuard)  # inside BodyGuard: reads only bodies within the size limit
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, policy=policy)
+    # outermost of ours: its request id and access line cover the guards' refusals too
+    app.add_middleware(RequestObserver, access_log=settings.access_log, tracer=rt.tracer)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `modelux serve --workers N` process (uvicorn imports it by name).
+
+    Each worker process reads the same settings from the environment the
+    `serve` command checked (and completed with its --host and --port).
+    """
+    from modelux_server.config import load_settings
+    from modelux_server.kit.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 def _mount(app: FastAPI, rt: Services) -> None:
@@ -76,7 +110,7 @@ def _mount(app: FastAPI, rt: Services) -> None:
     mount_dashboard(app)
 
 
-def _error_handlers(app: FastAPI) -> None:
+def _error_handlers(app: FastAPI, policy: SecurityPolicy) -> None:
     @app.exception_handler(ModeluxError)
     async def modelux_error(_: Request, exc: ModeluxError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
@@ -87,11 +121,14 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         body = {"type": kind, "code": code, "message": str(exc.detail)}
-        return JSONResponse({"error": body}, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(app.router.routes, request.scope)}
+        return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
@@ -107,4 +144,9 @@ def _error_handlers(app: FastAPI) -> None:
             "code": "internal_error",
             "message": "Something went wrong on our side.",
         }
-        return JSONResponse({"error": body}, status_code=500)
+        # written outside the middleware stack, so the security headers are added here
+        headers = {name.decode(): value.decode() for name, value in policy.for_scope(request.scope)}
+        context = request_context.current()  # left in place for this answer (kit/observe.py)
+        if context is not None:
+            headers["x-request-id"] = context.request_id
+        return JSONResponse({"error": body}, status_code=500, headers=headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Literal
 
 from fastapi import APIRouter
 from sqlalchemy import text
@@ -22,6 +23,7 @@ from modelux_server.plans.catalog import load_catalog
 from modelux_server.services import DerivedKeys, Services
 
 MANAGE = "/manage/v1"
+Role = Literal["serve", "worker", "command"]
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -56,40 +58,62 @@ def _subscribe_to_billing(services: Services) -> None:
 
 
 @asynccontextmanager
-async def start_services(services: Services, *, serving: bool = True) -> AsyncIterator[Services]:
+async def start_services(services: Services, *, role: Role = "serve") -> AsyncIterator[Services]:
     """Start the long-lived parts in order; they stop in reverse when the block ends.
 
-    `serving=False` starts only what an operator command needs (billing
-    processor and a counter that reads the ledger), never the workers.
+    `serve`: everything a serving process needs, and the background work too
+    when the settings say this process runs it (`serve_runs_background`).
+    `worker`: `modelux worker`, the background work with no serving parts.
+    `command`: an operator command, only the billing processor and a counter
+    that reads the ledger.
     """
     from modelux_server.billing.lifetime import billing_processor
     from modelux_server.usage.lifetime import counter_lifetime, ledger_reader
 
     async with AsyncExitStack() as stack:
-        # billing first: every later part (the reconcile job last) may call it
+        # billing first: every later part (the scheduled jobs last) may call it
         await stack.enter_async_context(billing_processor(services))
-        if not serving:
+        if role != "serve":
             await stack.enter_async_context(ledger_reader(services))
+            if role == "worker":
+                await _background(stack, services)
             yield services
             return
 
-        from modelux_server.billing.stripe.reconcile import nightly as billing_reconcile
         from modelux_server.mcp.http import lifespan as mcp_lifetime
         from modelux_server.notifications.worker import notifications_lifetime
         from modelux_server.proxy.lifetime import proxy_lifetime
+        from modelux_server.ratelimit.lifetime import rate_limiter_lifetime
 
+        background = services.settings.serve_runs_background
         await stack.enter_async_context(counter_lifetime(services))
+        await stack.enter_async_context(rate_limiter_lifetime(services))
         # after the counter: on shutdown the mailer stops first, while the counter
         # it reads for plan-change re-checks is still open
-        await stack.enter_async_context(notifications_lifetime(services))
+        await stack.enter_async_context(notifications_lifetime(services, send=background))
         await stack.enter_async_context(proxy_lifetime(services))
         await stack.enter_async_context(mcp_lifetime(services))
-        await stack.enter_async_context(billing_reconcile(services))
+        if background:
+            from modelux_server.jobs.lifetime import scheduler_lifetime
+
+            await stack.enter_async_context(scheduler_lifetime(services))
         yield services
+
+
+async def _background(stack: AsyncExitStack, services: Services) -> None:
+    """The background work of `modelux worker`: the email outbox and the scheduled jobs."""
+    from modelux_server.jobs.lifetime import scheduler_lifetime
+    from modelux_server.notifications.worker import notifications_lifetime
+
+    if not services.settings.workers_enabled:
+        return
+    await stack.enter_async_context(notifications_lifetime(services, send=True))
+    await stack.enter_async_context(scheduler_lifetime(services))
 
 
 def routers() -> list[tuple[APIRouter, str]]:
     """Every HTTP surface but MCP (an ASGI route of its own, see mcp/http.py)."""
+    from modelux_server.api_docs.endpoints import router as api_docs
     from modelux_server.api_key.endpoints import router as api_keys
     from modelux_server.billing.endpoints import router as billing
     from modelux_server.billing.stripe.endpoints import router as stripe_webhooks
@@ -116,11 +140,14 @@ def routers() -> list[tuple[APIRouter, str]]:
         (metrics, ""),
         (dashboard, ""),
         (stripe_webhooks, ""),
+        (api_docs, ""),
     ]
 
 
 async def readiness(services: Services) -> dict[str, str]:
     checks: dict[str, str] = {}
+    if services.draining:
+        checks["shutdown"] = "draining"
     try:
         async with services.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -6,15 +6,17 @@ import asyncio
 import json
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
 from modelux_server.config import Settings, SettingsError, load_settings
 from modelux_server.errors import ModeluxError
-from modelux_server.plans.catalog import CatalogError
+from modelux_server.plans.catalog import CatalogError, load_catalog
 
 app = typer.Typer(help="modelux-server: an LLM control plane.", no_args_is_help=True, add_completion=False)
 admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
@@ -43,7 +45,7 @@ def _with_services(work: Callable[[Any], Awaitable[T]]) -> T:
 
     async def main() -> T:
         try:
-            async with start_services(rt, serving=False):
+            async with start_services(rt, role="command"):
                 return await work(rt)
         finally:
             await rt.db.dispose()
@@ -59,47 +61,148 @@ def _with_services(work: Callable[[Any], Awaitable[T]]) -> T:
 def serve(
     host: str = typer.Option(None, help="Bind address (default MODELUX_HOST)."),
     port: int = typer.Option(None, help="Port (default MODELUX_PORT, 8080)."),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=256,
+        help="Processes sharing the port (default MODELUX_WORKERS; the CPU count on PostgreSQL and "
+        "Redis, else 1).",
+    ),
+    with_worker: bool = typer.Option(
+        None,
+        "--with-worker/--without-worker",
+        help="Also run the background jobs in this process (default: only without Redis/PostgreSQL).",
+    ),
     migrate: bool = typer.Option(False, "--migrate", help="Apply migrations before serving."),
 ) -> None:
     """Run the proxy, management API, dashboard, MCP and webhooks on one port."""
+    import os
+
     import uvicorn
 
-    from modelux_server.app import create_app
+    from modelux_server.kit.logs import configure_logging
     from modelux_server.kit.migrations import NotMigrated, upgrade
+    from modelux_server.kit.preflight import DataDirLocked, lock_embedded_database
 
+    overrides = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "serve_runs_worker": with_worker,
+    }
+    # written to the environment, where each worker process reads its settings
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"MODELUX_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one line per upstream call would cost more than the call itself on the hot path
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings)
+    count = settings.resolved_workers
+    if count > 1 and not settings.shared_counters:
+        _fail(
+            f"--workers {count} needs shared counters: set MODELUX_DATABASE_URL (PostgreSQL) and "
+            "MODELUX_REDIS_URL. On the embedded default each process would count on its own and "
+            "the monthly caps would not hold.",
+            code=2,
+        )
+    lock = None
+    if settings.is_sqlite:
+        try:
+            lock = lock_embedded_database(Path(settings.resolved_database_url.split(":///", 1)[1]))
+        except DataDirLocked as exc:
+            _fail(str(exc), code=2)
+    _preflight(settings, redis=True)
     if migrate:
         upgrade(settings.resolved_database_url)
     try:
         asyncio.run(_check_schema(settings.resolved_database_url))
     except NotMigrated as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from None
+        _fail(str(exc), code=3)
     try:
-        application = create_app(settings)
+        load_catalog(settings.plan_catalog)
     except CatalogError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"modelux serving on http://{host or settings.host}:{port or settings.port}", err=True)
+        _fail(str(exc), code=2)
+    background = "with background jobs" if settings.serve_runs_background else "no background jobs"
+    serving = (
+        f"modelux serving on http://{settings.host}:{settings.port} ({count} process"
+        f"{'es' if count > 1 else ''}, {background}; links use {settings.resolved_public_url})"
+    )
+    if settings.log_format == "json":  # a log collector reads stderr: every line one JSON object
+        logging.getLogger("modelux").info(serving)
+    else:
+        typer.echo(serving, err=True)
+    signal.signal(signal.SIGTERM, _after_graceful_exit)
     uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="warning",
-        access_log=False,
+        "modelux_server.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=count,
+        log_config=None,  # our logging (kit/logs.py), configured in every process
+        access_log=False,  # ours is kit/logs.py's access middleware, with the request's org and route
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         # uvicorn believes X-Forwarded-For from loopback unless told otherwise;
         # then anyone on the host (or a misrouted proxy) picks the client address
         # the login and signup limits count. Only the configured proxies are believed.
         proxy_headers=bool(settings.trusted_proxy_list),
         forwarded_allow_ips=settings.trusted_proxy_list or [],
     )
+    if lock is not None:
+        lock.close()
+
+
+def _after_graceful_exit(sig: int, frame: Any) -> None:
+    """uvicorn re-raises the SIGTERM it handled once it has shut down; by then all is flushed."""
+
+
+@app.command()
+def worker() -> None:
+    """Run the background jobs (email outbox, billing reconcile, ...) apart from serving."""
+    from modelux_server.jobs.runner import run_worker
+    from modelux_server.kit.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings)
+    _preflight(settings)
+    try:
+        asyncio.run(_check_schema(settings.resolved_database_url))
+    except Exception as exc:  # NotMigrated, and nothing else is expected here
+        _fail(str(exc), code=3)
+    try:
+        asyncio.run(run_worker(settings))
+    except CatalogError as exc:
+        _fail(str(exc), code=2)
+
+
+def _preflight(settings: Settings, *, redis: bool = False) -> None:
+    """One readable line for an unreachable dependency.
+
+    PostgreSQL: exit 4, nothing works without it. Redis (`serve` only): a
+    warning, and serving goes on: the counter reconnects by itself, and until
+    then proxy requests answer 503 (or pass uncounted with fail_open) and
+    /readyz says so, as when Redis goes away later.
+    """
+    from modelux_server.kit.preflight import Unreachable, check_database, check_redis
+
+    try:
+        asyncio.run(check_database(settings.resolved_database_url))
+    except Unreachable as exc:
+        _fail(str(exc), code=4)
+    if redis and settings.redis_url:
+        try:
+            asyncio.run(check_redis(settings.redis_url))
+        except Unreachable as exc:
+            mode = "503 for proxy requests" if settings.redis_unavailable == "fail_closed" else "uncounted"
+            typer.echo(f"warning: {exc}; serving anyway ({mode} until it is back)", err=True)
+
+
+def _fail(message: str, *, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 async def _check_schema(url: str) -> None:
@@ -119,6 +222,7 @@ def migrate() -> None:
     from modelux_server.kit.migrations import head_revision, upgrade
 
     settings = _settings()
+    _preflight(settings)
     upgrade(settings.resolved_database_url)
     typer.echo(f"database at revision {head_revision(settings.resolved_database_url)}")
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelux_server.kit.egress import EgressPolicy
 from modelux_server.kit.files import private_dir
+from modelux_server.plans.catalog import MAX_PER_MINUTE
 
 
 class SettingsError(Exception):
@@ -30,7 +31,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    public_url: str = "http://localhost:8080"
+    # the base of every absolute link (402 upgrade URLs, emails, Stripe returns);
+    # unset: the host and port actually served (resolved_public_url)
+    public_url: str | None = None
     data_dir: Path = Path(".modelux")
     database_url: str | None = None
     redis_url: str | None = None
@@ -50,6 +53,14 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     max_body_bytes: int = Field(1_048_576, ge=1024)
     log_level: str = "INFO"
+    # text for people, json for log collectors (one object per line); docs/observability.md
+    log_format: Literal["text", "json"] = "text"
+    # one line per HTTP request on the `modelux.access` logger (uvicorn's own stays off)
+    access_log: bool = True
+    # OpenTelemetry traces to this OTLP/HTTP URL (e.g. http://collector:4318/v1/traces);
+    # unset: no tracing (needs the `otel` extra)
+    otlp_endpoint: str | None = None
+    otel_service_name: str = "modelux-server"
     redis_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
     request_log_flush_ms: int = Field(200, ge=10)
     # requests reserved in the durable ledger ahead of use: the most a crash
@@ -63,13 +74,30 @@ class Settings(BaseSettings):
     # the most an upstream answer may hold: a non-streamed body, and a stream in total
     upstream_max_bytes: int = Field(10_485_760, ge=1024)
     upstream_stream_max_bytes: int = Field(67_108_864, ge=1024)
+    # master switch for background work (mailer, reconcile, future purges and
+    # exports) in every process; tests turn it off to drive the jobs by hand
     workers_enabled: bool = True
+    # `modelux serve` processes: unset = the CPU count with shared counters
+    # (PostgreSQL and Redis), else 1; more than 1 is refused without them
+    workers: int | None = Field(None, ge=1, le=256)
+    # whether `serve` also runs the background jobs in-process: unset = only on
+    # the single-process deployments (no Redis or SQLite); `modelux worker` otherwise
+    serve_runs_worker: bool | None = None
+    # SIGTERM: /readyz answers 503 for this long while requests are still taken
+    # (load balancers notice), then in-flight requests get shutdown_grace_seconds
+    shutdown_drain_seconds: float = Field(0.0, ge=0, le=300)
+    shutdown_grace_seconds: float = Field(30.0, ge=0, le=3600)
+    # `modelux worker` answers GET /healthz on this port when set (container probes)
+    worker_health_port: int | None = Field(None, ge=1, le=65535)
     # how often the mailer worker looks for due emails when nothing wakes it
     notifications_poll_seconds: float = Field(1.0, gt=0)
     # /metrics: unset = served in development, off in production unless a token is
     # set; with a token, scrapers must send it as a bearer token
     metrics_enabled: bool | None = None
     metrics_token: str | None = None
+    # an org_id label on the admitted-requests counter: one series per organization,
+    # so only for deployments with few of them
+    metrics_org_label: bool = False
 
     # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     # (comma-separated IPs or CIDRs); empty: nobody's, the peer address is the client
@@ -81,18 +109,32 @@ class Settings(BaseSettings):
     signup_max_per_domain: int = Field(20, ge=1)
     # invitations one organization may send per hour (each is an email to any address)
     invitations_max_per_hour: int = Field(20, ge=1)
+    # requests per minute per key, unless the plan (catalog `rate_limits`) or the key
+    # itself says otherwise; 0 turns that kind of limit off everywhere (ratelimit/policy.py)
+    rate_limit_project_key_per_minute: int = Field(600, ge=0, le=MAX_PER_MINUTE)
+    rate_limit_management_key_per_minute: int = Field(60, ge=0, le=MAX_PER_MINUTE)
     # unset: required when SMTP is configured (the link can actually arrive)
     require_email_verification: bool | None = None
 
     @field_validator("public_url", "stripe_api_base")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+        if not value:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
 
     @field_validator("egress_allow")
     @classmethod
@@ -144,6 +186,37 @@ class Settings(BaseSettings):
             if self.stripe_secret_key and not self.stripe_webhook_secret:
                 raise ValueError("MODELUX_STRIPE_WEBHOOK_SECRET is required with a Stripe key")
         return self
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            # every interface: the loopback name is the one address sure to reach it
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def shared_counters(self) -> bool:
+        """Counts and claims that hold across processes: PostgreSQL and Redis."""
+        return not self.is_sqlite and bool(self.redis_url)
+
+    @property
+    def resolved_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return (os.cpu_count() or 1) if self.shared_counters else 1
+
+    @property
+    def serve_runs_background(self) -> bool:
+        if not self.workers_enabled:
+            return False
+        if self.serve_runs_worker is not None:
+            return self.serve_runs_worker
+        return not self.shared_counters
 
     @property
     def resolved_database_url(self) -> str:

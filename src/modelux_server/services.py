@@ -7,7 +7,7 @@ Assembly happens in two steps, both in `modelux_server.assembly`:
    it subscribes other domains to billing's events (billing/events.py).
 2. `start_services(services, stack)` starts the long-lived parts in this order,
    each entered on one `AsyncExitStack` so they stop in reverse:
-   billing processor -> request counter -> notifications (threshold watcher,
+   billing processor -> request counter -> rate limiter -> notifications (threshold watcher,
    mailer worker) -> proxy (metrics, upstream client, request log) -> MCP
    sessions -> nightly reconcile.
 
@@ -38,12 +38,14 @@ from modelux_server.plans.catalog import Catalog
 
 if TYPE_CHECKING:  # the parts' own modules import this one
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from opentelemetry.trace import Tracer
 
     from modelux_server.billing.events import PaymentFailedSubscriber, PlanChangeSubscriber
     from modelux_server.billing.processor import BillingProcessor
     from modelux_server.billing.summary import DormantSource
     from modelux_server.proxy.metrics import ProxyMetrics
     from modelux_server.proxy.state import ProxyState
+    from modelux_server.ratelimit.limiter import RateLimiter
     from modelux_server.usage.counter import RequestCounter, UsageListener
 
 Probe = Callable[[], Awaitable[str]]
@@ -87,16 +89,21 @@ class Services:
     readiness: dict[str, Probe] = field(default_factory=dict)
     usage_listeners: list[UsageListener] = field(default_factory=list)
     mailer_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # spans for requests and upstream attempts; None unless tracing is on (kit/tracing.py)
+    tracer: Tracer | None = None
+    # SIGTERM received: /readyz answers 503 while in-flight work finishes (kit/lifecycle.py)
+    draining: bool = False
     _invalidators: list[Invalidator] = field(default_factory=list)
     _billing: BillingProcessor | None = None
     _counter: RequestCounter | None = None
+    _rate_limiter: RateLimiter | None = None
     _metrics: ProxyMetrics | None = None
     _proxy: ProxyState | None = None
     _mcp_sessions: StreamableHTTPSessionManager | None = None
 
     @property
     def public_url(self) -> str:
-        return self.settings.public_url
+        return self.settings.resolved_public_url
 
     # ------------------------------------------------------------------ parts
     @property
@@ -122,6 +129,16 @@ class Services:
     @counter.setter
     def counter(self, value: RequestCounter | None) -> None:
         self._counter = value
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        if self._rate_limiter is None:
+            raise PartNotStarted("rate limiter")
+        return self._rate_limiter
+
+    @rate_limiter.setter
+    def rate_limiter(self, value: RateLimiter | None) -> None:
+        self._rate_limiter = value
 
     @property
     def metrics(self) -> ProxyMetrics:

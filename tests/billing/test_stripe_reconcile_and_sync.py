@@ -10,7 +10,8 @@ from pathlib import Path
 
 from modelux_server.billing.processor import PriceRef
 from modelux_server.billing.stripe.apply import plan_of_price
-from modelux_server.billing.stripe.reconcile import seconds_until_next_run
+from modelux_server.billing.stripe.reconcile import RUN_AT
+from modelux_server.jobs.schedule import daily_at
 from modelux_server.plans.catalog import load_catalog
 from tests.billing.stripe_world import API_KEY, WEBHOOK_SECRET, StripeWorld
 from tests.support import databases
@@ -142,5 +143,6 @@ def test_subscriptions_map_to_plans_by_lookup_key_or_metadata_never_by_name() ->
 
 
 def test_the_nightly_run_is_at_three_utc() -> None:
-    assert seconds_until_next_run(datetime(2026, 1, 10, 2, 0, tzinfo=UTC)) == 3600
-    assert seconds_until_next_run(datetime(2026, 1, 10, 3, 0, tzinfo=UTC)) == 86400
+    next_run = daily_at(RUN_AT)
+    assert next_run(datetime(2026, 1, 10, 2, 0, tzinfo=UTC)) == datetime(2026, 1, 10, 3, 0, tzinfo=UTC)
+    assert next_run(datetime(2026, 1, 10, 3, 0, tzinfo=UTC)) == datetime(2026, 1, 11, 3, 0, tzinfo=UTC)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,25 +13,10 @@ import redis
 from tests.support.databases import truncate_pg
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.redis import redis_url_or_skip
-from tests.support.serve_process import ServeProcess
+from tests.support.serve_process import ServeProcess, send, setup_tenant, used
 
 MSG = [{"role": "user", "content": "hi"}]
 BLOCK = 8
-
-
-def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
-    import os
-
-    out = subprocess.run(
-        [sys.executable, "-m", "modelux_server.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def _env(db_url: str, tmp_path: Path) -> dict[str, str]:
@@ -57,41 +40,6 @@ def pg_env(pg_url: str, tmp_path: Path) -> dict[str, str]:
     """Several processes need PostgreSQL (SQLite is the single-process default)."""
     truncate_pg(pg_url)
     return _env(pg_url, tmp_path)
-
-
-def setup_tenant(
-    server: ServeProcess, env: dict[str, str], cwd: Path, upstream: FakeUpstream, cap: int
-) -> tuple[str, str, str]:
-    out = cli(env, cwd, "bootstrap", "--org", "Acme", "--email", "ops@acme.test")
-    org_id = next(w for w in out.split() if w.startswith("org_"))
-    mk = next(w for w in out.split() if w.startswith("mlx_mk_"))
-    cli(env, cwd, "admin", "create-enterprise-plan", org_id, "--limit", f"monthly_requests={cap}")
-    with httpx.Client(base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {mk}"}) as c:
-        project = c.post("/projects", json={"name": "p"}).json()["data"]["id"]
-        key = c.post("/api-keys", json={"project_id": project}).json()["data"]["key"]
-        c.post(
-            "/providers",
-            json={
-                "vendor": "openai",
-                "name": "o",
-                "api_key": "sk-test-00000",
-                "base_url": f"{upstream.url}/v1",
-            },
-        )
-    return org_id, mk, key
-
-
-def used(url: str, mk: str) -> int:
-    r = httpx.get(f"{url}/manage/v1/billing", headers={"Authorization": f"Bearer {mk}"})
-    return int(r.json()["data"]["meters"]["monthly_requests"]["used"])
-
-
-def send(url: str, key: str, n: int) -> list[int]:
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
-        return [
-            c.post("/v1/chat/completions", json={"model": "gpt-fake", "messages": MSG}).status_code
-            for _ in range(n)
-        ]
 
 
 @pytest.fixture

@@ -17,7 +17,13 @@ from modelux_server.services import Services
 
 
 async def create(
-    session: AsyncSession, rt: Services, principal: Principal, *, project_id: str, name: str
+    session: AsyncSession,
+    rt: Services,
+    principal: Principal,
+    *,
+    project_id: str,
+    name: str,
+    rate_limit_per_minute: int | None = None,
 ) -> tuple[ApiKey, str]:
     """The new key and its secret, which is never stored and cannot be shown again."""
     principal.require("admin")
@@ -31,6 +37,7 @@ async def create(
         name=name,
         token_hash=minted.hash,
         hint=minted.hint,
+        rate_limit_per_minute=rate_limit_per_minute,
         created_at=rt.clock.now(),
     )
     return await add(session, key), minted.token
@@ -46,10 +53,22 @@ async def get(session: AsyncSession, principal: Principal, key_id: str) -> ApiKe
     return await repository.get(session, principal.org_id, key_id)
 
 
-async def rename(session: AsyncSession, principal: Principal, key_id: str, name: str) -> ApiKey:
+async def update(
+    session: AsyncSession, rt: Services, principal: Principal, key_id: str, changes: dict[str, object]
+) -> ApiKey:
+    """Apply the fields a PATCH body set (`ApiKeyUpdate.model_dump(exclude_unset=True)`).
+
+    A new rate limit reaches this process's proxy at the commit, and every
+    other process within its key cache's lifetime (a second).
+    """
     principal.require("admin")
     key = await repository.get(session, principal.org_id, key_id)
-    key.name = name
+    if changes.get("name") is not None:
+        key.name = str(changes["name"])
+    if "rate_limit_per_minute" in changes:
+        limit = changes["rate_limit_per_minute"]
+        key.rate_limit_per_minute = limit if isinstance(limit, int) else None
+        rt.invalidate(session, token_hash=key.token_hash)
     return key
 
 

@@ -8,6 +8,7 @@ from modelux_server.auth.principal import Principal
 from modelux_server.auth.repository import management_key_by_token_hash
 from modelux_server.auth.tokens import MANAGEMENT_KEY
 from modelux_server.errors import Unauthorized
+from modelux_server.kit.request_context import bind_caller
 from modelux_server.kit.secrets import token_hash
 
 
@@ -34,4 +35,5 @@ async def authenticate_management_key(
     key = await management_key_by_token_hash(session, token_hash(token))
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked management key.")
+    bind_caller(key.org_id)  # the request's log lines name the organization from here on
     return Principal(org_id=key.org_id, role=key.role, actor=key.id, source=source)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth import repository, tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.kit.ids import new_id
+from modelux_server.kit.request_context import bind_caller
 from modelux_server.kit.secrets import token_hash
 from modelux_server.member.repository import membership_of
 from modelux_server.models import DashboardSession
@@ -76,6 +77,7 @@ async def resolve(session: AsyncSession, rt: Services, token: str | None) -> Vie
     org = await organizations.organization_by_id(session, record.org_id)
     if membership is None or user is None or org is None:
         return None
+    bind_caller(org.id)  # the request's log lines name the organization from here on
     return Viewer(
         session_id=record.id,
         token_hash=record.token_hash,

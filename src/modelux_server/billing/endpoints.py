@@ -12,26 +12,27 @@ from fastapi.responses import JSONResponse
 from modelux_server.billing import checkout, schemas, subscriptions
 from modelux_server.billing.summary import billing_summary
 from modelux_server.kit.schemas import many, one
-from modelux_server.management.http import page_request, respond
+from modelux_server.management.http import Paged, respond
+from modelux_server.management.openapi import MANY, ONE, PUBLIC
 from modelux_server.services import services_of
 
 router = APIRouter(tags=["billing"])
 
 
-@router.get("/plans")
+@router.get("/plans", responses=MANY, openapi_extra=PUBLIC)
 async def list_plans(request: Request) -> JSONResponse:
     # public: the catalog needs no credential
     return JSONResponse(schemas.render_plans(services_of(request).catalog))
 
 
-@router.get("/billing")
+@router.get("/billing", responses=ONE)
 async def get_billing(request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: billing_summary(s, rt, p.org_id), one(schemas.render_summary)
     )
 
 
-@router.post("/billing/checkout")
+@router.post("/billing/checkout", responses=ONE)
 async def create_checkout(body: schemas.CheckoutCreate, request: Request) -> JSONResponse:
     return await respond(
         request,
@@ -40,7 +41,7 @@ async def create_checkout(body: schemas.CheckoutCreate, request: Request) -> JSO
     )
 
 
-@router.post("/billing/portal")
+@router.post("/billing/portal", responses=ONE)
 async def create_portal(request: Request, body: schemas.PortalCreate | None = None) -> JSONResponse:
     return_url = body.return_url if body else None
     return await respond(
@@ -50,7 +51,7 @@ async def create_portal(request: Request, body: schemas.PortalCreate | None = No
     )
 
 
-@router.post("/billing/change-plan")
+@router.post("/billing/change-plan", responses=ONE)
 async def change_plan(body: schemas.ChangePlan, request: Request) -> JSONResponse:
     return await respond(
         request,
@@ -59,7 +60,7 @@ async def change_plan(body: schemas.ChangePlan, request: Request) -> JSONRespons
     )
 
 
-@router.post("/billing/change-plan/preview")
+@router.post("/billing/change-plan/preview", responses=ONE)
 async def preview_change_plan(body: schemas.ChangePlan, request: Request) -> JSONResponse:
     return await respond(
         request,
@@ -68,9 +69,8 @@ async def preview_change_plan(body: schemas.ChangePlan, request: Request) -> JSO
     )
 
 
-@router.get("/billing/invoices")
-async def list_invoices(request: Request) -> JSONResponse:
-    page = page_request(request)
+@router.get("/billing/invoices", responses=MANY)
+async def list_invoices(request: Request, page: Paged) -> JSONResponse:
     return await respond(
         request,
         lambda s, rt, p: subscriptions.list_invoices(s, rt, p, page),

@@ -7,6 +7,9 @@
   and dies with the session. Before login (the login and signup forms), it
   is an HMAC of a random pre-session cookie: the double-submit pattern,
   signed so a cookie planted by a sibling subdomain cannot forge a match.
+* The Content-Security-Policy's `form-action` names where our form posts
+  are redirected (`form_targets`); the headers themselves are set for every
+  answer by kit/security_headers.py.
 """
 
 from __future__ import annotations
@@ -14,15 +17,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
 from modelux_server.auth.sessions import TTL, Viewer
+from modelux_server.config import Settings
 from modelux_server.services import Services
 
 SESSION_COOKIE = "mlx_session"
 PRE_COOKIE = "mlx_pre"
 CSRF_FIELD = "csrf_token"
+
+
+# Checkout and the customer portal: the Upgrade and "Manage payment method" forms
+# post to us and we answer 303 to one of these, which browsers check against
+# form-action like the post itself
+STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
+
+
+def form_targets(settings: Settings) -> tuple[str, ...]:
+    """Origins besides ours that a dashboard form submission may end up on."""
+    if settings.billing_mode != "stripe":
+        return ()
+    if settings.stripe_api_base:
+        # a Stripe stand-in (the test emulator) serves its Checkout and portal pages itself
+        base = urlsplit(settings.stripe_api_base)
+        return (*STRIPE_PAGES, f"{base.scheme}://{base.netloc}")
+    return STRIPE_PAGES
 
 
 class CsrfFailed(Exception):

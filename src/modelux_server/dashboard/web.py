@@ -73,12 +73,7 @@ def page(
     response = templates.TemplateResponse(request, name, base, status_code=status)
     # pages show secrets once and per-organization data: never cache them
     response.headers["Cache-Control"] = "no-store"
-    # only our own files; never framed, so the billing buttons cannot be clickjacked
-    # (inline style attributes are allowed for the meter widths)
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    )
+    # the Content-Security-Policy and the other page headers: kit/security_headers.py
     return response
 
 

@@ -23,8 +23,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from modelux_server.errors import BadRequest, ModeluxError, ValidationFailed
 from modelux_server.kit.pagination import Page
@@ -135,6 +145,21 @@ def reject_nul(value: Any) -> Any:
 Clean = Annotated[Any, AfterValidator(reject_nul)]
 
 
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError("int_from_float", "must be a whole number")
+        return int(value)
+    return value
+
+
+# A JSON integer as JSON Schema's `integer` reads it: 60 and 60.0, never "60", 60.5 or
+# true. Last in `Annotated[int, Field(ge=...), WHOLE_NUMBER]`, so the bounds stay in the schema.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+
+
 def _admits_none(annotation: Any) -> bool:
     return annotation is None or annotation is Any or type(None) in get_args(annotation)
 
@@ -161,6 +186,44 @@ class Body(BaseModel):
         if value is None and info.field_name not in cls.nullable:
             raise PydanticCustomError("null_not_allowed", "must not be null")
         return reject_nul(value)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # the published schema admits `null` exactly where `_boundary` does, so a
+        # client generator (or a fuzzer) never sends a null the server refuses
+        schema = handler(core)
+        for name, prop in handler.resolve_ref_schema(schema).get("properties", {}).items():
+            if name not in cls.nullable:
+                _without_null(prop)
+            no_nul(prop)
+        return schema
+
+
+# JSON Schema for "no NUL character", on every string a body or a query may hold
+NO_NUL = "^[^\\x00]*$"
+
+
+def no_nul(schema: dict[str, Any]) -> None:
+    """State the NUL rule on every free string in `schema` (in place); a string with its
+    own pattern, enum or const is left as it is."""
+    if schema.get("type") == "string" and not schema.keys() & {"pattern", "enum", "const"}:
+        schema["pattern"] = NO_NUL
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in schema.get(key, ()):
+            no_nul(option)
+    if isinstance(schema.get("items"), dict):
+        no_nul(schema["items"])
+
+
+def _without_null(prop: dict[str, Any]) -> None:
+    options = [option for option in prop.get("anyOf", ()) if option.get("type") != "null"]
+    if "anyOf" in prop and len(options) == 1:
+        del prop["anyOf"]
+        prop.update(options[0])
+    elif "anyOf" in prop:
+        prop["anyOf"] = options
+    if "default" in prop and prop["default"] is None:
+        del prop["default"]
 
 
 class Update(Body):

@@ -15,17 +15,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.auth.principal import Principal
-from modelux_server.kit.pagination import PageRequest
+from modelux_server.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from modelux_server.management import idempotency
+from modelux_server.management.rate_limit import throttle_management_key
+from modelux_server.ratelimit.headers import rate_headers
+from modelux_server.ratelimit.limiter import Verdict
 from modelux_server.services import Services, services_of
 
 T = TypeVar("T")
@@ -34,8 +38,33 @@ Operation = Callable[[AsyncSession, Services, Principal], Awaitable[T]]
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def page_request(request: Request) -> PageRequest:
-    return PageRequest.of(request.query_params.get("cursor"), request.query_params.get("limit"))
+def page_request(
+    cursor: Annotated[
+        str | None,
+        Query(description="The `next_cursor` of the previous page; absent for the first page."),
+        WithJsonSchema({"type": "string"}),
+    ] = None,
+    limit: Annotated[
+        str | None,
+        Query(description=f"Objects per page (default {DEFAULT_LIMIT})."),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+    ] = None,
+) -> PageRequest:
+    """The page a list call asks for (a FastAPI dependency).
+
+    The values reach `PageRequest.of` as sent, so a bad one is refused exactly
+    as an MCP tool refuses it; the declared schema is what documents them.
+    """
+    return PageRequest.of(cursor, limit)
+
+
+Paged = Annotated[PageRequest, Depends(page_request)]
+# `?project_id=`: a list narrowed to one project's objects
+ProjectFilter = Annotated[
+    str | None,
+    Query(description="Only this project's objects."),
+    WithJsonSchema({"type": "string"}),
+]
 
 
 async def respond(
@@ -53,14 +82,17 @@ async def respond(
     rt = services_of(request)
     key = request.headers.get("idempotency-key") if request.method in UNSAFE else None
     fingerprint = await _fingerprint(request) if key else ""
+    verdict: Verdict | None = None
     try:
         async with rt.db.session() as session:
             principal = await authenticate_management_key(session, request.headers.get("authorization"))
+            # before anything else runs, so a 429 has changed nothing
+            verdict = await throttle_management_key(session, rt, principal)
             if key:
                 idempotency.check_key(key)
                 replay = await _replay(session, principal, key, fingerprint, rt.clock.now())
                 if replay is not None:
-                    return replay
+                    return _with_rate(replay, verdict)
             body = render(await operation(session, rt, principal))
             if key:
                 await idempotency.remember(
@@ -84,8 +116,14 @@ async def respond(
             replay = await _replay(session, principal, key, fingerprint, rt.clock.now())
         if replay is None:
             raise
-        return replay
-    return JSONResponse(body, status_code=status)
+        return _with_rate(replay, verdict)
+    return _with_rate(JSONResponse(body, status_code=status), verdict)
+
+
+def _with_rate(response: JSONResponse, verdict: Verdict | None) -> JSONResponse:
+    if verdict is not None:
+        response.headers.update(rate_headers(verdict))
+    return response
 
 
 async def _fingerprint(request: Request) -> str:

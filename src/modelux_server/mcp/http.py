@@ -24,13 +24,15 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from modelux_server.auth.management import authenticate_management_key
-from modelux_server.errors import Unauthorized
+from modelux_server.errors import ModeluxError, Unauthorized
 from modelux_server.kit.http_guards import send_error
+from modelux_server.management.rate_limit import throttle_management_key
 from modelux_server.mcp.local import LocalBackend
 from modelux_server.mcp.server import build_server
+from modelux_server.ratelimit.headers import rate_headers
 from modelux_server.services import Services
 
 PATH = "/mcp"
@@ -41,7 +43,9 @@ class McpEndpoint:
 
     Tools authenticate again in their own transaction (see local.py); this
     check exists so a bad key gets an HTTP 401 a client can act on, not a
-    JSON-RPC session that fails on every call.
+    JSON-RPC session that fails on every call. Each POST (one JSON-RPC
+    message) also counts against the management key's per-minute limit, as
+    a management API request does, and gets its 429 over it.
     """
 
     def __init__(self, rt: Services, sessions: StreamableHTTPSessionManager) -> None:
@@ -65,14 +69,30 @@ class McpEndpoint:
         try:
             # a plain read: on SQLite it must not queue for the write lock
             async with self.rt.db.read_sessionmaker() as session:
-                await authenticate_management_key(session, authorization, source="mcp")
-        except Unauthorized as exc:
-            response = JSONResponse(
-                exc.body(), status_code=exc.status, headers={"WWW-Authenticate": "Bearer"}
-            )
+                principal = await authenticate_management_key(session, authorization, source="mcp")
+                verdict = await throttle_management_key(session, self.rt, principal)
+        except ModeluxError as exc:
+            headers = dict(exc.headers)
+            if isinstance(exc, Unauthorized):
+                headers["WWW-Authenticate"] = "Bearer"
+            response = JSONResponse(exc.body(), status_code=exc.status, headers=headers)
             await response(scope, receive, send)
             return
+        if verdict is not None:
+            send = _with_headers(send, rate_headers(verdict))
         await self.sessions.handle_request(scope, receive, send)
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    """`send`, adding `headers` to the response the SDK starts."""
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 def mount(rt: Services, app: FastAPI) -> None:

@@ -4,20 +4,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from modelux_server.kit.schemas import many, one
-from modelux_server.management.http import page_request, respond
+from modelux_server.management.http import Paged, respond
+from modelux_server.management.openapi import MANY, ONE, created
 from modelux_server.member import invitations, schemas, service
 
 router = APIRouter(prefix="/members", tags=["members"])
 invitations_router = APIRouter(prefix="/invitations", tags=["invitations"])
 
 
-@router.get("")
-async def list_members(request: Request) -> JSONResponse:
-    page = page_request(request)
+@router.get("", responses=MANY)
+async def list_members(request: Request, page: Paged) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.list_members(s, p, page), many(schemas.render))
 
 
-@router.post("")
+@router.post("", status_code=201, responses=created(ONE))
 async def add_member(body: schemas.MemberCreate, request: Request) -> JSONResponse:
     """Invite: the person becomes a member once they accept the emailed link."""
     return await respond(
@@ -28,42 +28,41 @@ async def add_member(body: schemas.MemberCreate, request: Request) -> JSONRespon
     )
 
 
-@router.get("/{member_id}")
+@router.get("/{member_id}", responses=ONE)
 async def get_member(member_id: str, request: Request) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.get(s, p, member_id), one(schemas.render))
 
 
-@router.patch("/{member_id}")
+@router.patch("/{member_id}", responses=ONE)
 async def update_member(member_id: str, body: schemas.MemberUpdate, request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: service.change_role(s, p, member_id, body.role), one(schemas.render)
     )
 
 
-@router.delete("/{member_id}")
+@router.delete("/{member_id}", responses=ONE)
 async def remove_member(member_id: str, request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: service.remove(s, rt, p, member_id), one(schemas.render_removed)
     )
 
 
-@invitations_router.get("")
-async def list_invitations(request: Request) -> JSONResponse:
+@invitations_router.get("", responses=MANY)
+async def list_invitations(request: Request, page: Paged) -> JSONResponse:
     """Pending invitations: neither accepted, revoked nor expired."""
-    page = page_request(request)
     return await respond(
         request, lambda s, rt, p: invitations.list_pending(s, rt, p, page), many(schemas.render_invitation)
     )
 
 
-@invitations_router.get("/{invitation_id}")
+@invitations_router.get("/{invitation_id}", responses=ONE)
 async def get_invitation(invitation_id: str, request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: invitations.get(s, rt, p, invitation_id), one(schemas.render_invitation)
     )
 
 
-@invitations_router.delete("/{invitation_id}")
+@invitations_router.delete("/{invitation_id}", responses=ONE)
 async def revoke_invitation(invitation_id: str, request: Request) -> JSONResponse:
     """Revoke: the emailed link stops working."""
     return await respond(

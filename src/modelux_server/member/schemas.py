@@ -12,7 +12,8 @@ Role = Literal["owner", "admin", "member"]
 
 
 class MemberCreate(Body):
-    email: Annotated[str, Field(min_length=3, max_length=320)]
+    # checked by organization/service.py normalize_email (invalid_email), as everywhere
+    email: Annotated[str, Field(min_length=3, max_length=320, json_schema_extra={"format": "email"})]
     role: Role = "member"
 
 

@@ -7,6 +7,7 @@ from modelux_server.models.custom_plan import CustomPlan
 from modelux_server.models.dashboard_session import DashboardSession
 from modelux_server.models.idempotency_key import IdempotencyKey
 from modelux_server.models.invitation import Invitation
+from modelux_server.models.job_lease import JobLease
 from modelux_server.models.login_attempt import LoginAttempt
 from modelux_server.models.management_key import ManagementKey
 from modelux_server.models.membership import Membership
@@ -31,6 +32,7 @@ __all__ = [
     "DashboardSession",
     "IdempotencyKey",
     "Invitation",
+    "JobLease",
     "LoginAttempt",
     "ManagementKey",
     "Membership",

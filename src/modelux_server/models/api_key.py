@@ -20,3 +20,5 @@ class ApiKey(Timestamped, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(40))
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # requests per minute for this key alone; None: the plan's or the server's default
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(default=None)

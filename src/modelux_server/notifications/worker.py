@@ -76,6 +76,7 @@ class NotificationWorker:
         self.max_attempts = max_attempts
         self.batch = batch
         self.wakeup: asyncio.Event = rt.mailer_wakeup
+        self._stopping = False
 
     async def run_once(self) -> int:
         """Attempt every due row (up to `batch`); returns the number of attempts made."""
@@ -90,14 +91,23 @@ class NotificationWorker:
         return attempted
 
     async def run_forever(self) -> None:
-        while True:
+        """Rounds until `stop()`; the round after the stop is the last one."""
+        last = False
+        while not last:
+            last = self._stopping
             self.wakeup.clear()
             try:
                 await self.run_once()
             except Exception:  # noqa: BLE001 - the database may be back next round
                 log.exception("notification worker round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=self.interval)
+            if not last:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.interval)
+
+    def stop(self) -> None:
+        """Finish with one more round (what the last requests queued goes out now), then return."""
+        self._stopping = True
+        self.wakeup.set()
 
     async def _attempt(self, row: Notification) -> None:
         row.attempts += 1
@@ -137,12 +147,21 @@ class NotificationWorker:
 
 
 @asynccontextmanager
-async def notifications_lifetime(rt: Services) -> AsyncIterator[None]:
-    """Start-up part: the threshold listener always, the sending worker when enabled."""
+async def notifications_lifetime(rt: Services, *, send: bool | None = None) -> AsyncIterator[None]:
+    """Start-up part: the threshold listener always; the sending worker when `send`.
+
+    `send` defaults to `workers_enabled`; the assembly passes whether this
+    process runs background work. On shutdown, threshold emails still being
+    written are waited for first, so none is lost between the admission that
+    caused it and the exit.
+    """
+    from modelux_server.usage.service import drain_listeners
+
     watcher = ThresholdWatcher(rt)
     rt.usage_listeners.append(watcher)
     task: asyncio.Task[None] | None = None
-    if rt.settings.workers_enabled:
+    worker: NotificationWorker | None = None
+    if rt.settings.workers_enabled if send is None else send:
         settings = rt.settings
         mailer = mailer_from_settings(settings.smtp_url, settings.resolved_outbox_dir, settings.email_from)
         worker = NotificationWorker(rt, mailer, interval=settings.notifications_poll_seconds)
@@ -150,7 +169,13 @@ async def notifications_lifetime(rt: Services) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await drain_listeners()
+        if task is not None and worker is not None:
+            worker.stop()
+            try:
+                # a slow relay gets the grace; a row it was sending stays queued (worker docstring)
+                await asyncio.wait_for(task, timeout=max(1.0, rt.settings.shutdown_grace_seconds))
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+            except Exception:  # noqa: BLE001 - shutting down; the row stays queued
+                log.exception("notification worker failed while stopping")

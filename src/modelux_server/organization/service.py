@@ -35,13 +35,22 @@ def canonical_email(email: str) -> str:
     return email.strip().lower()
 
 
+def _deliverable_domain(domain: str) -> bool:
+    """Dot-separated labels of letters, digits and inner hyphens (any script, for
+    internationalised names), at least two: what mail can be delivered to."""
+    labels = domain.removesuffix(".").split(".")
+    return len(labels) >= 2 and all(
+        label and label[0] != "-" and label[-1] != "-" and all(c.isalnum() or c == "-" for c in label)
+        for label in labels
+    )
+
+
 def normalize_email(email: str) -> str:
     email = canonical_email(email)
     local, _, domain = email.partition("@")
     if (
         not local
-        or "." not in domain
-        or "@" in domain
+        or not _deliverable_domain(domain)
         or len(email) > 320
         or any(c in _NOT_IN_ADDRESS or not c.isprintable() for c in email)
     ):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,11 @@ FEATURES = (
     "payload_retention_controls",
 )
 UNLIMITED = "unlimited"
+# requests per minute per key (ratelimit/policy.py); a plan may set either, or neither
+PROJECT_KEY_PER_MINUTE = "project_key_per_minute"
+MANAGEMENT_KEY_PER_MINUTE = "management_key_per_minute"
+RATE_LIMIT_NAMES = (PROJECT_KEY_PER_MINUTE, MANAGEMENT_KEY_PER_MINUTE)
+MAX_PER_MINUTE = 100_000
 # every paid plan is priced for both; Free has no interval worth keeping
 INTERVALS = ("monthly", "annual")
 
@@ -47,6 +52,8 @@ class Plan:
     limits: Mapping[str, int | None]  # None = unlimited
     features: frozenset[str]
     description: str = ""
+    # only the names the plan sets; None = no limit (see RATE_LIMIT_NAMES)
+    rate_limits: Mapping[str, int | None] = field(default_factory=dict)
 
     def limit(self, name: str) -> int | None:
         return self.limits[name]
@@ -150,6 +157,7 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
         "description",
         "features",
         "limits",
+        "rate_limits",
     }
     for key in raw:
         if key not in known:
@@ -195,6 +203,7 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
     order = raw.get("order", 0)
     if not isinstance(order, int):
         raise fail("order", "'order' must be a whole number")
+    rate_limits = _rate_limits(raw.get("rate_limits", {}), fail)
     return Plan(
         id=plan_id,
         name=name,
@@ -205,7 +214,28 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
         limits=limits,
         features=frozenset(features),
         description=str(raw.get("description", "")),
+        rate_limits=rate_limits,
     )
+
+
+def _rate_limits(raw: Any, fail: Callable[..., CatalogError]) -> dict[str, int | None]:
+    """`rate_limits = { project_key_per_minute = N, management_key_per_minute = M }`, both optional."""
+    if not isinstance(raw, dict):
+        raise fail("rate_limits", "'rate_limits' must be a table")
+    found: dict[str, int | None] = {}
+    for key, value in raw.items():
+        if key not in RATE_LIMIT_NAMES:
+            raise fail("rate_limits", f"unknown rate limit '{key}' (known: {', '.join(RATE_LIMIT_NAMES)})")
+        if value == UNLIMITED:
+            found[key] = None
+        elif isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PER_MINUTE:
+            found[key] = value
+        else:
+            raise fail(
+                "rate_limits",
+                f"rate limit '{key}' must be a whole number from 1 to {MAX_PER_MINUTE:,} or \"unlimited\"",
+            )
+    return found
 
 
 def _line_of(source: str, table: str, key: str | None) -> int:

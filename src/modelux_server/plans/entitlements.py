@@ -27,6 +27,7 @@ _LIMIT_WORDS = {
 def effective_plan(catalog: Catalog, plan_id: str, custom: CustomPlan | None) -> Plan:
     """The plan that governs an organization right now."""
     if custom is not None:
+        base = catalog.get(plan_id)
         return Plan(
             id=plan_id,
             name=custom.name,
@@ -36,6 +37,8 @@ def effective_plan(catalog: Catalog, plan_id: str, custom: CustomPlan | None) ->
             annual_price_cents=None,
             limits={name: custom.limits.get(name) for name in catalog.default_plan.limits},
             features=frozenset(custom.features),
+            # per-key rate limits are the catalog plan's it is made from (Enterprise)
+            rate_limits=base.rate_limits if base is not None else {},
         )
     plan = catalog.get(plan_id)
     # a plan removed from the catalog falls back to the default rather than

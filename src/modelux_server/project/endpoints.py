@@ -4,19 +4,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from modelux_server.kit.schemas import many, one
-from modelux_server.management.http import page_request, respond
+from modelux_server.management.http import Paged, respond
+from modelux_server.management.openapi import MANY, ONE, created
 from modelux_server.project import schemas, service
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-@router.get("")
-async def list_projects(request: Request) -> JSONResponse:
-    page = page_request(request)
+@router.get("", responses=MANY)
+async def list_projects(request: Request, page: Paged) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.list_projects(s, p, page), many(schemas.render))
 
 
-@router.post("")
+@router.post("", status_code=201, responses=created(ONE))
 async def create_project(body: schemas.ProjectCreate, request: Request) -> JSONResponse:
     return await respond(
         request,
@@ -26,12 +26,12 @@ async def create_project(body: schemas.ProjectCreate, request: Request) -> JSONR
     )
 
 
-@router.get("/{project_id}")
+@router.get("/{project_id}", responses=ONE)
 async def get_project(project_id: str, request: Request) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.get(s, p, project_id), one(schemas.render))
 
 
-@router.patch("/{project_id}")
+@router.patch("/{project_id}", responses=ONE)
 async def update_project(project_id: str, body: schemas.ProjectUpdate, request: Request) -> JSONResponse:
     changes = body.model_dump(exclude_unset=True)
     return await respond(
@@ -39,7 +39,7 @@ async def update_project(project_id: str, body: schemas.ProjectUpdate, request: 
     )
 
 
-@router.delete("/{project_id}")
+@router.delete("/{project_id}", responses=ONE)
 async def delete_project(project_id: str, request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: service.delete(s, rt, p, project_id), one(schemas.render_deleted)

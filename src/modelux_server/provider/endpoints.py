@@ -4,19 +4,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from modelux_server.kit.schemas import many, one
-from modelux_server.management.http import page_request, respond
+from modelux_server.management.http import Paged, respond
+from modelux_server.management.openapi import MANY, ONE, created
 from modelux_server.provider import schemas, service
 
 router = APIRouter(prefix="/providers", tags=["providers"])
 
 
-@router.get("")
-async def list_providers(request: Request) -> JSONResponse:
-    page = page_request(request)
+@router.get("", responses=MANY)
+async def list_providers(request: Request, page: Paged) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.list_credentials(s, p, page), many(schemas.render))
 
 
-@router.post("")
+@router.post("", status_code=201, responses=created(ONE))
 async def create_provider(body: schemas.ProviderCreate, request: Request) -> JSONResponse:
     return await respond(
         request,
@@ -28,12 +28,12 @@ async def create_provider(body: schemas.ProviderCreate, request: Request) -> JSO
     )
 
 
-@router.get("/{provider_id}")
+@router.get("/{provider_id}", responses=ONE)
 async def get_provider(provider_id: str, request: Request) -> JSONResponse:
     return await respond(request, lambda s, rt, p: service.get(s, p, provider_id), one(schemas.render))
 
 
-@router.patch("/{provider_id}")
+@router.patch("/{provider_id}", responses=ONE)
 async def update_provider(provider_id: str, body: schemas.ProviderUpdate, request: Request) -> JSONResponse:
     changes = body.model_dump(exclude_unset=True)
     return await respond(
@@ -41,7 +41,7 @@ async def update_provider(provider_id: str, body: schemas.ProviderUpdate, reques
     )
 
 
-@router.delete("/{provider_id}")
+@router.delete("/{provider_id}", responses=ONE)
 async def delete_provider(provider_id: str, request: Request) -> JSONResponse:
     return await respond(
         request, lambda s, rt, p: service.delete(s, rt, p, provider_id), one(schemas.render_deleted)

@@ -21,16 +21,25 @@ VENDORS = (
     "openai_compatible",
 )
 
+# provider_credentials.base_url is a String(500)
+BASE_URL_MAX = 500
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Secret = Annotated[str, Field(min_length=1, max_length=4000)]
+# checked by the service (provider/service.py: check_base_url), which every caller
+# shares; the schema states its shape, not the egress policy the host must pass
+BaseUrl = Annotated[
+    str,
+    Field(json_schema_extra={"format": "uri", "pattern": "^https?://[!-~]+$", "maxLength": BASE_URL_MAX}),
+]
 
 
 class ProviderCreate(Body):
-    vendor: Annotated[str, Field(min_length=1, max_length=40)]
+    # a plain string here so that the service's refusal (unknown_vendor, naming the
+    # known ones) is the only one; the schema still lists the vendors
+    vendor: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra={"enum": list(VENDORS)})]
     name: Name
     api_key: Secret
-    # checked by the service (provider/service.py: check_base_url), which every caller shares
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
 
 
 class ProviderUpdate(Update):
@@ -39,7 +48,7 @@ class ProviderUpdate(Update):
 
     name: Name | None = None
     api_key: Secret | None = None
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
 
 
 def render(c: ProviderCredential) -> dict[str, Any]:

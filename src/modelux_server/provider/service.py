@@ -29,11 +29,9 @@ from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
 from modelux_server.organization.verification import require_verified
 from modelux_server.provider import repository
-from modelux_server.provider.schemas import VENDORS
+from modelux_server.provider.schemas import BASE_URL_MAX, VENDORS
 from modelux_server.services import Services
 
-# provider_credentials.base_url is a String(500)
-BASE_URL_MAX = 500
 _HOST = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$")
 # A last label like this makes a host an IPv4 address in some other notation
 # (127.1, 0x7f.1, 2130706433), which resolvers and HTTP clients read differently.

@@ -2,8 +2,10 @@
 
 Order of work on every request, cheapest refusal first, and nothing counted
 until the request is known to be servable:
-authenticate (401) -> parse (400/422) -> resolve route, plan features and
-credentials (402/422) -> admit against the monthly cap (402) -> upstream.
+authenticate (401) -> the key's per-minute rate limit (429) -> parse (400/422)
+-> resolve route, plan features and credentials (402/422) -> admit against
+the monthly cap (402) -> upstream. A 429 is therefore never counted toward the
+monthly cap, and a request over both limits gets the 429 (waiting helps).
 
 The routes are plain ASGI apps mounted as Starlette routes, not FastAPI
 operations: the proxy parses and validates its own bodies (to answer in the
@@ -24,7 +26,8 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from modelux_server.errors import ModeluxError, UpstreamFailed
+from modelux_server.errors import ModeluxError, RateLimited, UpstreamFailed
+from modelux_server.kit import request_context
 from modelux_server.kit.ids import new_id
 from modelux_server.proxy.asgi import (
     Endpoint,
@@ -43,6 +46,9 @@ from modelux_server.proxy.providers.base import UpstreamError
 from modelux_server.proxy.resolve import Route, resolve, resolve_rules
 from modelux_server.proxy.rule_facts import rule_facts
 from modelux_server.proxy.state import ProxyState
+from modelux_server.ratelimit.headers import rate_headers, refusal
+from modelux_server.ratelimit.limiter import Allowed, Refused, Verdict
+from modelux_server.ratelimit.policy import project_key_limit
 from modelux_server.usage.service import admit
 
 log = logging.getLogger("modelux.proxy")
@@ -68,21 +74,35 @@ class ProxyCall:
         "model",
         "counted",
         "stream",
+        "context",
+        "rate",
     )
 
     def __init__(self, state: ProxyState, scope: Scope, endpoint: str) -> None:
         self.state = state
         self.scope = scope
         self.endpoint = endpoint
-        self.request_id = new_id("req")
+        # one id for the request log, the response headers and every log line
+        self.context = request_context.current()
+        self.request_id = self.context.request_id if self.context is not None else new_id("req")
         self.started = time.perf_counter()
         self.caller: Caller | None = None
         self.model: str | None = None
         self.counted = False
         self.stream = False
+        self.rate: Verdict | None = None
+
+    def authenticated(self, caller: Caller) -> Caller:
+        self.caller = caller
+        if self.context is not None:  # every later log line names the tenant
+            self.context.org_id = caller.org_id
+            self.context.project_id = caller.project_id
+        return caller
 
     def headers(self, outcome: Outcome | None = None) -> RawHeaders:
         headers = [(b"x-modelux-request-id", self.request_id.encode())]
+        if isinstance(self.rate, Allowed):  # a refusal's 429 carries its own
+            headers.extend(raw_headers(rate_headers(self.rate)))
         if outcome is not None:
             headers.append((b"x-modelux-provider-used", header_value(outcome.target.vendor)))
             headers.append((b"x-modelux-model-used", header_value(outcome.target.model)))
@@ -125,7 +145,8 @@ class ProxyCall:
         )
 
     async def fail(self, send: Send, exc: ModeluxError) -> None:
-        reason = exc.code if exc.status in (400, 401, 402, 422, 503) else f"upstream_{exc.status}"
+        ours = exc.status in (400, 401, 402, 422, 503) or isinstance(exc, RateLimited)
+        reason = exc.code if ours else f"upstream_{exc.status}"
         if not self.counted:
             self.state.metrics.rejected_for(reason).inc()
         self.log(exc.status, error=exc.code)
@@ -141,7 +162,9 @@ class ProxyCall:
         self, kind: str, receive: Receive
     ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
         state = self.state
-        self.caller = caller = await state.lookups.caller(header(self.scope, b"authorization"))
+        caller = self.authenticated(await state.lookups.caller(header(self.scope, b"authorization")))
+        org = await state.lookups.org(caller.org_id)
+        await self.throttle(caller, org)
         body = parse_body(await read_body(receive))
         self.model = body["model"]
         if kind == "chat":
@@ -149,7 +172,6 @@ class ProxyCall:
             self.stream = bool(body.get("stream"))
         else:
             check_embeddings(body)
-        org = await state.lookups.org(caller.org_id)
         route = await resolve(state.lookups, caller, org, body["model"])
         if route.strategy == "custom_rules":
             facts = await rule_facts(state.rt, Headers(scope=self.scope), body, caller, org)
@@ -157,13 +179,23 @@ class ProxyCall:
         creds = await state.executor.credentials(caller, route)
         return caller, org, route, creds, body
 
+    async def throttle(self, caller: Caller, org: OrgContext) -> None:
+        """Take one request from the key's per-minute allowance, or refuse with 429."""
+        rt = self.state.rt
+        limit = project_key_limit(rt.settings, org.entitlements.plan, caller.rate_limit)
+        if limit is None:
+            return
+        self.rate = verdict = await rt.rate_limiter.check(f"sk:{caller.key_id}", limit)
+        if isinstance(verdict, Refused):
+            raise refusal(verdict, "api_key")
+
     async def admit(self, caller: Caller, org: OrgContext) -> None:
         now = self.state.rt.clock.now()
         window = self.state.windows.at(org.anchor_day, now)
         admitted = await admit(self.state.rt, caller.org_id, window, org.entitlements, now)
         self.counted = admitted.counted
         if admitted.counted:
-            self.state.metrics.admitted_for(self.endpoint).inc()
+            self.state.metrics.admitted_for(self.endpoint, caller.org_id).inc()
         else:
             self.state.metrics.admitted_uncounted.inc()
 
@@ -254,7 +286,8 @@ async def models(scope: Scope, receive: Receive, send: Send) -> None:
     """The project's routing configs as `@slug` models (listing is not a counted request)."""
     call = ProxyCall(_state(scope), scope, "models")
     try:
-        caller = await call.state.lookups.caller(header(scope, b"authorization"))
+        caller = call.authenticated(await call.state.lookups.caller(header(scope, b"authorization")))
+        await call.throttle(caller, await call.state.lookups.org(caller.org_id))
     except ModeluxError as exc:
         await call.fail(send, exc)
         return

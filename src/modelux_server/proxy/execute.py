@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamTimedOut, ValidationFailed
 from modelux_server.kit.egress import EgressGuard, policy_for, refusal
@@ -27,6 +27,9 @@ from modelux_server.proxy.providers.base import (
 from modelux_server.proxy.providers.registry import ProviderRegistry
 from modelux_server.proxy.resolve import Route, Target
 from modelux_server.routing.aggregation import AGGREGATIONS, MemberResult, NoValidAnswer
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 Credentials = dict[Target, Credential]
 
@@ -45,12 +48,19 @@ class Outcome:
 
 class Executor:
     def __init__(
-        self, lookups: Lookups, registry: ProviderRegistry, metrics: ProxyMetrics, default_timeout: float
+        self,
+        lookups: Lookups,
+        registry: ProviderRegistry,
+        metrics: ProxyMetrics,
+        default_timeout: float,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self.lookups = lookups
         self.registry = registry
         self.metrics = metrics
         self.default_timeout = default_timeout
+        self.tracer = tracer  # None unless tracing is on (kit/tracing.py)
         self.egress = EgressGuard(policy_for(lookups.rt.settings.egress_allow))
 
     async def _credential(self, caller: Caller, target: Target) -> Credential:
@@ -85,10 +95,13 @@ class Executor:
             return await self._ensemble(route, creds, body)
         trace: list[dict[str, Any]] = []
         last: UpstreamError | None = None
-        for target in route.targets:
+        for number, target in enumerate(route.targets, 1):
             started = time.perf_counter()
             try:
-                outcome = await self._attempt(target, creds[target], body, kind, stream)
+                if self.tracer is None:
+                    outcome = await self._attempt(target, creds[target], body, kind, stream)
+                else:
+                    outcome = await self._traced_attempt(number, target, creds[target], body, kind, stream)
             except UpstreamError as exc:
                 elapsed = (time.perf_counter() - started) * 1000
                 kind_label = (
@@ -104,6 +117,25 @@ class Executor:
             outcome.trace = trace
             return outcome
         raise _gateway_error(last, trace)
+
+    async def _traced_attempt(
+        self, number: int, target: Target, cred: Credential, body: dict[str, Any], kind: str, stream: bool
+    ) -> Outcome:
+        """`_attempt` inside a span of its own: provider, model, attempt number, outcome."""
+        from modelux_server.kit.tracing import end_attempt, upstream_span
+
+        assert self.tracer is not None
+        with upstream_span(self.tracer, provider=target.vendor, model=target.model, attempt=number) as span:
+            try:
+                outcome = await self._attempt(target, cred, body, kind, stream)
+            except UpstreamError as exc:
+                end_attempt(span, _failure(exc), exc.status)
+                raise
+            except TimeoutError:  # an ensemble member's own deadline
+                end_attempt(span, "timeout", None)
+                raise
+            end_attempt(span, "ok", None if stream else 200)
+            return outcome
 
     async def _attempt(
         self, target: Target, cred: Credential, body: dict[str, Any], kind: str, stream: bool
@@ -141,9 +173,13 @@ class Executor:
             t0 = time.perf_counter()
             try:
                 async with asyncio.timeout(member_timeout):
-                    outcome = await self._attempt(
-                        replace(target, timeout=member_timeout), creds[target], plain, "chat", False
-                    )
+                    member_target = replace(target, timeout=member_timeout)
+                    if self.tracer is None:
+                        outcome = await self._attempt(member_target, creds[target], plain, "chat", False)
+                    else:
+                        outcome = await self._traced_attempt(
+                            index + 1, member_target, creds[target], plain, "chat", False
+                        )
                 content = _content(outcome.body)
                 result = MemberResult(
                     index,
@@ -243,6 +279,14 @@ class Executor:
             headers=headers,
             trace=trace,
         )
+
+
+def _failure(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, UpstreamRefused):
+        return "refused"
+    return str(exc.status or "connection")
 
 
 def _content(body: dict[str, Any] | None) -> str | None:

@@ -18,7 +18,7 @@ from modelux_server.services import Services
 
 @asynccontextmanager
 async def proxy_lifetime(rt: Services) -> AsyncIterator[None]:
-    metrics = rt.metrics if rt.has_metrics else ProxyMetrics()
+    metrics = rt.metrics if rt.has_metrics else ProxyMetrics(org_label=rt.settings.metrics_org_label)
     rt.metrics = metrics
     lookups = Lookups(rt)
     settings = rt.settings
@@ -31,7 +31,7 @@ async def proxy_lifetime(rt: Services) -> AsyncIterator[None]:
     state = ProxyState(
         rt=rt,
         lookups=lookups,
-        executor=Executor(lookups, registry, metrics, rt.settings.upstream_timeout_s),
+        executor=Executor(lookups, registry, metrics, rt.settings.upstream_timeout_s, tracer=rt.tracer),
         metrics=metrics,
         request_log=request_log,
         registry=registry,

@@ -31,6 +31,7 @@ class Caller:
     key_id: str
     project_id: str
     org_id: str
+    rate_limit: int | None = None  # the key's own requests per minute, if it has one
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,12 @@ class Lookups:
             await session.commit()
         if key is None or key.revoked_at is not None:
             return None
-        return Caller(key_id=key.id, project_id=key.project_id, org_id=key.org_id)
+        return Caller(
+            key_id=key.id,
+            project_id=key.project_id,
+            org_id=key.org_id,
+            rate_limit=key.rate_limit_per_minute,
+        )
 
     async def org(self, org_id: str) -> OrgContext:
         return await self.orgs.get(org_id, lambda: self._load_org(org_id))

@@ -12,12 +12,19 @@ _BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 
 class ProxyMetrics:
-    def __init__(self) -> None:
+    """Every series is bounded by the deployment, not by its tenants: endpoints, reasons,
+    providers and failure kinds are fixed sets. `org_label` (MODELUX_METRICS_ORG_LABEL)
+    adds `org_id` to the admitted-requests counter, one series per organization that
+    sends traffic, which is for deployments with few organizations (docs/observability.md).
+    """
+
+    def __init__(self, *, org_label: bool = False) -> None:
         self.registry = CollectorRegistry()
+        self.org_label = org_label
         self.admitted = Counter(
             "modelux_requests_admitted",
             "Proxy requests admitted (counted).",
-            ["endpoint"],
+            ["endpoint", "org_id"] if org_label else ["endpoint"],
             registry=self.registry,
         )
         self.admitted_uncounted = Counter(
@@ -50,14 +57,20 @@ class ProxyMetrics:
             ["provider", "kind"],
             registry=self.registry,
         )
-        self._admitted: dict[str, Counter] = {}
+        self._admitted: dict[str | tuple[str, str], Counter] = {}
         self._rejected: dict[str, Counter] = {}
         self._upstream_latency: dict[str, Histogram] = {}
 
-    def admitted_for(self, endpoint: str) -> Counter:
-        found = self._admitted.get(endpoint)
+    def admitted_for(self, endpoint: str, org_id: str) -> Counter:
+        if not self.org_label:
+            found = self._admitted.get(endpoint)
+            if found is None:
+                found = self._admitted[endpoint] = self.admitted.labels(endpoint)
+            return found
+        key = (endpoint, org_id)
+        found = self._admitted.get(key)
         if found is None:
-            found = self._admitted[endpoint] = self.admitted.labels(endpoint)
+            found = self._admitted[key] = self.admitted.labels(endpoint, org_id)
         return found
 
     def rejected_for(self, reason: str) -> Counter:

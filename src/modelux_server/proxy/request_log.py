@@ -87,6 +87,7 @@ class RequestLogWriter:
         self.max_pending = max_pending
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.dropped = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -99,8 +100,9 @@ class RequestLogWriter:
         self._task = asyncio.create_task(self._loop())
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.flush_interval)
             try:
                 await self.flush()
             except Exception:  # noqa: BLE001 - keep logging; rows of this batch are lost
@@ -145,8 +147,12 @@ class RequestLogWriter:
                 )
 
     async def close(self) -> None:
+        """Write every row still held, then stop.
+
+        The loop is asked to finish, not cancelled: a cancel in the middle of
+        a flush would drop the batch it had already taken.
+        """
+        self._closing.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()

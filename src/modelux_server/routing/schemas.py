@@ -7,29 +7,44 @@ from pydantic import ConfigDict, Field
 from modelux_server.kit.schemas import Body, Clean, Update, iso
 from modelux_server.models import RoutingConfig, RoutingConfigVersion
 from modelux_server.routing.service import ConfigView
+from modelux_server.routing.strategies import SPECS
 
 # Version numbers are PostgreSQL integers; a larger one names no version.
 MAX_VERSION = 2**31 - 1
+Strategy = Annotated[str, Field(min_length=1, max_length=40, json_schema_extra={"enum": list(SPECS)})]
+
+
+def _strategy_fields() -> str:
+    """What the schema says of the fields beside `strategy` (checked by routing/strategies.py)."""
+    each = "; ".join(
+        f"{name}: " + ", ".join(field.alias or key for key, field in spec.model_fields.items())
+        for name, spec in SPECS.items()
+    )
+    return f"Besides these, the fields of the chosen strategy ({each})."
 
 
 class RoutingConfigCreate(Body):
     # the strategy's own fields sit beside these and are validated by the
     # strategy (routing/strategies.py), so unknown ones are still refused;
     # slugs keep their spaces so that a padded slug is refused, not fixed
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="allow", str_strip_whitespace=False, json_schema_extra={"description": _strategy_fields()}
+    )
     __pydantic_extra__: dict[str, Clean]
     project_id: Annotated[str, Field(min_length=1, max_length=40)]
     slug: Annotated[str, Field(min_length=1, max_length=63)]
-    strategy: Annotated[str, Field(min_length=1, max_length=40)]
+    strategy: Strategy
 
     def strategy_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
 class RoutingConfigUpdate(Update):
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="allow", str_strip_whitespace=False, json_schema_extra={"description": _strategy_fields()}
+    )
     __pydantic_extra__: dict[str, Clean]
-    strategy: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    strategy: Strategy | None = None
 
     def strategy_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

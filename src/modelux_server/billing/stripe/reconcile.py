@@ -11,19 +11,18 @@ replacement is adopted, a duplicate canceled and refunded, an unpaid one
 canceled). Stripe is read before the organization is locked (locking.py).
 Running it twice in a row changes nothing the second time.
 
-It runs daily from the app when workers are enabled in Stripe mode, and on
-demand with `modelux admin reconcile`. Several processes may each run it:
-every repair is idempotent and applied under the organization's row lock.
+It runs daily at RUN_AT in Stripe mode, once across the fleet (a job lease,
+jobs/schedule.py, claimed by whichever worker process gets there first), and
+on demand with `modelux admin reconcile`. A run that dies half-way is run
+again by another worker: every repair is idempotent and applied under the
+organization's row lock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import time
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -176,33 +175,7 @@ async def _linked_orgs(rt: Services) -> list[str]:
     return sorted(ids)
 
 
-def seconds_until_next_run(now: datetime) -> float:
-    at = datetime.combine(now.date(), RUN_AT, tzinfo=now.tzinfo)
-    if at <= now:
-        at += timedelta(days=1)
-    return max(60.0, (at - now).total_seconds())
-
-
-@contextlib.asynccontextmanager
-async def nightly(rt: Services) -> AsyncIterator[None]:
-    """App start-up hook: the daily schedule, only with workers on and Stripe configured."""
-    if not rt.settings.workers_enabled or rt.settings.billing_mode != "stripe":
-        yield
-        return
-    task = asyncio.create_task(_every_night(rt), name="billing-reconcile")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _every_night(rt: Services) -> None:
-    while True:
-        await asyncio.sleep(seconds_until_next_run(rt.clock.now()))
-        try:
-            for repair in await reconcile(rt):
-                log.warning("reconcile repaired %s", repair)
-        except Exception:  # the schedule must survive a bad night
-            log.exception("billing reconciliation failed")
+async def nightly(rt: Services) -> None:
+    """The scheduled run (jobs/schedule.py runs it once a day across the fleet, at RUN_AT)."""
+    for repair in await reconcile(rt):
+        log.warning("reconcile repaired %s", repair)

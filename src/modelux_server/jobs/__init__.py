@@ -1,0 +1,1 @@
+"""Background work that runs once across every process of a deployment."""
