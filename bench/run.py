@@ -29,6 +29,7 @@ from tests.support.serve_process import ServeProcess
 
 from bench.cpu import cpu_seconds
 from bench.harness import BODY, Upstream, cli, make_tenant, wrk
+from bench.workers import measure_workers
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -175,6 +176,15 @@ def render(results: dict[str, Any]) -> str:
         f"{cap['admitted_200']} admitted, {cap['rejected_402']} got 402, "
         f"{cap['other']} other; meter shows {cap['meter_used']}.",
     ]
+    workers = results.get("workers")
+    if workers:
+        lines += [
+            "",
+            f"Processes (PostgreSQL + Redis, {workers['connections']} connections): `--workers 1` "
+            f"{workers['workers_1_rps']:.0f} req/s, `--workers 2` {workers['workers_2_rps']:.0f} req/s, "
+            f"**x{workers['ratio_workers_2_to_1']:.2f}**; direct to the fake upstream "
+            f"{workers['direct_rps']:.0f} req/s ([workers.md](workers.md) has the method).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -191,6 +201,7 @@ def main() -> None:
                 for name in ("local-sqlite", "redis-postgresql")
             }
             cap = measure_cap(upstream, workdir)
+            workers = measure_workers(upstream, workdir, args.seconds)
     finally:
         upstream.stop()
     results = {
@@ -200,6 +211,7 @@ def main() -> None:
         "run_id": uuid.uuid4().hex[:8],
         "backends": backends,
         "cap": cap,
+        "workers": workers,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -13,14 +13,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelux_server.assembly import build_services, readiness, routers, start_services
 from modelux_server.config import Settings
 from modelux_server.dashboard.security import form_targets
-from modelux_server.errors import ModeluxError
+from modelux_server.errors import ModeluxError, ServiceUnavailable
 from modelux_server.kit import request_context
 from modelux_server.kit.clock import Clock
+from modelux_server.kit.db import database_unavailable
 from modelux_server.kit.http_guards import BodyGuard, BodyTooLarge
 from modelux_server.kit.json_depth import JSONDepthGuard
 from modelux_server.kit.lifecycle import drain_on_sigterm
@@ -134,6 +136,17 @@ def _error_handlers(app: FastAPI, policy: SecurityPolicy) -> None:
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         body = {"type": "invalid_request_error", "code": "body_too_large", "message": str(exc)}
         return JSONResponse({"error": body}, status_code=413)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not database_unavailable(exc):
+            return await unexpected(request, exc)
+        # an outage of ours, not a bug: one line, not a traceback per request
+        log.warning(
+            "database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__
+        )
+        error = ServiceUnavailable("The service is briefly unavailable; retry in a moment.")
+        return JSONResponse(error.body(), status_code=error.status, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 import secrets
 import signal
@@ -144,7 +145,7 @@ def serve(
         access_log=False,  # ours is kit/logs.py's access middleware, with the request's org and route
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         # uvicorn believes X-Forwarded-For from loopback unless told otherwise;
         # then anyone on the host (or a misrouted proxy) picks the client address
         # the login and signup limits count. Only the configured proxies are believed.

@@ -192,8 +192,8 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url
         host = self.host
-        if host in ("0.0.0.0", "::", ""):
-            # every interface: the loopback name is the one address sure to reach it
+        if host in ("0.0.0.0", "::", "", "127.0.0.1", "::1"):
+            # loopback or every interface: "localhost" reaches it (the contract's default link)
             host = "localhost"
         elif ":" in host:
             host = f"[{host}]"

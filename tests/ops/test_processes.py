@@ -135,7 +135,7 @@ def test_links_use_the_port_actually_served(
         refused = c.post("/projects", json={"name": "two"})  # Free allows one project
     assert refused.status_code == 402
     url = refused.json()["error"]["upgrade"]["url"]
-    assert url.startswith(f"http://127.0.0.1:{server.port}/settings/billing?plan=")
+    assert url.startswith(f"http://localhost:{server.port}/settings/billing?plan=")
 
 
 def test_workers_share_the_port_and_one_exact_cap(

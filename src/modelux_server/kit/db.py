@@ -164,3 +164,32 @@ async def insert_unless_present(
     stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
     result: Any = await session.execute(stmt)
     return bool(result.rowcount == 1)
+
+
+# SQLSTATE classes of a database that is down or going away, rather than of a
+# bad statement: 08 connection exception, 57 operator intervention (shutdown,
+# cannot connect now, database dropped), 53 insufficient resources.
+_UNAVAILABLE_CLASSES = ("08", "57", "53")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) means the database cannot be reached right now.
+
+    Such a failure is our dependency's outage, answered 503 with a retry hint,
+    not a 500 bug with a traceback.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError)) or (
+            isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError)
+        ):
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            if state[:2] in _UNAVAILABLE_CLASSES:
+                return True
+            # "database ... is not currently accepting connections" (ALLOW_CONNECTIONS false)
+            if state == "55000" and "accepting connections" in str(seen):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
