@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelux_server.assembly import build_services, readiness, routers, start_services
@@ -138,20 +139,22 @@ def _error_handlers(app: FastAPI, policy: SecurityPolicy) -> None:
         return JSONResponse({"error": body}, status_code=413)
 
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(OSError)  # a refused connect, before SQLAlchemy wraps anything
+    @app.exception_handler(PoolTimeout)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
-            return await unexpected(request, exc)
+            raise exc  # a bug, not an outage: the 500 handler below logs its trace
+        return unavailable(request, exc, {})
+
+    def unavailable(request: Request, exc: Exception, headers: dict[str, str]) -> JSONResponse:
         # an outage of ours, not a bug: one line, not a traceback per request
-        log.warning(
-            "database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__
-        )
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, cause)
         error = ServiceUnavailable("The service is briefly unavailable; retry in a moment.")
-        return JSONResponse(error.body(), status_code=error.status, headers={"Retry-After": "1"})
+        return JSONResponse(error.body(), status_code=error.status, headers={**headers, "Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # the trace goes to our log, never to the client
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = {
             "type": "api_error",
             "code": "internal_error",
@@ -162,4 +165,8 @@ def _error_handlers(app: FastAPI, policy: SecurityPolicy) -> None:
         context = request_context.current()  # left in place for this answer (kit/observe.py)
         if context is not None:
             headers["x-request-id"] = context.request_id
+        if database_unavailable(exc):  # refused before SQLAlchemy wrapped it (a restart)
+            return unavailable(request, exc, headers)
+        # the trace goes to our log, never to the client
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": body}, status_code=500, headers=headers)

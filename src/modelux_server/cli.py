@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import logging
+import math
 import secrets
 import signal
 import sys
@@ -83,8 +83,9 @@ def serve(
     import uvicorn
 
     from modelux_server.kit.logs import configure_logging
-    from modelux_server.kit.migrations import NotMigrated, upgrade
+    from modelux_server.kit.migrations import upgrade
     from modelux_server.kit.preflight import DataDirLocked, lock_embedded_database
+    from modelux_server.kit.supervisor import run_processes
 
     overrides = {
         "host": host,
@@ -117,10 +118,7 @@ def serve(
     _preflight(settings, redis=True)
     if migrate:
         upgrade(settings.resolved_database_url)
-    try:
-        asyncio.run(_check_schema(settings.resolved_database_url))
-    except NotMigrated as exc:
-        _fail(str(exc), code=3)
+    _schema_ready(settings)
     try:
         load_catalog(settings.plan_catalog)
     except CatalogError as exc:
@@ -134,15 +132,13 @@ def serve(
         logging.getLogger("modelux").info(serving)
     else:
         typer.echo(serving, err=True)
-    signal.signal(signal.SIGTERM, _after_graceful_exit)
-    uvicorn.run(
+    config = uvicorn.Config(
         "modelux_server.app:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=count,
         log_config=None,  # our logging (kit/logs.py), configured in every process
-        access_log=False,  # ours is kit/logs.py's access middleware, with the request's org and route
+        access_log=False,  # ours is kit/observe.py's access middleware, with the request's org and route
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
@@ -152,12 +148,14 @@ def serve(
         proxy_headers=bool(settings.trusted_proxy_list),
         forwarded_allow_ips=settings.trusted_proxy_list or [],
     )
+    if count > 1:
+        raise typer.Exit(run_processes(config, count))
+    # uvicorn re-raises the SIGTERM it handled once its shutdown is over: this
+    # handler takes it, so a graceful stop exits 0
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.Server(config).run()  # exits 3 itself when the app fails to start
     if lock is not None:
         lock.close()
-
-
-def _after_graceful_exit(sig: int, frame: Any) -> None:
-    """uvicorn re-raises the SIGTERM it handled once it has shut down; by then all is flushed."""
 
 
 @app.command()
@@ -169,10 +167,7 @@ def worker() -> None:
     settings = _settings()
     configure_logging(settings)
     _preflight(settings)
-    try:
-        asyncio.run(_check_schema(settings.resolved_database_url))
-    except Exception as exc:  # NotMigrated, and nothing else is expected here
-        _fail(str(exc), code=3)
+    _schema_ready(settings)
     try:
         asyncio.run(run_worker(settings))
     except CatalogError as exc:
@@ -199,6 +194,22 @@ def _preflight(settings: Settings, *, redis: bool = False) -> None:
         except Unreachable as exc:
             mode = "503 for proxy requests" if settings.redis_unavailable == "fail_closed" else "uncounted"
             typer.echo(f"warning: {exc}; serving anyway ({mode} until it is back)", err=True)
+
+
+def _schema_ready(settings: Settings) -> None:
+    """Exit 3 with the reason when the schema is behind the code (4 when the database went away)."""
+    from modelux_server.kit.db import database_unavailable
+    from modelux_server.kit.migrations import NotMigrated
+    from modelux_server.kit.preflight import where
+
+    try:
+        asyncio.run(_check_schema(settings.resolved_database_url))
+    except NotMigrated as exc:
+        _fail(str(exc), code=3)
+    except Exception as exc:
+        if database_unavailable(exc):
+            _fail(f"lost the database at {where(settings.resolved_database_url)} while starting", code=4)
+        raise
 
 
 def _fail(message: str, *, code: int) -> NoReturn:

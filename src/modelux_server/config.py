@@ -208,7 +208,7 @@ class Settings(BaseSettings):
     def resolved_workers(self) -> int:
         if self.workers is not None:
             return self.workers
-        return (os.cpu_count() or 1) if self.shared_counters else 1
+        return available_cpus() if self.shared_counters else 1
 
     @property
     def serve_runs_background(self) -> bool:
@@ -270,6 +270,22 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: its affinity, and a container's CPU quota (cgroup v2).
+
+    `os.cpu_count()` is the host's, so a container limited to 2 CPUs on a
+    64-core node would start 64 processes, each with its own database pool.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
 
 
 def _split(value: str) -> list[str]:

@@ -93,6 +93,8 @@ class Services:
     tracer: Tracer | None = None
     # SIGTERM received: /readyz answers 503 while in-flight work finishes (kit/lifecycle.py)
     draining: bool = False
+    # when the whole shutdown must be over (time.monotonic()), set with the signal
+    shutdown_deadline: float | None = None
     _invalidators: list[Invalidator] = field(default_factory=list)
     _billing: BillingProcessor | None = None
     _counter: RequestCounter | None = None
@@ -171,6 +173,20 @@ class Services:
     @mcp_sessions.setter
     def mcp_sessions(self, value: StreamableHTTPSessionManager | None) -> None:
         self._mcp_sessions = value
+
+    def shutdown_time_left(self) -> float:
+        """What remains of the shutdown grace: each part stopping waits at most this long.
+
+        One deadline for the whole shutdown, so parts that wait one after
+        another (in-flight requests, the running job, the mailer's last round)
+        together stay within what the supervisor allows before SIGKILL.
+        """
+        import time
+
+        grace = self.settings.shutdown_grace_seconds
+        if self.shutdown_deadline is None:
+            return grace
+        return max(0.0, min(grace, self.shutdown_deadline - time.monotonic()))
 
     # ------------------------------------------------------------ invalidation
     def add_invalidator(self, invalidate: Invalidator) -> None:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 
-from modelux_server.config import Settings
+import pytest
+
+from modelux_server.config import Settings, available_cpus
 
 PG = "postgresql://u@db:5432/modelux"
 REDIS = "redis://cache:6379/0"
+
+
+@pytest.fixture(autouse=True)
+def no_modelux_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("MODELUX_"):
+            monkeypatch.delenv(name)
 
 
 def make(**values: object) -> Settings:
@@ -29,7 +38,7 @@ def test_postgresql_without_redis_is_still_one_process() -> None:
 def test_postgresql_and_redis_default_to_the_cpu_count_and_a_separate_worker() -> None:
     s = make(database_url=PG, redis_url=REDIS)
     assert s.shared_counters
-    assert s.resolved_workers == (os.cpu_count() or 1)
+    assert s.resolved_workers == available_cpus() <= (os.cpu_count() or 1)
     assert not s.serve_runs_background
     assert make(database_url=PG, redis_url=REDIS, serve_runs_worker=True).serve_runs_background
     assert make(database_url=PG, redis_url=REDIS, workers=3).resolved_workers == 3

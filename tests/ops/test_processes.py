@@ -32,7 +32,7 @@ def run_cli(
 def test_sigterm_mid_stream_finishes_the_stream_and_flushes_every_count(
     sqlite_env: dict[str, str], tmp_path: Path, upstream: FakeUpstream, processes: list[ServeProcess]
 ) -> None:
-    env = {**sqlite_env, "MODELUX_SHUTDOWN_DRAIN_SECONDS": "1.5", "MODELUX_SHUTDOWN_GRACE_SECONDS": "20"}
+    env = {**sqlite_env, "MODELUX_SHUTDOWN_DRAIN_SECONDS": "3", "MODELUX_SHUTDOWN_GRACE_SECONDS": "20"}
     server = ServeProcess(env, tmp_path).start()
     processes.append(server)
     org_id, mk, key = setup_tenant(server, env, tmp_path, upstream, cap=1000)
@@ -164,8 +164,7 @@ def test_workers_share_the_port_and_one_exact_cap(
     codes = asyncio.run(burst())
     assert codes.count(200) == 25 and codes.count(402) == 15
     assert used(server.url, mk) == 25
-    pids = {httpx.get(f"{server.url}/readyz").status_code for _ in range(4)}
-    assert pids == {200}
+    assert {httpx.get(f"{server.url}/readyz").status_code for _ in range(4)} == {200}
     server.terminate()
     assert server.wait_exit(60) == 0
 

@@ -30,7 +30,9 @@ class ServeProcess:
         self.args = args
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "MODELUX_PORT": str(self.port)}
+        # one process unless asked (`--workers N` in args, or MODELUX_WORKERS in env): a test or
+        # benchmark that reads the server's pid, metrics or CPU time means that one process
+        self.env = {**os.environ, "MODELUX_WORKERS": "1", **env, "MODELUX_PORT": str(self.port)}
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = cwd / f"serve-{self.port}.log"

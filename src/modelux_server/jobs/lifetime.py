@@ -37,4 +37,4 @@ async def scheduler_lifetime(rt: Services, jobs: list[Job] | None = None) -> Asy
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await scheduler.stop(rt.settings.shutdown_grace_seconds)
+        await scheduler.stop(rt.shutdown_time_left())

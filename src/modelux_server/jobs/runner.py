@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 
 from modelux_server.assembly import build_services, start_services
 from modelux_server.config import Settings
@@ -26,8 +27,16 @@ async def run_worker(settings: Settings) -> None:
     rt = build_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # asked again: stop waiting for the running work
+            log.warning("worker: second signal, exiting now")
+            os._exit(1)
+        rt.shutdown_deadline = time.monotonic() + settings.shutdown_grace_seconds
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     health: asyncio.Server | None = None
     try:
         async with start_services(rt, role="worker"):

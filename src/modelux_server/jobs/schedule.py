@@ -38,7 +38,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select, update
 
 from modelux_server.kit.clock import Clock
-from modelux_server.kit.db import Database, insert_unless_present
+from modelux_server.kit.db import Database, database_unavailable, insert_unless_present
 from modelux_server.models import JobLease
 
 log = logging.getLogger("modelux.jobs")
@@ -123,8 +123,11 @@ class Scheduler:
         while True:
             try:
                 await self.tick()
-            except Exception:  # noqa: BLE001 - the database may be back next round
-                log.warning("could not check the job schedule; trying again", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - the database may be back next round
+                if database_unavailable(exc):  # an outage: one line a round, not a traceback
+                    log.warning("could not check the job schedule (database unavailable); trying again")
+                else:
+                    log.warning("could not check the job schedule; trying again", exc_info=True)
             await asyncio.sleep(self.poll)
 
     async def stop(self, grace: float) -> None:
@@ -183,6 +186,24 @@ class Scheduler:
         return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
     async def _finish(self, job: Job, error: str | None) -> None:
+        """Record the outcome and release the lease, retrying through a database blip.
+
+        Given up only after the lease would have run out anyway; then the job
+        runs again elsewhere (jobs are safe to repeat), which is logged.
+        """
+        for attempt in range(4):
+            try:
+                await self._record(job, error)
+                return
+            except Exception:  # noqa: BLE001 - the database may be back in a moment
+                if attempt == 3:
+                    log.warning(
+                        "could not record the end of job %s; it may run again", job.name, exc_info=True
+                    )
+                    return
+                await asyncio.sleep(job.lease.total_seconds() / 10)
+
+    async def _record(self, job: Job, error: str | None) -> None:
         now = self.clock.now()
         values: dict[str, object] = {"holder": None, "last_error": error}
         if error is None:

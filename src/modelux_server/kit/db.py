@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -180,7 +181,7 @@ def database_unavailable(exc: BaseException) -> bool:
     """
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, (ConnectionError, TimeoutError)) or (
+        if isinstance(seen, (ConnectionError, TimeoutError, PoolTimeout)) or (
             isinstance(seen, OSError) and not isinstance(seen, FileNotFoundError)
         ):
             return True

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -51,6 +52,7 @@ def drain_on_sigterm(rt: Services) -> Callable[[], None]:
             previous(sig, frame)  # asked twice: stop waiting
             return
         rt.draining = True
+        rt.shutdown_deadline = time.monotonic() + delay + rt.settings.shutdown_grace_seconds
         log.info("SIGTERM: draining for %.3g s, then finishing in-flight requests", delay)
         loop.call_soon_threadsafe(loop.call_later, delay, previous, sig, None)
 

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from modelux_server.kit.db import database_unavailable
 from modelux_server.models import Notification
 from modelux_server.notifications import compose, repository
 from modelux_server.notifications.mailer import Mailer, MailerError, mailer_from_settings
@@ -98,8 +99,11 @@ class NotificationWorker:
             self.wakeup.clear()
             try:
                 await self.run_once()
-            except Exception:  # noqa: BLE001 - the database may be back next round
-                log.exception("notification worker round failed")
+            except Exception as exc:  # noqa: BLE001 - the database may be back next round
+                if database_unavailable(exc):  # an outage: one line a round, not a traceback
+                    log.warning("notification worker: database unavailable; trying again")
+                else:
+                    log.exception("notification worker round failed")
             if not last:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), timeout=self.interval)
@@ -174,7 +178,7 @@ async def notifications_lifetime(rt: Services, *, send: bool | None = None) -> A
             worker.stop()
             try:
                 # a slow relay gets the grace; a row it was sending stays queued (worker docstring)
-                await asyncio.wait_for(task, timeout=max(1.0, rt.settings.shutdown_grace_seconds))
+                await asyncio.wait_for(task, timeout=max(1.0, rt.shutdown_time_left()))
             except (TimeoutError, asyncio.CancelledError):
                 pass
             except Exception:  # noqa: BLE001 - shutting down; the row stays queued

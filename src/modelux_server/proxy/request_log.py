@@ -155,4 +155,7 @@ class RequestLogWriter:
         self._closing.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - shutting down: report, and let the rest stop
+            log.exception("request log: %d row(s) could not be written at shutdown", len(self._pending))

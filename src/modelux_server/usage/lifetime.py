@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
+
 from modelux_server.services import Probe, Services
 from modelux_server.usage.backends.local import LocalCounter
 from modelux_server.usage.backends.redis import RedisCounter
@@ -36,8 +38,50 @@ def build_counter(rt: Services) -> RequestCounter:
     )
 
 
+# pg_try_advisory_lock key of the one serving process of a PostgreSQL database without Redis
+_SOLE_COUNTER_LOCK = 0x6D6C78636E74  # "mlxcnt"
+
+
+class SecondCountingProcess(RuntimeError):
+    """Another process already counts this database's requests in its own memory."""
+
+
+@asynccontextmanager
+async def _sole_local_counter(rt: Services) -> AsyncIterator[None]:
+    """On PostgreSQL without Redis, only one process may count (in its own memory).
+
+    A second one would admit against counts of its own: each of N processes
+    could let the monthly cap through again. A session advisory lock, held on
+    a connection of its own for the process's life, refuses it at start-up.
+    (SQLite has the same guard as a file lock, taken by `modelux serve`.)
+    """
+    if rt.settings.redis_url or rt.db.is_sqlite:
+        yield
+        return
+    async with rt.db.engine.connect() as conn:
+        held = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = (
+            await held.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _SOLE_COUNTER_LOCK})
+        ).scalar()
+        if not got:
+            raise SecondCountingProcess(
+                "another modelux process counts requests on this PostgreSQL database without Redis; "
+                "set MODELUX_REDIS_URL on every process to run more than one"
+            )
+        try:
+            yield
+        finally:
+            await held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SOLE_COUNTER_LOCK})
+
+
 @asynccontextmanager
 async def counter_lifetime(rt: Services) -> AsyncIterator[RequestCounter]:
+    async with _sole_local_counter(rt), _counter(rt) as counter:
+        yield counter
+
+
+@asynccontextmanager
+async def _counter(rt: Services) -> AsyncIterator[RequestCounter]:
     counter = build_counter(rt)
     rt.counter = counter
     await counter.start()
