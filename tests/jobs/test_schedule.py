@@ -77,9 +77,9 @@ async def test_a_dead_holders_job_is_taken_over_after_its_lease(databases: list[
     async def finishes() -> None:
         finished.append("b")
 
-    lease = timedelta(seconds=60)
-    a = Scheduler(databases[0], clock, [Job("nightly", never_finishes, every(timedelta(days=1)), lease)], holder="a")
-    b = Scheduler(databases[1], clock, [Job("nightly", finishes, every(timedelta(days=1)), lease)], holder="b")
+    daily, lease = every(timedelta(days=1)), timedelta(seconds=60)
+    a = Scheduler(databases[0], clock, [Job("nightly", never_finishes, daily, lease)], holder="a")
+    b = Scheduler(databases[1], clock, [Job("nightly", finishes, daily, lease)], holder="b")
     await a.tick()
     clock.advance(timedelta(days=1, seconds=1))
     assert await a.tick() == ["nightly"]

@@ -9,6 +9,8 @@
   `null_not_allowed` elsewhere). A body's default is every field whose type
   admits None; an `Update` (PATCH) body admits None for every field only so it
   can be left out, so there `null` means "clear it" and must be listed.
+* The JSON schema a body publishes (/openapi.json, /docs) states both rules:
+  `null` only where it is accepted, and a no-NUL pattern on free strings.
 
 The answers' shared shapes live here too, so every entry point (management
 API, MCP tools, dashboard forms) builds them the same way: the 422 for bad
