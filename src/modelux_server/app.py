@@ -129,8 +129,9 @@ def _error_handlers(app: FastAPI, policy: SecurityPolicy) -> None:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         body = {"type": kind, "code": code, "message": str(exc.detail)}
         headers = exc.headers
-        if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": allowed_methods(app.router.routes, request.scope)}
+        allow = allowed_methods(app.router.routes, request.scope) if exc.status_code == 405 else None
+        if allow:
+            headers = {**(headers or {}), "Allow": allow}
         return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(BodyTooLarge)

@@ -72,6 +72,9 @@ def gateway(
         public_url="https://modelux.test",
         workers_enabled=False,
         egress_allow="127.0.0.0/8",  # the fake upstream listens on loopback
+        # one module-wide key reads the meter twice per case, far past 60 a minute;
+        # per-key rate limits are under test in tests/ratelimit and the rate-limit tests
+        rate_limit_management_key_per_minute=0,
     )
     with LiveServer(settings) as live:
         yield Gateway(live, fake, make_tenant(live, fake))

@@ -20,6 +20,7 @@ shutdown: uvicorn still decides when connections close.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import threading
@@ -53,7 +54,10 @@ def drain_on_sigterm(rt: Services) -> Callable[[], None]:
             return
         rt.draining = True
         rt.shutdown_deadline = time.monotonic() + delay + rt.settings.shutdown_grace_seconds
-        log.info("SIGTERM: draining for %.3g s, then finishing in-flight requests", delay)
+        # in a context of its own: the handler interrupts whichever request was running
+        contextvars.Context().run(
+            log.info, "SIGTERM: draining for %.3g s, then finishing in-flight requests", delay
+        )
         loop.call_soon_threadsafe(loop.call_later, delay, previous, sig, None)
 
     signal.signal(signal.SIGTERM, on_sigterm)

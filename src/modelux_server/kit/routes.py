@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str | None:
     """The `Allow` header of a 405: every method some route serves at this path.
 
-    Starlette names only the methods of the first route whose path matched, but
-    `/projects/{id}` is several routes (GET, PATCH, DELETE), one per method.
+    The router names only the methods of the first route whose path matched,
+    but `/projects/{id}` is one route per method (GET, PATCH, DELETE). Each
+    method is tried against the routes' own matching, which also sees inside
+    FastAPI's included routers. Mounts (static files) answer their own 405s.
+    None when no route serves the path.
     """
-    methods: set[str] = set()
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    candidates = [route for route in routes if not isinstance(route, Mount)]
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in candidates)
+    ]
+    return ", ".join(sorted(allowed)) or None

@@ -197,25 +197,31 @@ class Body(BaseModel):
         for name, prop in handler.resolve_ref_schema(schema).get("properties", {}).items():
             if name not in cls.nullable:
                 _without_null(prop)
-            no_nul(prop)
+            no_nul(prop, stripped=bool(cls.model_config.get("str_strip_whitespace")))
         return schema
 
 
 # JSON Schema for "no NUL character", on every string a body or a query may hold
 NO_NUL = "^[^\\x00]*$"
+# the same, and not blank: a stripped string that must not be empty needs a non-space
+NO_NUL_NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
 
 
-def no_nul(schema: dict[str, Any]) -> None:
-    """State the NUL rule on every free string in `schema` (in place). A string with
-    its own pattern, enum, const or format is left as it is: those say more already
-    (and an email format beside a pattern makes generators search for minutes)."""
+def no_nul(schema: dict[str, Any], *, stripped: bool = False) -> None:
+    """State the NUL rule on every free string in `schema` (in place); with `stripped`
+    (the body strips whitespace), a string with a minimum length must hold a non-space.
+
+    A string with its own pattern, enum, const or format is left as it is: those
+    say more already (and an email format beside a pattern makes generators
+    search for minutes)."""
     if schema.get("type") == "string" and not schema.keys() & {"pattern", "enum", "const", "format"}:
-        schema["pattern"] = NO_NUL
+        blank_refused = stripped and schema.get("minLength", 0) >= 1
+        schema["pattern"] = NO_NUL_NOT_BLANK if blank_refused else NO_NUL
     for key in ("anyOf", "oneOf", "allOf"):
         for option in schema.get(key, ()):
-            no_nul(option)
+            no_nul(option, stripped=stripped)
     if isinstance(schema.get("items"), dict):
-        no_nul(schema["items"])
+        no_nul(schema["items"], stripped=stripped)
 
 
 def _without_null(prop: dict[str, Any]) -> None:

@@ -75,7 +75,13 @@ async def _sole_local_counter(rt: Services) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def counter_lifetime(rt: Services) -> AsyncIterator[RequestCounter]:
+async def counter_lifetime(rt: Services, *, sole: bool = True) -> AsyncIterator[RequestCounter]:
+    """The request counter; `sole=False` skips the one-process guard (tests that share one
+    in-process counter between two app instances, as Redis would be shared)."""
+    if not sole:
+        async with _counter(rt) as counter:
+            yield counter
+        return
     async with _sole_local_counter(rt), _counter(rt) as counter:
         yield counter
 
