@@ -89,7 +89,7 @@ async def test_docs_shows_bodies_parameters_responses_and_the_key_scheme(client:
     words = page.words
     # the request body of POST /projects: its schema, linked, and its fields with their limits
     assert "#model-ProjectCreate" in page.hrefs and "model-ProjectCreate" in page.ids
-    assert "name string min length 1; max length 200 yes" in words
+    assert "name string min length 1; max length 200; pattern ^[^\\x00]*[^\\s\\x00][^\\x00]*$ yes" in words
     # a list call's query parameters and the error answers in the contract's shape
     assert "limit query integer min 1; max 200 no" in words
     assert "#model-Error" in page.hrefs and "422 Error" in words

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modelux_server.kit.schemas import NO_NUL, NO_NUL_NOT_BLANK
 from tests.conftest import Org
 
 
@@ -59,6 +60,8 @@ async def test_the_schema_admits_null_and_nul_only_where_the_server_does(
     update = schemas["ProjectUpdate"]["properties"]
     assert update["name"]["type"] == "string" and "anyOf" not in update["name"]
     assert {"type": "null"} in update["description"]["anyOf"]  # listed in `nullable`: null clears it
-    assert update["name"]["pattern"] == "^[^\\x00]*$"
+    # NUL refused everywhere, and a name that trims to nothing
+    assert update["name"]["pattern"] == NO_NUL_NOT_BLANK
+    assert update["description"]["anyOf"][0]["pattern"] == NO_NUL
     r = await client.patch("/manage/v1/projects/proj_x", json={"name": None}, headers=org.headers)
     assert r.status_code == 422 and r.json()["error"]["code"] == "null_not_allowed"

@@ -279,7 +279,9 @@ def test_the_fleet_survives_kill_9_redis_and_postgresql_restarts_and_a_slow_upst
         counted = used(server.url, mk)
         # no admission past the cap, and no admitted request missing from the count
         assert admitted <= CAP, load.codes
-        assert admitted <= counted <= CAP, (admitted, counted, load.codes)
+        # the count may run ahead of the admissions by what was reserved and not yet used when a
+        # process died or Redis lost its keys: at most one block (8 here) per process per event
+        assert admitted <= counted <= admitted + 2 * 3 * 8, (admitted, counted, load.codes)
         assert load.codes[402] > 0, load.codes  # the cap was reached and held
         # a dependency down is a 503 (never a 500); a process killed mid-request drops its connection
         unexplained = set(load.codes) - {200, 402, 503, "transport"}
@@ -303,8 +305,13 @@ def test_the_fleet_survives_kill_9_redis_and_postgresql_restarts_and_a_slow_upst
         assert all(n == 1 for n in kinds.values()), kinds
         assert len(kinds) == 3, kinds
 
-        # every process still serves, none restarted by hand
+        # every process still serves, none restarted by hand: three serve processes again
+        # (one replacing any that could not start while the database was away)
         assert server.proc.poll() is None and worker.poll() is None  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while len(worker_children(server.proc.pid)) != 3:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, server.log()[-3000:]
+            time.sleep(0.5)
         assert httpx.get(f"{server.url}/readyz").status_code == 200
     finally:
         if worker is not None and worker.poll() is None:

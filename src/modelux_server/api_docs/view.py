@@ -164,7 +164,12 @@ def type_of(schema: dict[str, Any]) -> list[Token]:
 
 
 def constraints(schema: dict[str, Any]) -> list[str]:
-    return [f"{label} {json.dumps(schema[key])}" for key, label in CONSTRAINTS if key in schema]
+    # a pattern as written (JSON quoting would double every backslash)
+    return [
+        f"{label} {schema[key] if key == 'pattern' else json.dumps(schema[key])}"
+        for key, label in CONSTRAINTS
+        if key in schema
+    ]
 
 
 def _joined(parts: list[list[Token]], separator: str) -> list[Token]:

@@ -24,6 +24,10 @@ async def admit(rt: Services, org_id: str, window: Window, ent: Entitlements, no
     limit = ent.limit("monthly_requests")
     result = await counter(rt).admit(org_id, window, limit)
     if isinstance(result, Rejected):
+        # heard on refusals too: if writing the 100% email failed when the cap was reached
+        # (the database was away), the next refused request tries again (once per window:
+        # listeners skip what they handled, and the outbox dedupes)
+        _notify(rt, UsageObserved(org_id=org_id, window=window, used=result.used, limit=limit))
         raise ent.limit_error("monthly_requests", result.used, now=now, resets_at=window.end)
     if result.counted:
         _notify(rt, UsageObserved(org_id=org_id, window=window, used=result.used, limit=limit))
