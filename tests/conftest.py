@@ -17,6 +17,7 @@ from modelux_server.kit.clock import FrozenClock
 from modelux_server.organization.service import create_organization
 from modelux_server.services import Services
 from tests.support import databases
+from tests.support.fake_upstream import FakeUpstream
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -44,6 +45,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     url: str = request.getfixturevalue("pg_url")
     databases.truncate_pg(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    """A fake LLM upstream on loopback, one per test process (proxy, MCP, observability, ops)."""
+    fake = FakeUpstream()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ Assembly happens in two steps, both in `modelux_server.assembly`:
 2. `start_services(services, stack)` starts the long-lived parts in this order,
    each entered on one `AsyncExitStack` so they stop in reverse:
    billing processor -> request counter -> rate limiter -> notifications (threshold watcher,
-   mailer worker) -> proxy (metrics, upstream client, request log) -> MCP
-   sessions -> nightly reconcile.
+   mailer worker when this process runs background work) -> proxy (metrics,
+   upstream client, request log) -> MCP sessions -> scheduled jobs (the
+   nightly reconcile; jobs/lifetime.py). `modelux worker` starts only the
+   billing processor, a ledger reader, the mailer and the scheduled jobs.
 
 A part that was never started is not silently replaced: reading it raises
 `PartNotStarted`, naming the part. Endpoints reach the services through

@@ -19,16 +19,7 @@ from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.management_key.service import issue_management_key
 from tests.conftest import Org, make_org
-from tests.support.fake_upstream import FakeUpstream
 from tests.support.live_server import LiveServer
-
-
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

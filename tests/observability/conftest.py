@@ -7,22 +7,12 @@ whose drivers log differently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelux_server.config import Settings
 from tests.support import databases
-from tests.support.fake_upstream import FakeUpstream
-
-
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from email import policy
@@ -34,7 +32,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp import Client
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.serve_process import ServeProcess, free_port
+from tests.support.serve_process import ServeProcess, free_port, run_cli
 
 WINDOW = 12  # a piece of a secret this long is as good as the secret to a searcher
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -90,14 +88,7 @@ def provider_upstream() -> Iterator[tuple[FakeUpstream, str]]:
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "modelux_server.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = run_cli(env, cwd, *args, timeout=120)
     assert out.returncode == 0, out.stderr
     return out
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.conftest import upstream  # noqa: F401 - the session's fake upstream
 from tests.support.databases import sqlite_copy, truncate_pg
 from tests.support.redis import redis_url_or_skip
 from tests.support.serve_process import ServeProcess

@@ -13,20 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.serve_process import MSG, ServeProcess, cli, free_port, setup_tenant, used
-
-
-def run_cli(
-    env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelux_server.cli", *args],
-        env={**os.environ, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.support.serve_process import MSG, ServeProcess, cli, free_port, run_cli, setup_tenant, used
 
 
 def test_sigterm_mid_stream_finishes_the_stream_and_flushes_every_count(

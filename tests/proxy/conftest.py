@@ -18,14 +18,6 @@ from tests.support.live_server import LiveServer
 from tests.support.redis import redis_url_or_skip
 
 
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture(params=["local", "redis"])
 def counter_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

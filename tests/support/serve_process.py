@@ -87,15 +87,23 @@ class ServeProcess:
         self._log.close()
 
 
-def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
-    out = subprocess.run(
+def run_cli(
+    env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`modelux ARGS` as its own process, with `env` over this one's environment."""
+    return subprocess.run(
         [sys.executable, "-m", "modelux_server.cli", *args],
         env={**os.environ, **env},
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
+
+
+def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
+    """`run_cli` that must succeed; its standard output."""
+    out = run_cli(env, cwd, *args)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
