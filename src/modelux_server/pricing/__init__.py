@@ -1,0 +1,1 @@
+"""Model prices (the `genai-prices` database, plus operator overrides) and request costs."""
