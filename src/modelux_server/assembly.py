@@ -80,6 +80,7 @@ async def start_services(services: Services, *, role: Role = "serve") -> AsyncIt
             yield services
             return
 
+        from modelux_server.budget.lifetime import budget_meter_lifetime
         from modelux_server.mcp.http import lifespan as mcp_lifetime
         from modelux_server.notifications.worker import notifications_lifetime
         from modelux_server.proxy.lifetime import proxy_lifetime
@@ -87,6 +88,7 @@ async def start_services(services: Services, *, role: Role = "serve") -> AsyncIt
 
         background = services.settings.serve_runs_background
         await stack.enter_async_context(counter_lifetime(services))
+        await stack.enter_async_context(budget_meter_lifetime(services))
         await stack.enter_async_context(rate_limiter_lifetime(services))
         # after the counter: on shutdown the mailer stops first, while the counter
         # it reads for plan-change re-checks is still open
@@ -117,6 +119,7 @@ def routers() -> list[tuple[APIRouter, str]]:
     from modelux_server.api_key.endpoints import router as api_keys
     from modelux_server.billing.endpoints import router as billing
     from modelux_server.billing.stripe.endpoints import router as stripe_webhooks
+    from modelux_server.budget.endpoints import router as budgets
     from modelux_server.dashboard.endpoints import router as dashboard
     from modelux_server.management_key.endpoints import router as management_keys
     from modelux_server.member.endpoints import invitations_router as invitations
@@ -136,6 +139,7 @@ def routers() -> list[tuple[APIRouter, str]]:
         (members, MANAGE),
         (invitations, MANAGE),
         (routing, MANAGE),
+        (budgets, MANAGE),
         (proxy, ""),
         (metrics, ""),
         (dashboard, ""),

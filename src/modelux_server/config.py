@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from modelux_server.kit.egress import EgressPolicy
 from modelux_server.kit.files import private_dir
 from modelux_server.plans.catalog import MAX_PER_MINUTE
+from modelux_server.provider.vendors import AZURE_API_VERSION
 
 
 class SettingsError(Exception):
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
     # the most an upstream answer may hold: a non-streamed body, and a stream in total
     upstream_max_bytes: int = Field(10_485_760, ge=1024)
     upstream_stream_max_bytes: int = Field(67_108_864, ge=1024)
+    # the api-version sent to Azure OpenAI (docs/providers.md); a dated GA or preview version
+    azure_api_version: str = Field(AZURE_API_VERSION, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$")
+    # prices the genai-prices database lacks, or that the operator pays differently:
+    # {"vendor/model": {"input_per_mtok": 0.5, "output_per_mtok": 1.5}} (pricing/catalog.py)
+    model_prices: str = ""
+    # a budgeted request without max_tokens, for a model whose context window is unknown,
+    # reserves this many output tokens at worst (docs/budgets.md)
+    budget_max_output_tokens: int = Field(32_768, ge=1, le=10_000_000)
     # master switch for background work (mailer, reconcile, future purges and
     # exports) in every process; tests turn it off to drive the jobs by hand
     workers_enabled: bool = True
@@ -115,6 +124,14 @@ class Settings(BaseSettings):
     rate_limit_management_key_per_minute: int = Field(60, ge=0, le=MAX_PER_MINUTE)
     # unset: required when SMTP is configured (the link can actually arrive)
     require_email_verification: bool | None = None
+
+    @field_validator("model_prices")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        from modelux_server.pricing.catalog import parse_overrides
+
+        parse_overrides(value)  # PriceOverrideError is a ValueError: reported per variable
+        return value
 
     @field_validator("public_url", "stripe_api_base")
     @classmethod

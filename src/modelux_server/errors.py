@@ -11,6 +11,7 @@
      +-- Conflict            409
      +-- ValidationFailed    422
      +-- RateLimited         429
+     +-- UpstreamRejected    4xx      the provider refused the request (status relayed)
      +-- UpstreamFailed      502/504  the provider failed or timed out
      +-- ServiceUnavailable  503      a dependency of ours is down
 
@@ -106,6 +107,32 @@ class RateLimited(ModeluxError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limited"
+
+
+class UpstreamRejected(ModeluxError):
+    """The upstream answered 4xx: its status, code and message reach the caller as they were.
+
+    `"source": "upstream"` in the body (and `x-modelux-error-source: upstream`) tells it
+    apart from the gateway's own 4xx: an upstream 429 is the provider's rate limit, not
+    the key's; an upstream 401 is the stored provider credential, not the caller's key.
+    """
+
+    type = "invalid_request_error"
+    code = "upstream_rejected"
+
+    def __init__(self, message: str, *, status: int, kind: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.status = status
+        self.type = kind or _UPSTREAM_TYPES.get(status, "invalid_request_error")
+        self.headers["x-modelux-error-source"] = "upstream"
+
+
+_UPSTREAM_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
 
 
 class UpstreamFailed(ModeluxError):

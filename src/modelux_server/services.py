@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the parts' own modules import this one
     from modelux_server.proxy.metrics import ProxyMetrics
     from modelux_server.proxy.state import ProxyState
     from modelux_server.ratelimit.limiter import RateLimiter
+    from modelux_server.budget.meter import BudgetMeter
     from modelux_server.usage.counter import RequestCounter, UsageListener
 
 Probe = Callable[[], Awaitable[str]]
@@ -97,6 +98,8 @@ class Services:
     draining: bool = False
     # when the whole shutdown must be over (time.monotonic()), set with the signal
     shutdown_deadline: float | None = None
+    # spend budgets' counters (budget/meter.py); None until the serving parts start
+    budget_meter: BudgetMeter | None = None
     _invalidators: list[Invalidator] = field(default_factory=list)
     _billing: BillingProcessor | None = None
     _counter: RequestCounter | None = None

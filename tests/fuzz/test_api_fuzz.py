@@ -52,6 +52,10 @@ SEMANTIC = {
     "PATCH /manage/v1/providers/{provider_id}",
     "POST /manage/v1/routing-configs",
     "PATCH /manage/v1/routing-configs/{config_id}",
+    # a budget's scope_id is required by its scope and must name a live project or key;
+    # amount_usd has at most 6 decimals; thresholds are ascending
+    "POST /manage/v1/budgets",
+    "PATCH /manage/v1/budgets/{budget_id}",
 }
 
 
@@ -126,6 +130,18 @@ def _bootstrap(server: LiveServer) -> Fuzzed:
         member = c.get("/manage/v1/members").json()["data"][0]
         invitation = _created(c.post("/manage/v1/members", json={"email": "new@acme.test", "role": "member"}))
         spare = _created(c.post("/manage/v1/management-keys", json={"name": "spare", "role": "member"}))
+        budget = _created(
+            c.post(
+                "/manage/v1/budgets",
+                json={
+                    "name": "fuzz",
+                    "scope": "project",
+                    "scope_id": project["id"],
+                    "amount_usd": 50,
+                    "period": "daily",
+                },
+            )
+        )
         revoked = _created(c.post("/manage/v1/management-keys", json={"name": "revoked", "role": "admin"}))
         assert c.delete(f"/manage/v1/management-keys/{revoked['id']}").status_code == 200
     objects = {
@@ -137,6 +153,7 @@ def _bootstrap(server: LiveServer) -> Fuzzed:
         "member_id": member["id"],
         "invitation_id": invitation["id"],
         "management_key_id": spare["id"],
+        "budget_id": budget["id"],
     }
     return Fuzzed(
         server=server,

@@ -14,6 +14,7 @@ from modelux_server.kit.egress import EgressPolicy
 from modelux_server.proxy.providers import (
     AnthropicProvider,
     ChatStream,
+    GeminiProvider,
     OpenAICompatibleProvider,
     Provider,
     ProviderRegistry,
@@ -81,7 +82,8 @@ def content_of(chunks: list[bytes]) -> str:
 
 async def test_registry_maps_vendors(registry: ProviderRegistry) -> None:
     assert isinstance(registry.get("anthropic"), AnthropicProvider)
-    for vendor in ("openai", "groq", "together", "google", "my-vllm"):
+    assert isinstance(registry.get("google"), GeminiProvider)  # the native API (docs/providers.md)
+    for vendor in ("openai", "groq", "together", "deepseek", "my-vllm"):
         assert isinstance(registry.get(vendor), OpenAICompatibleProvider)
     assert isinstance(registry.get("openai"), Provider)
     assert "sk-secret" not in repr(UpstreamCredential("openai", "sk-secret", None))

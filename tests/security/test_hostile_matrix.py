@@ -137,6 +137,16 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     },
     "RoutingConfigUpdate": {"strategy": "single", "model": "openai/gpt-4o-mini"},
     "Rollback": {"version": 1},
+    "BudgetCreate": {
+        "name": "b",
+        "scope": "project",
+        "scope_id": "{project}",
+        "amount_usd": 25.5,
+        "period": "monthly",
+        "action": "block",
+        "thresholds": [50, 100],
+    },
+    "BudgetUpdate": {"name": "b2", "amount_usd": 30, "thresholds": [80]},
 }
 # path parameter -> the kind of id it names
 PARAM_KINDS = {
@@ -147,6 +157,7 @@ PARAM_KINDS = {
     "config_id": "config",
     "version": "version",
     "invitation_id": "invitation",
+    "budget_id": "budget",
 }
 
 
@@ -239,6 +250,22 @@ async def _create_resources(client: httpx.AsyncClient, org: Org) -> dict[str, st
     r = await client.post("/manage/v1/members", json={"email": "invitee@example.test"}, headers=h)
     assert r.status_code == 201, r.text
     ids["invitation"] = r.json()["data"]["id"]
+    # on a key of its own: a budget changes what /v1 admits for the keys it covers
+    r = await client.post("/manage/v1/api-keys", json={"project_id": ids["project"], "name": "b"}, headers=h)
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/manage/v1/budgets",
+        json={
+            "name": "main",
+            "scope": "api_key",
+            "scope_id": r.json()["data"]["id"],
+            "amount_usd": 10,
+            "period": "daily",
+        },
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    ids["budget"] = r.json()["data"]["id"]
     return ids
 
 
@@ -356,7 +383,15 @@ async def test_another_tenants_ids_answer_404_and_stay_untouched(
 ) -> None:
     before = {
         kind: (await client.get(f"/manage/v1/{kind}", headers=world.b.headers)).json()["data"]
-        for kind in ("projects", "api-keys", "providers", "management-keys", "members", "routing-configs")
+        for kind in (
+            "projects",
+            "api-keys",
+            "providers",
+            "management-keys",
+            "members",
+            "routing-configs",
+            "budgets",
+        )
     }
     for op in _operations(app.openapi()):
         if not op.params:

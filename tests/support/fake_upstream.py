@@ -54,6 +54,9 @@ class Behaviour:
     delay: float = 0.0  # before the response starts, so it also delays the headers
     status: int = 200
     error_message: str | None = None
+    error_code: str | None = None  # the OpenAI error body's `code` (e.g. context_length_exceeded)
+    error_param: str | None = None
+    retry_after: str | None = None  # a Retry-After header on the error answer
     content: str | None = None
     fail_times: int = 0  # > 0: only the first n calls fail (with `status`, or 500)
     chunk_delay: float = 0.0
@@ -214,7 +217,7 @@ class FakeUpstream:
         status = self._failure(model, behaviour)
         if status is not None:
             message = behaviour.error_message or f"fake upstream error {status}"
-            return await self._error(send, status, message, anthropic)
+            return await self._error(send, status, message, anthropic, behaviour)
         if path == "/v1/embeddings":
             return await _send_json(send, 200, _embeddings(body, model))
         if behaviour.raw is not None:
@@ -241,7 +244,10 @@ class FakeUpstream:
             return (error or 500) if calls <= behaviour.fail_times else None
         return error
 
-    async def _error(self, send: Any, status: int, message: str, anthropic: bool) -> None:
+    async def _error(
+        self, send: Any, status: int, message: str, anthropic: bool, behaviour: Behaviour | None = None
+    ) -> None:
+        how = behaviour or Behaviour()
         if anthropic:
             kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
             payload: JSON = {"type": "error", "error": {"type": kind, "message": message}}
@@ -249,8 +255,11 @@ class FakeUpstream:
             kind = _OPENAI_ERROR_TYPES.get(
                 status, "server_error" if status >= 500 else "invalid_request_error"
             )
-            payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-        await _send_json(send, status, payload)
+            payload = {
+                "error": {"message": message, "type": kind, "param": how.error_param, "code": how.error_code}
+            }
+        extra = [(b"retry-after", how.retry_after.encode())] if how.retry_after else []
+        await _send_json(send, status, payload, extra)
 
     async def _chat(
         self, send: Any, receive: Any, body: JSON, model: str, behaviour: Behaviour, anthropic: bool
@@ -428,9 +437,12 @@ async def _still_connected_after(receive: Any, delay: float) -> bool:
     return message.get("type") != "http.disconnect"
 
 
-async def _send_json(send: Any, status: int, payload: JSON) -> None:
+async def _send_json(
+    send: Any, status: int, payload: JSON, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = _dumps(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers.extend(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -504,6 +504,71 @@ def test_a_refund_cannot_exceed_what_was_paid_and_not_yet_refunded(
     assert note.total == 2500 and len(note.refunds) == 1
 
 
+def test_an_invoice_paid_partly_from_the_balance_charges_the_card_only_the_rest(
+    emu: StripeEmulator, client: stripe.StripeClient, prices: dict[str, stripe.Price]
+) -> None:
+    cust_id = client.v1.customers.create(params={"email": "c@example.com", "balance": -1000}).id
+    emu.set_card(cust_id, PASSES)
+    sub = api_subscription(client, cust_id, prices["pro"])
+    invoice = client.v1.invoices.retrieve(ref(sub.latest_invoice))
+    assert (invoice.total, invoice.starting_balance, invoice.ending_balance) == (3000, -1000, 0)
+    assert (invoice.amount_due, invoice.amount_paid, invoice.status) == (2000, 2000, "paid")
+    intent = intent_of(client, invoice.id)
+    charge = client.v1.charges.retrieve(ref(intent.latest_charge))
+    assert intent.amount == intent.amount_received == charge.amount == invoice.amount_paid
+    assert client.v1.customers.retrieve(cust_id).balance == 0  # the credit was spent
+
+
+def test_a_refund_of_more_than_the_charge_is_refused_as_stripe_refuses_it(
+    emu: StripeEmulator, client: stripe.StripeClient, prices: dict[str, stripe.Price]
+) -> None:
+    cust_id = client.v1.customers.create(params={"email": "c@example.com", "balance": -1000}).id
+    emu.set_card(cust_id, PASSES)
+    sub = api_subscription(client, cust_id, prices["pro"])
+    invoice = client.v1.invoices.retrieve(ref(sub.latest_invoice))
+    charge_id = ref(intent_of(client, invoice.id).latest_charge)
+
+    def refused(**params: Any) -> stripe.InvalidRequestError:
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            body: Any = {"charge": charge_id, **params}
+            client.v1.refunds.create(params=body)
+        return err.value
+
+    # the invoice's total (3000) was never charged: 1000 of it came from the balance
+    over = refused(amount=invoice.total)
+    assert (over.http_status, over.param, over.code) == (400, "amount", None)
+    assert over.user_message == "Refund amount ($30.00) is greater than charge amount ($20.00)"
+    assert refused(amount=0).code == "parameter_invalid_integer"
+    assert refused(reason="changed_mind").param == "reason"
+    assert client.v1.charges.retrieve(charge_id).amount_refunded == 0  # nothing moved
+
+    start = len(emu.events())
+    part = client.v1.refunds.create(
+        params={"charge": charge_id, "amount": 500, "reason": "requested_by_customer"}
+    )
+    assert (part.amount, part.status, part.reason, part.charge) == (
+        500,
+        "succeeded",
+        "requested_by_customer",
+        charge_id,
+    )
+    assert types_since(emu, start) == ["refund.created", "charge.refunded"]
+    again = refused(amount=invoice.amount_paid)
+    assert again.user_message == "Refund amount ($20.00) is greater than unrefunded amount on charge ($15.00)"
+    # the credit note path obeys the same limit
+    with pytest.raises(stripe.InvalidRequestError) as note:
+        client.v1.credit_notes.create(params={"invoice": invoice.id, "amount": 1600, "refund_amount": 1600})
+    assert note.value.param == "refund_amount"
+
+    # no amount: what is left, here through the PaymentIntent
+    rest = client.v1.refunds.create(params={"payment_intent": intent_of(client, invoice.id).id})
+    assert rest.amount == invoice.amount_paid - 500
+    charge = client.v1.charges.retrieve(charge_id)
+    assert (charge.amount_refunded, charge.refunded) == (invoice.amount_paid, True)
+    assert client.v1.refunds.retrieve(rest.id).charge == charge_id
+    assert refused(amount=1).code == "charge_already_refunded"
+
+
 def test_credit_amount_goes_to_the_customer_balance_and_the_next_invoice_spends_it(
     emu: StripeEmulator, client: stripe.StripeClient, prices: dict[str, stripe.Price]
 ) -> None:

@@ -94,7 +94,9 @@ class ManualBilling:
     async def payment_problem(self, invoice_id: str) -> str | None:
         self._refuse()
 
-    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
+    async def refund(
+        self, invoice_id: str, amount: int, *, credit: int = 0, memo: str, idempotency_key: str
+    ) -> str:
         self._refuse()
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView:

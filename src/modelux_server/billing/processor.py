@@ -116,6 +116,7 @@ class InvoiceView:
     total: int  # cents, tax included
     tax: int
     amount_due: int
+    # what the card paid: the customer's credit balance pays first and never reaches the card
     amount_paid: int
     # already given back on this invoice after payment (credit notes)
     credited: int
@@ -123,6 +124,8 @@ class InvoiceView:
     subscription_id: str | None
     hosted_invoice_url: str | None
     invoice_pdf: str | None
+    # the part of `total` the customer's credit balance paid when the invoice was finalized
+    paid_from_balance: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,8 +229,14 @@ class BillingProcessor(Protocol):
         """Why an open invoice is unpaid: NEEDS_ACTION, DECLINED, or None if not known."""
         ...
 
-    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
-        """Give `amount` cents of a paid invoice back to the card (a credit note); its id."""
+    async def refund(
+        self, invoice_id: str, amount: int, *, credit: int = 0, memo: str, idempotency_key: str
+    ) -> str:
+        """One credit note on a paid invoice; its id.
+
+        `amount` cents go back to the card (at most what the card paid), `credit`
+        cents back to the customer's balance (what the balance paid).
+        """
         ...
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView: ...

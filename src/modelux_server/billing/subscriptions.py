@@ -109,7 +109,11 @@ async def preview_change(
         if free:
             refund = await unused_time_plan(billing, live, rt.clock.now())
             lines = [(f"Refund of the unused time on {current_name}", -refund.total)] if refund.total else []
-            return PlanChangePreview(target, interval, refund.currency, lines, 0, 0, refund.total, dormant)
+            if refund.credit:  # the part the customer's balance paid goes back to it
+                lines.append((f"Unused time on {current_name} paid from your balance", -refund.credit))
+            return PlanChangePreview(
+                target, interval, refund.currency, lines, 0, refund.credit, refund.total, dormant
+            )
         _refuse_past_due(live)
         seen: ChangePreview = await billing.preview_change(
             live, await catalog_price(billing, target.id, interval)

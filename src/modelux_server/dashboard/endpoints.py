@@ -11,13 +11,22 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from modelux_server.dashboard import account_pages, auth_pages, billing_pages, resource_pages, security, web
+from modelux_server.dashboard import (
+    account_pages,
+    auth_pages,
+    billing_pages,
+    budget_pages,
+    resource_pages,
+    security,
+    web,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_pages.router)
 router.include_router(account_pages.router)
 router.include_router(billing_pages.router)
 router.include_router(resource_pages.router)
+router.include_router(budget_pages.router)
 
 
 @router.get("/")

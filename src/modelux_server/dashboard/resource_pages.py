@@ -36,6 +36,7 @@ from modelux_server.project import schemas as project_schemas
 from modelux_server.project import service as projects
 from modelux_server.provider import schemas as provider_schemas
 from modelux_server.provider import service as providers
+from modelux_server.provider import vendors
 from modelux_server.routing import schemas as routing_schemas
 from modelux_server.routing import service as routing
 from modelux_server.routing.strategies import SPECS
@@ -100,7 +101,7 @@ async def _load_providers(session: Session, rt: Services, viewer: Viewer) -> dic
     page = await providers.list_credentials(session, viewer.principal, FIRST_PAGE)
     return {
         "credentials": page.items,
-        "vendors": provider_schemas.VENDORS,
+        "vendors": vendors.REGISTRY,
         "meter": await _meter(session, rt, viewer, "provider_credentials"),
     }
 
@@ -169,6 +170,11 @@ async def _create_provider(s: Session, rt: Services, p: Principal, form: FormDat
     return None
 
 
+async def _make_default_provider(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
+    await providers.update(s, rt, p, text(form, "id"), {"default": True})
+    return None
+
+
 async def _delete_provider(s: Session, rt: Services, p: Principal, form: FormData) -> str | None:
     await providers.delete(s, rt, p, text(form, "id"))
     return None
@@ -224,6 +230,7 @@ ACTIONS: dict[tuple[str, str], tuple[Action, str]] = {
     ("api_keys", "revoke"): (_revoke_api_key, "API key revoked."),
     ("providers", "create"): (_create_provider, "Provider credential added."),
     ("providers", "delete"): (_delete_provider, "Provider credential deleted."),
+    ("providers", "default"): (_make_default_provider, "Default credential changed."),
     ("routing", "create"): (_create_routing, "Routing config created."),
     ("routing", "delete"): (_delete_routing, "Routing config deleted."),
     ("management_keys", "create"): (_create_management_key, "Management key created."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from modelux_server.api_key import schemas as api_key_schemas
 from modelux_server.api_key import service as api_keys
@@ -21,6 +22,8 @@ from modelux_server.auth.principal import Principal
 from modelux_server.billing import checkout, subscriptions
 from modelux_server.billing import schemas as billing_schemas
 from modelux_server.billing.summary import billing_summary
+from modelux_server.budget import schemas as budget_schemas
+from modelux_server.budget import service as budgets
 from modelux_server.kit.db import Session
 from modelux_server.kit.pagination import PageRequest
 from modelux_server.kit.schemas import page_body, parse
@@ -44,6 +47,13 @@ class Operation:
     # answered without a management key, like GET /plans; the others
     # authenticate, and their service checks the role
     public: bool = False
+
+    def target(self, args: Args) -> tuple[str, Args]:
+        """The path with its `{name}` parameters filled from `args`, and the arguments left."""
+        path, rest = self.path, dict(args)
+        for name in [part.split("}", 1)[0] for part in self.path.split("{")[1:]]:
+            path = path.replace("{" + name + "}", quote(str(rest.pop(name, "")), safe=""))
+        return path, rest
 
 
 def _page(args: Args) -> PageRequest:
@@ -104,7 +114,14 @@ async def _list_providers(session: Session, rt: Services, p: Principal, args: Ar
 async def _add_provider(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
     body = parse(provider_schemas.ProviderCreate, args)
     credential = await providers.create(
-        session, rt, p, vendor=body.vendor, name=body.name, api_key=body.api_key, base_url=body.base_url
+        session,
+        rt,
+        p,
+        vendor=body.vendor,
+        name=body.name,
+        api_key=body.api_key,
+        base_url=body.base_url,
+        default=body.default,
     )
     return {"data": provider_schemas.render(credential)}
 
@@ -118,6 +135,39 @@ async def _create_api_key(session: Session, rt: Services, p: Principal, args: Ar
     body = parse(api_key_schemas.ApiKeyCreate, args)
     created = await api_keys.create(session, rt, p, project_id=body.project_id, name=body.name)
     return {"data": api_key_schemas.render_created(created)}
+
+
+async def _list_budgets(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    return page_body(await budgets.list_budgets(session, rt, p, _page(args)), budget_schemas.render)
+
+
+async def _create_budget(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    body = parse(budget_schemas.BudgetCreate, args)
+    view = await budgets.create(
+        session,
+        rt,
+        p,
+        name=body.name,
+        scope=body.scope,
+        scope_id=body.scope_id,
+        amount_usd=body.amount_usd,
+        period=body.period,
+        action=body.action,
+        thresholds=body.thresholds,
+    )
+    return {"data": budget_schemas.render(view)}
+
+
+async def _update_budget(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    _, fields = OPERATIONS["update_budget"].target(args)
+    changes = parse(budget_schemas.BudgetUpdate, fields).model_dump(exclude_unset=True)
+    view = await budgets.update(session, rt, p, str(args.get("budget_id", "")), changes)
+    return {"data": budget_schemas.render(view)}
+
+
+async def _delete_budget(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    view = await budgets.delete(session, rt, p, str(args.get("budget_id", "")))
+    return {"data": budget_schemas.render_deleted(view)}
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -136,5 +186,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("add_provider", "POST", "/providers", _add_provider),
         Operation("list_api_keys", "GET", "/api-keys", _list_api_keys),
         Operation("create_api_key", "POST", "/api-keys", _create_api_key),
+        Operation("list_budgets", "GET", "/budgets", _list_budgets),
+        Operation("create_budget", "POST", "/budgets", _create_budget),
+        Operation("update_budget", "PATCH", "/budgets/{budget_id}", _update_budget),
+        Operation("delete_budget", "DELETE", "/budgets/{budget_id}", _delete_budget),
     )
 }

@@ -29,11 +29,14 @@ class RemoteBackend:
         )
 
     async def call(self, op: Operation, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        path, rest = op.target(args)
         try:
             if op.method == "GET":
-                response = await self.client.get(op.path, params=args)
+                response = await self.client.get(path, params=rest)
+            elif op.method == "DELETE":
+                response = await self.client.request(op.method, path)
             else:
-                response = await self.client.request(op.method, op.path, json=args)
+                response = await self.client.request(op.method, path, json=rest)
         except httpx.HTTPError as exc:
             raise ToolFailure(503, unreachable(self.url, exc)) from exc
         body = _json(response)

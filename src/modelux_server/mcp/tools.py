@@ -19,11 +19,12 @@ from pydantic import Field
 
 from modelux_server.api_key.schemas import Name as KeyName
 from modelux_server.billing.schemas import Interval
+from modelux_server.budget import schemas as budget_schemas
 from modelux_server.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from modelux_server.mcp.operations import OPERATIONS, Operation
 from modelux_server.project.schemas import Description as ProjectDescription
 from modelux_server.project.schemas import Name as ProjectName
-from modelux_server.provider.schemas import VENDORS, Secret
+from modelux_server.provider.schemas import DEFAULT_HELP, VENDORS, Secret
 from modelux_server.provider.schemas import Name as ProviderName
 
 
@@ -83,9 +84,24 @@ Vendor = Annotated[
     Field(
         min_length=1,
         max_length=40,
-        description=f"{', '.join(VENDORS[:-1])} or {VENDORS[-1]}.",
+        description=(
+            f"{', '.join(VENDORS[:-1])} or {VENDORS[-1]} (docs/providers.md). azure and "
+            "openai_compatible need base_url; a bedrock api_key is ACCESS_KEY::SECRET::REGION"
+            "[::SESSION_TOKEN]."
+        ),
     ),
 ]
+
+BudgetId = Annotated[str, Field(min_length=1, description="The budget's id (bud_...), from list_budgets.")]
+BUDGET_SCOPE = "What the budget caps: 'organization', 'project' or 'api_key'."
+BUDGET_SCOPE_ID = (
+    "The project's (proj_...) or API key's (key_...) id, for those scopes; left out for 'organization'."
+)
+BUDGET_PERIOD = (
+    "'daily', 'weekly' (from Monday), 'monthly' (from the 1st) or 'billing' (the plan's billing "
+    "month); all in UTC."
+)
+BUDGET_ACTION = "'block' refuses requests at the cap (status 402) until the reset; 'alert' only emails."
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 CREATE = ToolAnnotations(
@@ -161,10 +177,14 @@ def build_tools(backend: Backend) -> list[Tool]:
         api_key: Annotated[Secret, Field(description="The vendor's API key; stored encrypted.")],
         ctx: Context,
         base_url: Annotated[
-            str | None, Field(description="Only for self-hosted or OpenAI-compatible endpoints.")
+            str | None,
+            Field(description="Required for azure and openai_compatible; else the default endpoint."),
         ] = None,
+        default: Annotated[bool | None, Field(description=DEFAULT_HELP)] = None,
     ) -> CallToolResult:
-        return await run("add_provider", ctx, vendor=vendor, name=name, api_key=api_key, base_url=base_url)
+        return await run(
+            "add_provider", ctx, vendor=vendor, name=name, api_key=api_key, base_url=base_url, default=default
+        )
 
     async def list_api_keys(
         ctx: Context,
@@ -180,6 +200,62 @@ def build_tools(backend: Backend) -> list[Tool]:
         name: Annotated[KeyName, Field(description="A label for the key.")] = "default",
     ) -> CallToolResult:
         return await run("create_api_key", ctx, project_id=project_id, name=name)
+
+    async def list_budgets(
+        ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> CallToolResult:
+        return await run("list_budgets", ctx, cursor=cursor, limit=limit)
+
+    async def create_budget(
+        name: Annotated[
+            budget_schemas.Name, Field(description="Unique in the organization, e.g. 'prod monthly'.")
+        ],
+        scope: Annotated[budget_schemas.Scope, Field(description=BUDGET_SCOPE)],
+        amount_usd: budget_schemas.Usd,
+        period: Annotated[budget_schemas.PeriodKind, Field(description=BUDGET_PERIOD)],
+        ctx: Context,
+        scope_id: Annotated[budget_schemas.ScopeId | None, Field(description=BUDGET_SCOPE_ID)] = None,
+        action: Annotated[budget_schemas.Action, Field(description=BUDGET_ACTION)] = "block",
+        thresholds: budget_schemas.Thresholds | None = None,
+    ) -> CallToolResult:
+        return await run(
+            "create_budget",
+            ctx,
+            name=name,
+            scope=scope,
+            scope_id=scope_id,
+            amount_usd=budget_schemas.as_number(amount_usd),
+            period=period,
+            action=action,
+            thresholds=thresholds,
+        )
+
+    async def update_budget(
+        budget_id: BudgetId,
+        ctx: Context,
+        name: Annotated[budget_schemas.Name | None, Field(description="A new name.")] = None,
+        scope: Annotated[budget_schemas.Scope | None, Field(description=BUDGET_SCOPE)] = None,
+        scope_id: Annotated[budget_schemas.ScopeId | None, Field(description=BUDGET_SCOPE_ID)] = None,
+        amount_usd: budget_schemas.Usd | None = None,
+        period: Annotated[budget_schemas.PeriodKind | None, Field(description=BUDGET_PERIOD)] = None,
+        action: Annotated[budget_schemas.Action | None, Field(description=BUDGET_ACTION)] = None,
+        thresholds: budget_schemas.Thresholds | None = None,
+    ) -> CallToolResult:
+        return await run(
+            "update_budget",
+            ctx,
+            budget_id=budget_id,
+            name=name,
+            scope=scope,
+            scope_id=scope_id,
+            amount_usd=None if amount_usd is None else budget_schemas.as_number(amount_usd),
+            period=period,
+            action=action,
+            thresholds=thresholds,
+        )
+
+    async def delete_budget(budget_id: BudgetId, ctx: Context) -> CallToolResult:
+        return await run("delete_budget", ctx, budget_id=budget_id)
 
     return [
         Tool.from_function(
@@ -321,5 +397,52 @@ def build_tools(backend: Backend) -> list[Tool]:
                 "shown again." + LIMITED.format(limit="api_keys")
             ),
             annotations=CREATE,
+        ),
+        Tool.from_function(
+            list_budgets,
+            title="List spend budgets",
+            description=(
+                "The organization's USD spend budgets, paginated: name, scope (organization, project "
+                "or api_key) and scope_id, amount_usd per period (daily, weekly, monthly or billing; "
+                "UTC), action (block or alert), thresholds, and the current period's spend "
+                "(spend_usd, remaining_usd, used_percent, period_start, period_resets_at). Read-only."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            create_budget,
+            title="Create a spend budget",
+            description=(
+                "Caps what the organization, one project or one API key may spend on upstream "
+                "models per period, in US dollars. action 'block' refuses requests under the budget "
+                "with status 402 (error.code 'budget_exceeded') once the cap is reached, until the "
+                "period resets; 'alert' only emails. An email goes to the billing email (or the "
+                "owners) when spend reaches each threshold (default 50, 80 and 100 percent). "
+                "Needs an admin or owner key."
+            ),
+            annotations=CREATE,
+        ),
+        Tool.from_function(
+            update_budget,
+            title="Change a spend budget",
+            description=(
+                "Changes the given fields of a budget (the others stay). A new scope names its "
+                "scope_id as on create. Takes effect for the next request; the spend counted in "
+                "the current period stays. Needs an admin or owner key."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+            ),
+        ),
+        Tool.from_function(
+            delete_budget,
+            title="Delete a spend budget",
+            description=(
+                "Deletes a budget and its spend record for good; requests under it are no longer "
+                "capped. Answers the budget as it was, with `deleted: true`. Needs an admin or owner key."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+            ),
         ),
     ]

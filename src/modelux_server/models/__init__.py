@@ -2,6 +2,7 @@
 
 from modelux_server.models.api_key import ApiKey
 from modelux_server.models.base import Base
+from modelux_server.models.budget import Budget, BudgetSpend
 from modelux_server.models.checkout_session import CheckoutSession
 from modelux_server.models.custom_plan import CustomPlan
 from modelux_server.models.dashboard_session import DashboardSession
@@ -27,6 +28,8 @@ from modelux_server.models.user import User
 __all__ = [
     "ApiKey",
     "Base",
+    "Budget",
+    "BudgetSpend",
     "CheckoutSession",
     "CustomPlan",
     "DashboardSession",

@@ -8,7 +8,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from modelux_server.models.base import Base, Timestamped
 
-KINDS = ("soft_nudge", "hard_cap", "payment_failed", "plan_changed", "invitation", "verify_email")
+KINDS = (
+    "soft_nudge",
+    "hard_cap",
+    "payment_failed",
+    "plan_changed",
+    "invitation",
+    "verify_email",
+    "budget_alert",
+)
 STATUSES = ("queued", "sent", "failed")
 
 

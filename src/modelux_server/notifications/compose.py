@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelux_server.notifications.messages import (
+    BudgetNotice,
     InvitationNotice,
     PaymentFailedNotice,
     PlanChangedNotice,
     UsageNotice,
     VerifyEmailNotice,
+    budget_email,
     invitation_email,
     make_message_id,
     payment_failed_email,
@@ -31,7 +33,14 @@ from modelux_server.notifications.messages import (
     verify_email_email,
 )
 
-Notice = UsageNotice | PaymentFailedNotice | PlanChangedNotice | InvitationNotice | VerifyEmailNotice
+Notice = (
+    UsageNotice
+    | PaymentFailedNotice
+    | PlanChangedNotice
+    | InvitationNotice
+    | VerifyEmailNotice
+    | BudgetNotice
+)
 Builder = Callable[..., EmailMessage]
 Transform = Callable[[str], str]
 
@@ -45,6 +54,7 @@ _BY_KIND: dict[str, tuple[type[Any], Builder]] = {
     "plan_changed": (PlanChangedNotice, plan_changed_email),
     "invitation": (InvitationNotice, invitation_email),
     "verify_email": (VerifyEmailNotice, verify_email_email),
+    "budget_alert": (BudgetNotice, budget_email),
 }
 
 

@@ -21,13 +21,16 @@ from typing import Any, Literal
 import jinja2
 
 __all__ = [
+    "BudgetNotice",
     "InvitationNotice",
     "PaymentFailedNotice",
     "PlanChangedNotice",
     "UsageNotice",
     "VerifyEmailNotice",
+    "budget_email",
     "format_datetime_utc",
     "format_money",
+    "format_usd_micros",
     "invitation_email",
     "make_message_id",
     "payment_failed_email",
@@ -107,6 +110,25 @@ class VerifyEmailNotice:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class BudgetNotice:
+    """A spend budget reached one of its thresholds in one period (budget/alerts.py)."""
+
+    org_name: str
+    org_id: str
+    budget_name: str
+    budget_id: str
+    scope_label: str  # "the organization", "project web", "API key ci (project web)"
+    action: str  # "block" (requests refused at the cap) or "alert" (they continue)
+    threshold: int  # percent of the cap, 1-100
+    spent_micros: int  # settled spend in the period, micro-dollars
+    cap_micros: int
+    period: str  # daily / weekly / monthly / billing
+    resets_at: datetime  # UTC: the period's end
+    budgets_url: str  # https://host/budgets
+    billing_url: str  # the footer's settings link
+
+
 # --------------------------------------------------------------------- formatting
 
 _MONTHS = (
@@ -151,6 +173,15 @@ def format_money(amount_cents: int, currency: str) -> str:
     number = f"{minor:,}" if code in _ZERO_DECIMAL else f"{minor // 100:,}.{minor % 100:02d}"
     symbol = _CURRENCY_SYMBOLS.get(code)
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {code}"
+
+
+def format_usd_micros(amount_micros: int) -> str:
+    """Micro-dollars as dollars, cents always and smaller digits only when there are some:
+    ``12_500_000`` -> ``$12.50``, ``4_200`` -> ``$0.0042``."""
+    sign = "-" if amount_micros < 0 else ""
+    whole, rest = divmod(abs(amount_micros), 1_000_000)
+    fraction = f"{rest:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole:,}.{fraction}"
 
 
 def make_message_id(*parts: object, domain: str = "modelux.local") -> str:
@@ -347,6 +378,45 @@ def plan_changed_email(
         kind="plan_changed",
         template="plan_changed",
         subject=f"{SUBJECT_PREFIX} Your {org} plan changed to {_one_line(notice.to_plan_name)}",
+        context=context,
+        to=to,
+        sender=sender,
+        message_id=message_id,
+        org_id=notice.org_id,
+    )
+
+
+_PERIOD_LABELS = {"daily": "day", "weekly": "week", "monthly": "month", "billing": "billing period"}
+
+
+def budget_email(notice: BudgetNotice, *, to: list[str], sender: str, message_id: str) -> EmailMessage:
+    name = _one_line(notice.budget_name)
+    cap = format_usd_micros(notice.cap_micros)
+    reached_cap = notice.threshold >= 100
+    if reached_cap:
+        subject = f"{SUBJECT_PREFIX} Budget {name} reached its {cap} cap"
+    else:
+        subject = f"{SUBJECT_PREFIX} Budget {name} reached {notice.threshold}% of {cap}"
+    percent = notice.spent_micros * 100 // notice.cap_micros if notice.cap_micros > 0 else 100
+    context = {
+        "org_name": notice.org_name,
+        "budget_name": notice.budget_name,
+        "scope_label": notice.scope_label,
+        "threshold": notice.threshold,
+        "reached_cap": reached_cap,
+        "blocks": notice.action == "block",
+        "spent": format_usd_micros(notice.spent_micros),
+        "cap": cap,
+        "percent": percent,
+        "period_label": _PERIOD_LABELS.get(notice.period, notice.period),
+        "resets_at": format_datetime_utc(notice.resets_at),
+        "budgets_url": notice.budgets_url,
+        "billing_url": notice.billing_url,
+    }
+    return _build(
+        kind="budget_alert",
+        template="budget",
+        subject=subject,
         context=context,
         to=to,
         sender=sender,

@@ -21,7 +21,14 @@ async def create_provider(body: schemas.ProviderCreate, request: Request) -> JSO
     return await respond(
         request,
         lambda s, rt, p: service.create(
-            s, rt, p, vendor=body.vendor, name=body.name, api_key=body.api_key, base_url=body.base_url
+            s,
+            rt,
+            p,
+            vendor=body.vendor,
+            name=body.name,
+            api_key=body.api_key,
+            base_url=body.base_url,
+            default=body.default,
         ),
         one(schemas.render),
         status=201,

@@ -2,24 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from modelux_server.kit.schemas import Body, Update, iso
 from modelux_server.models import ProviderCredential
+from modelux_server.provider import vendors
 
-# the vendors a credential may be for; the service refuses others (422 unknown_vendor)
-VENDORS = (
-    "openai",
-    "anthropic",
-    "google",
-    "azure",
-    "bedrock",
-    "groq",
-    "together",
-    "fireworks",
-    "mistral",
-    "openai_compatible",
-)
+# the vendors a credential may be for (provider/vendors.py); the service refuses
+# others (422 unknown_vendor)
+VENDORS: tuple[str, ...] = vendors.IDS
 
 # provider_credentials.base_url is a String(500)
 BASE_URL_MAX = 500
@@ -32,14 +23,25 @@ BaseUrl = Annotated[
     Field(json_schema_extra={"format": "uri", "pattern": "^https?://[!-~]+$", "maxLength": BASE_URL_MAX}),
 ]
 
+DEFAULT_HELP = (
+    "Whether `vendor/model` and bare model names use this credential (one default per vendor: "
+    "setting it unsets the others). Omitted on create: true for the vendor's first credential. "
+    "Another credential is picked per request with `@credential-name/model`."
+)
+Default = Annotated[StrictBool, Field(description=DEFAULT_HELP)]
+
 
 class ProviderCreate(Body):
+    # `default` may be left out (the automatic choice) but not sent as null
+    nullable = frozenset({"base_url"})
+
     # a plain string here so that the service's refusal (unknown_vendor, naming the
     # known ones) is the only one; the schema still lists the vendors
     vendor: Annotated[str, Field(min_length=1, max_length=40, json_schema_extra={"enum": list(VENDORS)})]
     name: Name
     api_key: Secret
     base_url: BaseUrl | None = None
+    default: Default | None = None
 
 
 class ProviderUpdate(Update):
@@ -49,6 +51,7 @@ class ProviderUpdate(Update):
     name: Name | None = None
     api_key: Secret | None = None
     base_url: BaseUrl | None = None
+    default: Default | None = None
 
 
 def render(c: ProviderCredential) -> dict[str, Any]:
@@ -60,6 +63,7 @@ def render(c: ProviderCredential) -> dict[str, Any]:
         "name": c.name,
         "base_url": c.base_url,
         "hint": c.hint,
+        "default": c.is_default,
         "created_at": iso(c.created_at),
     }
 

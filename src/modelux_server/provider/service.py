@@ -28,7 +28,7 @@ from modelux_server.kit.repository import add
 from modelux_server.kit.secrets import masked_hint
 from modelux_server.models import ProviderCredential
 from modelux_server.organization.verification import require_verified
-from modelux_server.provider import repository
+from modelux_server.provider import defaults, repository, vendors
 from modelux_server.provider.schemas import BASE_URL_MAX, VENDORS
 from modelux_server.services import Services
 
@@ -100,6 +100,26 @@ def _check_vendor(vendor: str) -> None:
         )
 
 
+def _check_api_key(vendor: str, api_key: str) -> None:
+    """A key whose shape the vendor fixes (Bedrock's parts) is checked when it is saved."""
+    if vendor != "bedrock":
+        return
+    try:
+        vendors.parse_bedrock_key(api_key)
+    except vendors.InvalidBedrockKey as exc:
+        raise ValidationFailed(str(exc), code="invalid_api_key_format", param="api_key") from None
+
+
+def _check_endpoint(vendor: str, base_url: str | None) -> None:
+    spec = vendors.get(vendor)
+    if base_url is None and spec is not None and spec.base_url_required:
+        raise ValidationFailed(
+            f"vendor '{vendor}' has no default endpoint: give its base_url",
+            code="base_url_required",
+            param="base_url",
+        )
+
+
 async def create(
     session: AsyncSession,
     rt: Services,
@@ -109,12 +129,17 @@ async def create(
     name: str,
     api_key: str,
     base_url: str | None,
+    default: bool | None = None,
 ) -> ProviderCredential:
+    """Store a credential; `default` None means: the default if it is the vendor's first."""
     principal.require("admin")
     _check_vendor(vendor)
+    _check_api_key(vendor, api_key)
     base_url = await check_base_url(rt, base_url)
+    _check_endpoint(vendor, base_url)
     await require_verified(session, rt, principal.org_id)
     await reserve_slot(session, rt, principal.org_id, "provider_credentials")
+    is_default = await defaults.on_create(session, principal.org_id, vendor, default)
     credential = ProviderCredential(
         id=new_id("prov"),
         org_id=principal.org_id,
@@ -124,6 +149,7 @@ async def create(
         secret_encrypted=rt.encryptor.encrypt(api_key),
         hint=masked_hint(api_key),
         created_at=rt.clock.now(),
+        is_default=is_default,
     )
     await add(session, credential)
     rt.invalidate(session, credentials=True)
@@ -146,6 +172,8 @@ async def update(
     """Apply the fields a PATCH body set (`ProviderUpdate.model_dump(exclude_unset=True)`)."""
     principal.require("admin")
     credential = await repository.get_live(session, principal.org_id, credential_id)
+    if changes.get("api_key"):
+        _check_api_key(credential.vendor, str(changes["api_key"]))
     if "base_url" in changes:
         base_url = await check_base_url(rt, changes["base_url"])
         if base_url != credential.base_url and not changes.get("api_key"):
@@ -156,6 +184,7 @@ async def update(
                 code="api_key_required",
                 param="api_key",
             )
+        _check_endpoint(credential.vendor, base_url)
         credential.base_url = base_url
     if "name" in changes:
         credential.name = str(changes["name"])
@@ -163,6 +192,8 @@ async def update(
         secret = str(changes["api_key"])
         credential.secret_encrypted = rt.encryptor.encrypt(secret)
         credential.hint = masked_hint(secret)
+    if "default" in changes:
+        await defaults.mark(session, credential, bool(changes["default"]))
     rt.invalidate(session, credentials=True)
     return credential
 
@@ -173,5 +204,6 @@ async def delete(
     principal.require("admin")
     credential = await repository.get_live(session, principal.org_id, credential_id)
     credential.deleted_at = rt.clock.now()
+    await defaults.after_delete(session, credential)
     rt.invalidate(session, credentials=True)
     return credential

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter
@@ -26,9 +26,11 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from modelux_server.errors import ModeluxError, RateLimited, UpstreamFailed
+from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamRejected
 from modelux_server.kit import request_context
 from modelux_server.kit.ids import new_id
+from modelux_server.pricing.catalog import models_for_vendor
+from modelux_server.proxy import budgets
 from modelux_server.proxy.asgi import (
     Endpoint,
     RawHeaders,
@@ -38,6 +40,7 @@ from modelux_server.proxy.asgi import (
     read_body,
     send_json,
 )
+from modelux_server.proxy.budgets import Charge
 from modelux_server.proxy.checks import check_chat, check_embeddings, parse_body
 from modelux_server.proxy.codec import dumps
 from modelux_server.proxy.execute import Credentials, Outcome, sse_single
@@ -46,6 +49,7 @@ from modelux_server.proxy.providers.base import UpstreamError
 from modelux_server.proxy.resolve import Route, resolve, resolve_rules
 from modelux_server.proxy.rule_facts import rule_facts
 from modelux_server.proxy.state import ProxyState
+from modelux_server.proxy.surfaces import completions, messages, responses
 from modelux_server.ratelimit.headers import rate_headers, refusal
 from modelux_server.ratelimit.limiter import Allowed, Refused, Verdict
 from modelux_server.ratelimit.policy import project_key_limit
@@ -76,6 +80,10 @@ class ProxyCall:
         "stream",
         "context",
         "rate",
+        "kind",
+        "route",
+        "body",
+        "charge",
     )
 
     def __init__(self, state: ProxyState, scope: Scope, endpoint: str) -> None:
@@ -91,6 +99,10 @@ class ProxyCall:
         self.counted = False
         self.stream = False
         self.rate: Verdict | None = None
+        self.kind = "chat"
+        self.route: Route | None = None
+        self.body: dict[str, Any] | None = None
+        self.charge: Charge | None = None  # the request's hold on its spend budgets
 
     def authenticated(self, caller: Caller) -> Caller:
         self.caller = caller
@@ -108,9 +120,15 @@ class ProxyCall:
             headers.append((b"x-modelux-model-used", header_value(outcome.target.model)))
             if outcome.headers:
                 headers.extend(raw_headers(outcome.headers))
+        if self.charge is not None:
+            headers.extend(raw_headers(self.charge.headers))
         return headers
 
     def log(self, status: int, outcome: Outcome | None = None, error: str | None = None) -> None:
+        """Write the request's log row; the end of every request passes here exactly once,
+        so this is also where its budget hold is settled."""
+        if self.charge is not None:
+            self._settle(status, outcome)
         total = time.perf_counter() - self.started
         metrics = self.state.metrics
         if outcome is not None and outcome.stream is None:
@@ -144,9 +162,24 @@ class ProxyCall:
             }
         )
 
+    def _settle(self, status: int, outcome: Outcome | None) -> None:
+        """Settle the hold off the answer's path: the real cost of an answer (its whole
+        hold when the upstream did not report usage), nothing for a request that got none."""
+        charge, meter = self.charge, self.state.rt.budget_meter
+        if charge is None or charge.settled or meter is None:
+            return
+        cost = 0
+        if outcome is not None and self.route is not None:
+            prices = self.state.prices
+            # an ensemble's usage is its members' together: priced at the dearest member
+            targets = self.route.targets if self.route.strategy == "ensemble" else [outcome.target]
+            cost = max(budgets.real_cost(prices, t, outcome.usage, charge.amount) for t in targets)
+        budgets.settle_later(self.state.rt, meter, charge, cost)
+
     async def fail(self, send: Send, exc: ModeluxError) -> None:
-        ours = exc.status in (400, 401, 402, 422, 503) or isinstance(exc, RateLimited)
-        reason = exc.code if ours else f"upstream_{exc.status}"
+        # upstream codes are the provider's words: the metric gets the status only
+        upstream = isinstance(exc, UpstreamRejected | UpstreamFailed)
+        reason = f"upstream_{exc.status}" if upstream else exc.code
         if not self.counted:
             self.state.metrics.rejected_for(reason).inc()
         self.log(exc.status, error=exc.code)
@@ -161,12 +194,29 @@ class ProxyCall:
     async def prepare(
         self, kind: str, receive: Receive
     ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
-        state = self.state
-        caller = self.authenticated(await state.lookups.caller(header(self.scope, b"authorization")))
-        org = await state.lookups.org(caller.org_id)
-        await self.throttle(caller, org)
+        caller, org = await self.authorize()
         body = parse_body(await read_body(receive))
+        return await self.prepare_body(kind, caller, org, body)
+
+    async def authorize(self, authorization: str | None = None) -> tuple[Caller, OrgContext]:
+        """Authenticate the key (the `Authorization` header unless given) and take one
+        request from its per-minute allowance."""
+        lookups = self.state.lookups
+        credential = authorization if authorization is not None else header(self.scope, b"authorization")
+        caller = self.authenticated(await lookups.caller(credential))
+        org = await lookups.org(caller.org_id)
+        await self.throttle(caller, org)
+        return caller, org
+
+    async def prepare_body(
+        self, kind: str, caller: Caller, org: OrgContext, body: dict[str, Any]
+    ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
+        """Check a parsed body (an OpenAI one: the other surfaces translate theirs first),
+        then resolve its route and the targets' credentials."""
+        state = self.state
         self.model = body["model"]
+        self.kind = kind
+        self.body = body
         if kind == "chat":
             check_chat(body)
             self.stream = bool(body.get("stream"))
@@ -177,6 +227,7 @@ class ProxyCall:
             facts = await rule_facts(state.rt, Headers(scope=self.scope), body, caller, org)
             route, _why = await resolve_rules(state.lookups, caller, org, route, facts)
         creds = await state.executor.credentials(caller, route)
+        self.route = route
         return caller, org, route, creds, body
 
     async def throttle(self, caller: Caller, org: OrgContext) -> None:
@@ -190,9 +241,28 @@ class ProxyCall:
             raise refusal(verdict, "api_key")
 
     async def admit(self, caller: Caller, org: OrgContext) -> None:
-        now = self.state.rt.clock.now()
+        """Hold the request's worst-case cost on its spend budgets, then count it.
+
+        Budgets first: a request a budget refuses is not counted. A request the monthly
+        cap then refuses lets its hold go again (`log` settles it at no cost).
+        """
+        rt = self.state.rt
+        rules = await self.state.lookups.budgets(caller)
+        if rules and rt.budget_meter is not None and self.route is not None and self.body is not None:
+            self.charge = await budgets.reserve(
+                rt,
+                rt.budget_meter,
+                self.state.prices,
+                rules,
+                self.route,
+                self.body,
+                len(dumps(self.body)),
+                self.kind,
+                org.anchor_day,
+            )
+        now = rt.clock.now()
         window = self.state.windows.at(org.anchor_day, now)
-        admitted = await admit(self.state.rt, caller.org_id, window, org.entitlements, now)
+        admitted = await admit(rt, caller.org_id, window, org.entitlements, now)
         self.counted = admitted.counted
         if admitted.counted:
             self.state.metrics.admitted_for(self.endpoint, caller.org_id).inc()
@@ -215,7 +285,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     response = StreamingResponse(
-        _relay(call, outcome, include_usage),
+        relay(call, outcome, include_usage),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -223,7 +293,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _relay(call: ProxyCall, outcome: Outcome, include_usage: bool) -> AsyncIterator[bytes]:
+async def relay(call: ProxyCall, outcome: Outcome, include_usage: bool) -> AsyncGenerator[bytes, None]:
     """The stream's bytes; a failure once they started ends the stream with an error event.
 
     The 200 and the first chunk are already out by then, so the error travels in-band
@@ -283,17 +353,27 @@ async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def models(scope: Scope, receive: Receive, send: Send) -> None:
-    """The project's routing configs as `@slug` models (listing is not a counted request)."""
+    """The project's routing configs as `@slug` models, then `vendor/model` for each model
+    the price database knows of every vendor the organization has a credential for.
+
+    A vendor the database does not know (a self-hosted OpenAI-compatible server) lists
+    nothing, though `vendor/model` still routes to it. Listing is not a counted request.
+    """
     call = ProxyCall(_state(scope), scope, "models")
     try:
-        caller = call.authenticated(await call.state.lookups.caller(header(scope, b"authorization")))
-        await call.throttle(caller, await call.state.lookups.org(caller.org_id))
+        caller, _org = await call.authorize()
     except ModeluxError as exc:
         await call.fail(send, exc)
         return
-    slugs = await call.state.lookups.config_slugs(caller.project_id)
-    data = [{"id": f"@{slug}", "object": "model", "created": 0, "owned_by": "modelux"} for slug in slugs]
+    lookups = call.state.lookups
+    data = [_listed(f"@{slug}", "modelux") for slug in await lookups.config_slugs(caller.project_id)]
+    for vendor in await lookups.vendors(caller.org_id):
+        data.extend(_listed(f"{vendor}/{name}", vendor) for name in models_for_vendor(vendor))
     await send_json(send, 200, dumps({"object": "list", "data": data}), call.headers())
+
+
+def _listed(model: str, owner: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": owner}
 
 
 # Mounted by create_app like every other router; FastAPI routes Starlette routes as they are.
@@ -303,5 +383,9 @@ router.routes.extend(
         StarletteRoute("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
         StarletteRoute("/v1/embeddings", Endpoint(embeddings), methods=["POST"]),
         StarletteRoute("/v1/models", Endpoint(models), methods=["GET"]),
+        # the other wire formats, each translated onto the chat pipeline (surfaces/)
+        StarletteRoute("/v1/responses", Endpoint(responses.create), methods=["POST"]),
+        StarletteRoute("/v1/completions", Endpoint(completions.create), methods=["POST"]),
+        StarletteRoute("/v1/messages", Endpoint(messages.create), methods=["POST"]),
     ]
 )

@@ -1,8 +1,9 @@
 """Running a route against upstreams: single, fallback and ensemble.
 
-Retries happen only across targets (fallback) and only for failures where
-another try can help (429, 5xx, timeouts, connection errors). The request
-was counted at admission and stays counted whatever happens here.
+Retries happen only across targets (fallback) and only for the failures the
+config's `retry_on` names (by default 429, 5xx, timeouts and connection
+errors; a 4xx is the request's own fault and goes back to the caller). The
+request was counted at admission and stays counted whatever happens here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamTimedOut, ValidationFailed
+from modelux_server.errors import (
+    ModeluxError,
+    UpstreamFailed,
+    UpstreamRejected,
+    UpstreamTimedOut,
+    ValidationFailed,
+)
 from modelux_server.kit.egress import EgressGuard, policy_for, refusal
 from modelux_server.proxy.lookups import Caller, Credential, Lookups
 from modelux_server.proxy.metrics import ProxyMetrics
@@ -110,13 +117,13 @@ class Executor:
                 self.metrics.upstream_errors.labels(target.vendor, kind_label).inc()
                 trace.append({"target": target.label, "error": kind_label, "ms": round(elapsed, 1)})
                 last = exc
-                if not exc.retryable or route.strategy != "fallback":
+                if route.strategy != "fallback" or not falls_back(exc, route.retry_on):
                     break
                 continue
             trace.append({"target": target.label, "ok": True, "ms": round(outcome.upstream_ms, 1)})
             outcome.trace = trace
             return outcome
-        raise _gateway_error(last, trace)
+        raise _gateway_error(last, trace, target)
 
     async def _traced_attempt(
         self, number: int, target: Target, cred: Credential, body: dict[str, Any], kind: str, stream: bool
@@ -219,7 +226,7 @@ class Executor:
         # targets; an ensemble answering without that member would hide it.
         refused = [exc for t in done if isinstance(exc := t.exception(), UpstreamRefused)]
         if refused:
-            raise _gateway_error(refused[0], [])
+            raise _gateway_error(refused[0], [], route.targets[0])
         results = [t.result() for t in done]
         for task in pending:
             idx = tasks.index(task)
@@ -308,14 +315,61 @@ def _sum_usage(items: list[Usage | None]) -> Usage | None:
     )
 
 
-def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]]) -> ModeluxError:
+def falls_back(exc: UpstreamError, retry_on: frozenset[str]) -> bool:
+    """Whether a fallback config moves on to its next target after this failure.
+
+    `retry_on` holds `429`, `4xx`, `5xx`, `timeout`, `connection` or single statuses
+    (routing/strategies.py). A refused address or an answer too large to relay is a
+    fault of the request's setup, not of one upstream: never retried elsewhere.
+    """
+    if isinstance(exc, UpstreamRefused):
+        return False
+    if isinstance(exc, UpstreamTimeout) or exc.status == 408:
+        return "timeout" in retry_on
+    status = exc.status
+    if status is None:
+        return exc.retryable and "connection" in retry_on
+    if str(status) in retry_on:
+        return True
+    if status >= 500:
+        return "5xx" in retry_on
+    return status != 429 and 400 <= status < 500 and "4xx" in retry_on
+
+
+def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]], target: Target) -> ModeluxError:
+    """What the caller gets once no target answered.
+
+    An upstream 4xx keeps its status and the upstream's own code and message: the SDKs
+    raise the matching class (`BadRequestError` for a context that is too long) and do
+    not retry it, which a 502 would make them do. 5xx and broken connections are 502,
+    timeouts 504. Every one names the provider and model of the last attempt.
+    """
     if isinstance(last, UpstreamRefused):
         # the name passed the pre-admission check and then resolved elsewhere (DNS rebinding)
         return refusal("The upstream's address is refused by the gateway's egress policy.", param="model")
+    error: ModeluxError
     if isinstance(last, UpstreamTimeout):
-        return UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
-    message = "The upstream provider failed" + (f": {last.message}" if last is not None else ".")
-    return UpstreamFailed(message, upstream_status=getattr(last, "status", None), trace=trace)
+        error = UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
+    elif last is not None and last.status is not None and 400 <= last.status < 500:
+        extra: dict[str, Any] = {"param": last.param} if last.param else {}
+        error = UpstreamRejected(
+            f"{target.vendor} answered {last.status}: {last.message}",
+            status=last.status,
+            kind=last.kind,
+            code=last.code or f"upstream_{last.status}",
+            source="upstream",
+            provider=target.vendor,
+            upstream_status=last.status,
+            **extra,
+        )
+        if last.status == 429 and last.retry_after is not None:
+            error.headers["Retry-After"] = last.retry_after
+    else:
+        message = "The upstream provider failed" + (f": {last.message}" if last is not None else ".")
+        error = UpstreamFailed(message, upstream_status=getattr(last, "status", None), trace=trace)
+    error.headers["x-modelux-provider-used"] = target.vendor
+    error.headers["x-modelux-model-used"] = target.model
+    return error
 
 
 def sse_single(body: dict[str, Any], usage: Usage | None = None) -> list[bytes]:

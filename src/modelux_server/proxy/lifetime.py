@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from modelux_server.kit.egress import policy_for
+from modelux_server.pricing.catalog import PriceBook
 from modelux_server.proxy.execute import Executor
 from modelux_server.proxy.lookups import Lookups
 from modelux_server.proxy.metrics import ProxyMetrics
@@ -26,6 +27,7 @@ async def proxy_lifetime(rt: Services) -> AsyncIterator[None]:
         egress=policy_for(settings.egress_allow),
         max_bytes=settings.upstream_max_bytes,
         stream_max_bytes=settings.upstream_stream_max_bytes,
+        azure_api_version=settings.azure_api_version,
     )
     request_log = RequestLogWriter(rt.db, rt.settings.request_log_flush_ms)
     state = ProxyState(
@@ -35,6 +37,7 @@ async def proxy_lifetime(rt: Services) -> AsyncIterator[None]:
         metrics=metrics,
         request_log=request_log,
         registry=registry,
+        prices=PriceBook.from_setting(settings.model_prices),
     )
     rt.proxy = state
     rt.add_invalidator(lookups.invalidate)

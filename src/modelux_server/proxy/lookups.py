@@ -1,6 +1,7 @@
 """The proxy's reads, cached: who is calling (key authentication), what their
 organization's plan allows, which routing config a `@slug` names, and which
-provider credential a target uses.
+provider credential a target uses (by id, by name, or the vendor's default:
+provider/defaults.py).
 
 Everything here is read before admission: a request the gateway rejects
 (401, 400, 402, 422) never reaches the counter.
@@ -15,7 +16,9 @@ from modelux_server.auth.management import bearer_token
 from modelux_server.auth.repository import api_key_by_token_hash
 from modelux_server.auth.tokens import API_KEY
 from modelux_server.billing.service import org_plan
-from modelux_server.errors import Unauthorized
+from modelux_server.budget.lookup import BudgetRule
+from modelux_server.budget.lookup import applicable as applicable_budgets
+from modelux_server.errors import Unauthorized, ValidationFailed
 from modelux_server.kit.secrets import token_hash
 from modelux_server.models import ProviderCredential, RoutingConfigVersion
 from modelux_server.plans.entitlements import Entitlements
@@ -47,6 +50,15 @@ class Credential:
     upstream: UpstreamCredential
 
 
+@dataclass(frozen=True)
+class Several:
+    """More than one live credential fits and none is chosen: the request must say which."""
+
+
+# what a credential lookup found, as cached: one, several, or none
+Choice = Credential | Several | None
+
+
 class Lookups:
     """Cached reads for the hot path, with in-process invalidation hooks.
 
@@ -60,7 +72,9 @@ class Lookups:
         self.keys: TTLCache[str, Caller | None] = TTLCache(ttl)
         self.orgs: TTLCache[str, OrgContext] = TTLCache(ttl)
         self.configs: TTLCache[tuple[str, str], RoutingConfigVersion | None] = TTLCache(ttl)
-        self.credentials: TTLCache[tuple[str, str], Credential | None] = TTLCache(ttl)
+        # keyed by what selects the credential: `id:...`, `vendor:...` or `name:...`
+        self.credentials: TTLCache[tuple[str, str], Choice] = TTLCache(ttl)
+        self.budget_rules: TTLCache[tuple[str, str, str], tuple[BudgetRule, ...]] = TTLCache(ttl)
 
     async def caller(self, authorization: str | None) -> Caller:
         token = bearer_token(authorization)
@@ -112,24 +126,70 @@ class Lookups:
         return await self.configs.get((project_id, slug), load)
 
     async def credential(self, org_id: str, vendor: str, provider_id: str | None) -> Credential | None:
-        """An explicit credential by id, else the org's first one for the vendor."""
+        """The credential a config names by id; else the vendor's default, else its only one.
 
-        async def load() -> Credential | None:
+        Several live credentials for the vendor and no default: 422, raised here, before
+        admission. None found: the caller's 422 (`no_provider_credential`).
+        """
+
+        async def load() -> Choice:
             async with self.rt.db.read_sessionmaker() as session:
-                row: ProviderCredential | None
                 if provider_id:
-                    row = await providers.find_live(session, org_id, provider_id)
+                    found = await providers.find_live(session, org_id, provider_id)
+                    rows = [found] if found is not None else []
                 else:
-                    row = await providers.for_vendor(session, org_id, vendor)
+                    rows = await providers.for_vendor(session, org_id, vendor)
                 await session.commit()
-            if row is None:
-                return None
-            secret = self.rt.encryptor.decrypt(row.secret_encrypted)
-            return Credential(
-                row.id, UpstreamCredential(vendor=row.vendor, api_key=secret, base_url=row.base_url)
-            )
+            if len(rows) > 1 and not rows[0].is_default:
+                return Several()
+            return self._decrypted(rows[0]) if rows else None
 
-        return await self.credentials.get((org_id, provider_id or f"vendor:{vendor}"), load)
+        key = f"id:{provider_id}" if provider_id else f"vendor:{vendor}"
+        choice = await self.credentials.get((org_id, key), load)
+        if isinstance(choice, Several):
+            raise ValidationFailed(
+                f"This organization has several '{vendor}' provider credentials and none is the "
+                "default. Mark one as the default (PATCH /manage/v1/providers/{id} with "
+                '{"default": true}, or the dashboard\'s Providers page), or name one in the '
+                "request: '@credential-name/model'.",
+                code="ambiguous_provider_credential",
+                param="model",
+            )
+        return choice
+
+    async def named_credential(self, org_id: str, name: str) -> Credential:
+        """The live credential called `name` (`@name/model`); 422 when none or several are."""
+
+        async def load() -> Choice:
+            async with self.rt.db.read_sessionmaker() as session:
+                rows = await providers.named(session, org_id, name)
+                await session.commit()
+            if len(rows) > 1:
+                return Several()
+            return self._decrypted(rows[0]) if rows else None
+
+        choice = await self.credentials.get((org_id, f"name:{name}"), load)
+        if choice is None:
+            raise ValidationFailed(
+                f"No provider credential named '{name}' in this organization "
+                "(GET /manage/v1/providers lists them).",
+                code="no_provider_credential",
+                param="model",
+            )
+        if isinstance(choice, Several):
+            raise ValidationFailed(
+                f"Several provider credentials are named '{name}'. Rename all but one "
+                '(PATCH /manage/v1/providers/{id} with {"name": ...}) so the name picks one.',
+                code="ambiguous_provider_credential",
+                param="model",
+            )
+        return choice
+
+    def _decrypted(self, row: ProviderCredential) -> Credential:
+        secret = self.rt.encryptor.decrypt(row.secret_encrypted)
+        return Credential(
+            row.id, UpstreamCredential(vendor=row.vendor, api_key=secret, base_url=row.base_url)
+        )
 
     async def config_slugs(self, project_id: str) -> list[str]:
         """The project's `@slug` models; not cached (listing models is rare and not counted)."""
@@ -138,7 +198,38 @@ class Lookups:
             await session.commit()
         return slugs
 
+    async def vendors(self, org_id: str) -> list[str]:
+        """The vendors the organization has credentials for; not cached, like `config_slugs`."""
+        async with self.rt.db.read_sessionmaker() as session:
+            found = await providers.live_vendors(session, org_id)
+            await session.commit()
+        return found
+
+    async def budgets(self, caller: Caller) -> tuple[BudgetRule, ...]:
+        """The spend budgets over the caller's organization, project and key (most have none)."""
+
+        async def load() -> tuple[BudgetRule, ...]:
+            async with self.rt.db.read_sessionmaker() as session:
+                rows = await applicable_budgets(session, caller.org_id, caller.project_id, caller.key_id)
+                await session.commit()
+            return tuple(
+                BudgetRule(
+                    row.id,
+                    row.org_id,
+                    row.name,
+                    row.cap_micros,
+                    row.period,
+                    row.action,
+                    tuple(row.thresholds),
+                )
+                for row in rows
+            )
+
+        return await self.budget_rules.get((caller.org_id, caller.project_id, caller.key_id), load)
+
     def invalidate(self, **what: Any) -> None:
+        if what.get("budgets"):
+            self.budget_rules.clear()
         if "token_hash" in what:
             self.keys.drop(what["token_hash"])
         if what.get("all_keys"):

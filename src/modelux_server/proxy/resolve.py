@@ -1,14 +1,16 @@
 """From the `model` a caller sent to a route: which upstreams, in what strategy.
 
 `@slug` names a routing config of the key's project, `vendor/model` a vendor's
-model with the organization's credential, and a bare name is mapped to a
-vendor by its prefix. Plan features are checked here, at request time, so a
-config kept after a downgrade answers the feature 402 until a re-upgrade.
+model with the vendor's default credential, `@name/model` a model of the
+credential called `name` (its vendor is the credential's; a slug has no `/`),
+and a bare name is mapped to a vendor by its prefix. Plan features are checked
+here, at request time, so a config kept after a downgrade answers the feature
+402 until a re-upgrade.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +30,7 @@ PREFIXES = (
     ("gemini-", "google"),
 )
 MAX_DEPTH = 8
+DEFAULT_RETRY_ON = frozenset({"429", "5xx", "timeout", "connection"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Target:
     vendor: str
     model: str
     provider_id: str | None = None
+    # `@name/model`: the credential's name; `resolve` fills vendor and provider_id from it
+    credential_name: str | None = None
     timeout: float | None = None
     weight: float = 1.0
 
@@ -56,6 +61,8 @@ class Route:
     targets: list[Target]
     spec: dict[str, Any] = field(default_factory=dict)
     slug: str | None = None
+    # which failures move a fallback on to its next target (routing/strategies.py)
+    retry_on: frozenset[str] = DEFAULT_RETRY_ON
 
 
 def split_model(name: str) -> tuple[str, str]:
@@ -68,26 +75,65 @@ def split_model(name: str) -> tuple[str, str]:
             return vendor, name
     raise ValidationFailed(
         f"Cannot route model '{name}': use '@slug' (a routing config), 'vendor/model', "
-        "or a known model name (gpt-*, o1*, o3*, text-embedding-*, claude-*, gemini-*).",
+        "'@credential-name/model', or a known model name "
+        "(gpt-*, o1*, o3*, text-embedding-*, claude-*, gemini-*).",
         code="model_not_found",
         param="model",
     )
 
 
+def split_named(name: str) -> tuple[str, str] | None:
+    """`@credential-name/model` as (credential name, model); None for any other form."""
+    if not name.startswith("@") or "/" not in name:
+        return None
+    credential, model = name[1:].split("/", 1)
+    if not credential or not model:
+        raise ValidationFailed(
+            f"Cannot route model '{name}': '@credential-name/model' needs both parts.",
+            code="model_not_found",
+            param="model",
+        )
+    return credential, model
+
+
 def _target(raw: dict[str, Any]) -> Target:
-    vendor, model = split_model(str(raw["model"]))
+    text = str(raw["model"])
+    named = split_named(text)
+    credential_name: str | None = None
+    if named is not None:
+        # the vendor is the named credential's, known once it is looked up (`_bound`)
+        credential_name, vendor, model = named[0], "", named[1]
+    else:
+        vendor, model = split_model(text)
     timeout_ms = raw.get("timeout_ms")
     return Target(
         vendor=vendor,
         model=model,
         provider_id=raw.get("provider_id"),
+        credential_name=credential_name,
         timeout=timeout_ms / 1000 if timeout_ms else None,
         weight=float(raw.get("weight", 1.0)),
     )
 
 
 async def resolve(lookups: Lookups, caller: Caller, org: OrgContext, model: str, depth: int = 0) -> Route:
-    if not model.startswith("@"):
+    """The route for `model`, each `@name/model` target bound to its credential (422 before
+    admission when no credential, or several, have that name)."""
+    route = await _route(lookups, caller, org, model)
+    if any(target.credential_name for target in route.targets):
+        route = replace(route, targets=[await _bound(lookups, caller, target) for target in route.targets])
+    return route
+
+
+async def _bound(lookups: Lookups, caller: Caller, target: Target) -> Target:
+    if target.credential_name is None:
+        return target
+    credential = await lookups.named_credential(caller.org_id, target.credential_name)
+    return replace(target, vendor=credential.upstream.vendor, provider_id=credential.id)
+
+
+async def _route(lookups: Lookups, caller: Caller, org: OrgContext, model: str) -> Route:
+    if not model.startswith("@") or "/" in model:
         return Route(strategy="single", targets=[_target({"model": model})])
     slug = model[1:]
     version = await lookups.config(caller.project_id, slug)
@@ -103,7 +149,8 @@ async def resolve(lookups: Lookups, caller: Caller, org: OrgContext, model: str,
     if version.strategy == "single":
         return Route("single", [_target(spec)], spec, slug)
     if version.strategy == "fallback":
-        return Route("fallback", [_target(t) for t in spec["targets"]], spec, slug)
+        retry_on = frozenset(str(item) for item in spec.get("retry_on", DEFAULT_RETRY_ON))
+        return Route("fallback", [_target(t) for t in spec["targets"]], spec, slug, retry_on)
     if version.strategy == "ensemble":
         return Route("ensemble", [_target(m) for m in spec["members"]], spec, slug)
     return Route("custom_rules", [], spec, slug)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modelux_server.kit.windows import WindowCache
+from modelux_server.pricing.catalog import PriceBook
 from modelux_server.proxy.execute import Executor
 from modelux_server.proxy.lookups import Lookups
 from modelux_server.proxy.metrics import ProxyMetrics
@@ -22,3 +23,4 @@ class ProxyState:
     request_log: RequestLogWriter
     registry: ProviderRegistry
     windows: WindowCache = field(default_factory=WindowCache)
+    prices: PriceBook = field(default_factory=PriceBook)

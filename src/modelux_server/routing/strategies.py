@@ -66,9 +66,29 @@ class SingleSpec(_Spec):
     timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None
 
 
+RETRY_CLASSES = ("429", "4xx", "5xx", "timeout", "connection")
+
+
+def _retry_on_item(value: str) -> str:
+    if value in RETRY_CLASSES or (len(value) == 3 and value.isdigit() and 400 <= int(value) <= 599):
+        return value
+    raise PydanticCustomError(
+        "invalid_retry_on",
+        "each entry is one of 429, 4xx, 5xx, timeout, connection or an HTTP status 400-599",
+    )
+
+
+RetryOn = Annotated[str, Field(max_length=10), AfterValidator(_retry_on_item)]
+
+
 class FallbackSpec(_Spec):
+    """`retry_on`: which failures move on to the next target. The default falls back on
+    429, 5xx, timeouts (and an upstream 408) and broken connections; `4xx` adds every
+    other client error, a single status (`"404"`) adds just that one. A failure not
+    named goes back to the caller with the upstream's status (proxy/execute.py)."""
+
     targets: Annotated[list[FallbackTarget], Field(min_length=1, max_length=8)]
-    retry_on: list[Literal["429", "5xx", "timeout", "connection"]] = [
+    retry_on: Annotated[list[RetryOn], Field(max_length=16)] = [
         "429",
         "5xx",
         "timeout",

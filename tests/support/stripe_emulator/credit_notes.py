@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from . import payment_objects
 from .errors import invalid, missing_param
 from .invoices import subscription_of
+from .refunds import check_refundable
 from .resource import Obj, Objs, Resource, merge_metadata
 from .store import created_matches
 
@@ -224,13 +225,7 @@ class CreditNotes(Resource):
             raise invalid(
                 f"Invoice {inv['id']} has no payment made through Stripe to refund.", "refund_amount"
             )
-        left = charge["amount"] - charge["amount_refunded"]
-        if refund > left:
-            raise invalid(
-                f"Refund amount ({refund}) is greater than the unrefunded amount on charge "
-                f"{charge['id']} ({left}).",
-                "refund_amount",
-            )
+        check_refundable(charge, refund, "refund_amount")
         return charge
 
     # ---------------------------------------------------------------- effects

@@ -14,6 +14,7 @@ objects; :meth:`Engine.render` produces the JSON shape (with nested prices etc.)
 - ``engine.retries``: automatic retries of failed invoices, and their end (:mod:`.retries`)
 - ``engine.payments``: cards, PaymentIntents, invoice payments, charges (:mod:`.payments`)
 - ``engine.credit_notes``: credit notes and the refunds they make (:mod:`.credit_notes`)
+- ``engine.refunds``: refunds made directly, and the limit all refunds obey (:mod:`.refunds`)
 - ``engine.timeline``: advancing the clock, in due order (:mod:`.timeline`)
 """
 
@@ -34,6 +35,7 @@ from .events import Events
 from .invoices import Invoices
 from .payments import Payments
 from .portal import BillingPortal
+from .refunds import Refunds
 from .resource import Obj
 from .retries import Retries
 from .store import Store
@@ -64,6 +66,7 @@ class Engine:
         self.retries = Retries(self)
         self.payments = Payments(self)
         self.credit_notes = CreditNotes(self)
+        self.refunds = Refunds(self)
         self.timeline = Timeline(self)
 
     def render(self, obj: Obj) -> Obj:

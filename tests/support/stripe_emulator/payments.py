@@ -17,7 +17,8 @@ hosted invoice page charge *on-session*, with the customer there to authenticate
 is what the emulator did before it knew cards.
 
 Routes: ``GET /v1/payment_intents/{id}``, ``/v1/invoice_payments[/{id}]``,
-``/v1/payment_methods/{id}``, ``/v1/charges/{id}``, ``/v1/refunds/{id}``. Only the
+``/v1/payment_methods/{id}``, ``/v1/charges/{id}``, ``/v1/refunds/{id}`` (creating a
+refund: :mod:`.refunds`). Only the
 ``invoice.*`` events are sent for a payment, not ``payment_intent.*``/``charge.*``, so
 adding cards did not change the event stream integrations already see.
 """
@@ -355,8 +356,9 @@ class Payments(Resource):
             return None
         return self.store.get(intent["latest_charge"])
 
-    def refund(self, ch: Obj, amount: int) -> Obj:
-        re = payment_objects.refund(self.now(), ch, amount, None)
+    def refund(self, ch: Obj, amount: int, reason: str | None = None) -> Obj:
+        """Move `amount` back to the card; the caller checked the limit (refunds.check_refundable)."""
+        re = payment_objects.refund(self.now(), ch, amount, reason)
         self.store.add("refunds", re)
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] == ch["amount"]

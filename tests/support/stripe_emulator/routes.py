@@ -120,6 +120,7 @@ _TABLE: list[tuple[str, str, type, Handler]] = [
     ("GET", f"/v1/payment_intents/{_ID}", P.PaymentIntentRetrieveParams, _get("payment_intent")),
     ("GET", f"/v1/payment_methods/{_ID}", P.PaymentMethodRetrieveParams, _get("payment_method")),
     ("GET", f"/v1/charges/{_ID}", P.ChargeRetrieveParams, _get("charge")),
+    ("POST", "/v1/refunds", P.RefundCreateParams, lambda e, p, a: e.refunds.create(p)),
     ("GET", f"/v1/refunds/{_ID}", P.RefundRetrieveParams, _get("refund")),
     # credit notes ("preview" before the id pattern, which would also match it)
     ("POST", "/v1/credit_notes", P.CreditNoteCreateParams, lambda e, p, a: e.credit_notes.create(p)),

@@ -8,7 +8,8 @@ is one of:
 * a duplicate: two Checkout Sessions (two tabs, a retry) were both paid.
   Start-checkout reuses or expires open sessions so this is rare, but a race
   can still produce one. It is canceled in Stripe, every payment it took is
-  refunded, the refund is recorded (`refunds`, kind duplicate_subscription)
+  refunded (what the customer's credit balance paid goes back to the
+  balance, refunds.in_full), the refund is recorded (`refunds`, kind duplicate_subscription)
   and the operator alerted: an ERROR log line starting "billing incident",
   which the operator's log alerting should match.
 * unpaid: Stripe keeps it and would revive it on a late payment, next to
@@ -27,11 +28,10 @@ from modelux_server.billing.processor import BillingProcessor, BillingProcessorE
 from modelux_server.billing.stripe.apply import ENDED, NOT_PAYING, apply_subscription
 from modelux_server.billing.stripe.locking import read_then_apply
 from modelux_server.billing.stripe.refunds import (
-    RefundPart,
     RefundPlan,
+    in_full,
     pay_due,
     refund_duplicate,
-    refundable,
     subscription_invoices,
 )
 from modelux_server.errors import NotFound
@@ -101,7 +101,7 @@ async def settle_extra(
 async def _refund_duplicate(rt: Services, billing: BillingProcessor, org_id: str, extra_id: str) -> None:
     await _cancel(billing, extra_id, key=f"duplicate-cancel:{extra_id}")
     invoices = await subscription_invoices(billing, extra_id)
-    paid = [RefundPart(i.id, refundable(i)) for i in invoices if refundable(i) > 0]
+    paid = [part for part in map(in_full, invoices) if part.amount or part.credit]
     plan = RefundPlan(next((i.currency for i in invoices), "usd"), paid)
     refunded = await refund_duplicate(rt, billing, org_id=org_id, sub_id=extra_id, plan=plan)
     if refunded is not None:

@@ -365,17 +365,27 @@ class StripeBilling:
             return DECLINED
         return None
 
-    async def refund(self, invoice_id: str, amount: int, *, memo: str, idempotency_key: str) -> str:
-        """A credit note on the invoice whose whole amount goes back to the card."""
+    async def refund(
+        self, invoice_id: str, amount: int, *, credit: int = 0, memo: str, idempotency_key: str
+    ) -> str:
+        """A credit note on the invoice: `amount` refunded to the card, `credit` to the balance.
+
+        Stripe refunds at most what the invoice's charge took (`amount_paid`);
+        the part the customer's balance paid can only go back to the balance.
+        """
+        params: dict[str, Any] = {
+            "invoice": invoice_id,
+            "amount": amount + credit,
+            "reason": "order_change",
+            "memo": memo,
+        }
+        if amount:
+            params["refund_amount"] = amount
+        if credit:
+            params["credit_amount"] = credit
         async with _converted():
             note = await self._client.v1.credit_notes.create_async(
-                params={
-                    "invoice": invoice_id,
-                    "amount": amount,
-                    "refund_amount": amount,
-                    "reason": "order_change",
-                    "memo": memo,
-                },
+                params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             )
         return str(note.id)

@@ -10,6 +10,10 @@ The policy (docs/decisions/0005-refunds-when-leaving.md):
   invoice of the period returns its collected amount (coupons and tax as
   they were) times the unused share of the time it paid for. A period whose
   invoice was never paid returns nothing.
+* Money goes back where it came from. The card gets at most what it paid
+  (`amount_paid`: Stripe refuses to refund more than the invoice's charge);
+  the part the customer's credit balance paid goes back to that balance, on
+  the same credit note (`credit_amount`), for their next invoices.
 * A duplicate subscription (extras.py) is refunded in full: it never bought
   anything the organization did not already have.
 
@@ -56,7 +60,8 @@ _PAYS_FOR_TIME = ("subscription_create", "subscription_cycle", "subscription_upd
 @dataclass(frozen=True)
 class RefundPart:
     invoice_id: str
-    amount: int
+    amount: int  # back to the card
+    credit: int = 0  # back to the customer's balance, which paid this part
 
 
 @dataclass(frozen=True)
@@ -66,14 +71,42 @@ class RefundPlan:
 
     @property
     def total(self) -> int:
+        """Cents back to the card."""
         return sum(p.amount for p in self.parts)
+
+    @property
+    def credit(self) -> int:
+        """Cents back to the customer's balance."""
+        return sum(p.credit for p in self.parts)
 
 
 def refundable(invoice: InvoiceView) -> int:
-    """What can still go back to the card from this invoice."""
+    """What can still go back to the card from this invoice: never more than the card paid.
+
+    Everything already credited counts against the card, so a refund is never
+    refused for exceeding what is left on the charge.
+    """
     if invoice.status != "paid":
         return 0
     return max(0, invoice.amount_paid - invoice.credited)
+
+
+def creditable(invoice: InvoiceView, refund: int) -> int:
+    """What can still go back to the balance once `refund` goes to the card.
+
+    Bounded by what the balance paid and by what is left to credit on the
+    invoice (Stripe refuses a credit note above the invoice's total).
+    """
+    if invoice.status != "paid":
+        return 0
+    paid = min(invoice.total, invoice.amount_paid + invoice.paid_from_balance)
+    return max(0, min(invoice.paid_from_balance, paid - invoice.credited - refund))
+
+
+def in_full(invoice: InvoiceView) -> RefundPart:
+    """Everything the invoice took and still holds, each part back where it came from."""
+    amount = refundable(invoice)
+    return RefundPart(invoice.id, amount, creditable(invoice, amount))
 
 
 def refund_plan(sub: SubscriptionView, invoices: list[InvoiceView], at: datetime) -> RefundPlan:
@@ -98,10 +131,11 @@ def refund_plan(sub: SubscriptionView, invoices: list[InvoiceView], at: datetime
             or paid_until <= paid_from
         ):
             continue
-        unused = (paid_until - max(at, paid_from)) / (paid_until - paid_from)
-        amount = min(refundable(invoice), round(invoice.amount_paid * max(0.0, min(1.0, unused))))
-        if amount > 0:
-            parts.append(RefundPart(invoice.id, amount))
+        unused = max(0.0, min(1.0, (paid_until - max(at, paid_from)) / (paid_until - paid_from)))
+        amount = min(refundable(invoice), round(invoice.amount_paid * unused))
+        credit = min(creditable(invoice, amount), round(invoice.paid_from_balance * unused))
+        if amount > 0 or credit > 0:
+            parts.append(RefundPart(invoice.id, amount, credit))
     return RefundPlan(currency, parts)
 
 
@@ -193,7 +227,8 @@ async def pay_due(rt: Services, billing: BillingProcessor, org_id: str) -> list[
             await _set(rt, row.id, status="due", detail="Stripe could not be read; due again")
             raise
         refunded = await _pay(rt, billing, row.id, row.kind, row.subscription_id, plan, row.org_id)
-        lines.append(f"refund for {row.subscription_id}: {refunded} of {plan.total} cents")
+        line = f"refund for {row.subscription_id}: {refunded} of {plan.total} cents"
+        lines.append(line + (f" (and {plan.credit} to the balance)" if plan.credit else ""))
     return lines
 
 
@@ -250,22 +285,31 @@ async def _pay(
     plan: RefundPlan,
     org_id: str,
 ) -> int:
-    """Send a claimed row's money, part by part; record what went through."""
+    """Send a claimed row's money, part by part; record what went through.
+
+    The row's cents are the card's; what went back to the balance is in its detail.
+    """
     memo = (
         "Duplicate subscription, canceled and refunded in full."
         if kind == DUPLICATE
         else "Unused time after the subscription ended."
     )
-    refunded, error = 0, None
+    refunded, credited, error = 0, 0, None
     for part in plan.parts:
         try:
             key = f"{kind}:{sub_id}:{part.invoice_id}"
-            await billing.refund(part.invoice_id, part.amount, memo=memo, idempotency_key=key)
+            await billing.refund(
+                part.invoice_id, part.amount, credit=part.credit, memo=memo, idempotency_key=key
+            )
         except BillingProcessorError as exc:
             error = exc
             break
         refunded += part.amount
-    detail = f"{refunded} of {plan.total} cents refunded" + (f"; stopped: {error}" if error else "")
+        credited += part.credit
+    detail = f"{refunded} of {plan.total} cents refunded"
+    if plan.credit:
+        detail += f", {credited} of {plan.credit} cents back to the customer's balance"
+    detail += f"; stopped: {error}" if error else ""
     await _set(
         rt,
         row_id,

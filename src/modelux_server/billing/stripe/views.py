@@ -101,7 +101,20 @@ def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
         subscription_id=details.get("subscription"),
         hosted_invoice_url=raw.get("hosted_invoice_url"),
         invoice_pdf=raw.get("invoice_pdf"),
+        paid_from_balance=_paid_from_balance(raw),
     )
+
+
+def _paid_from_balance(raw: Mapping[str, Any]) -> int:
+    """The customer credit finalization applied to the invoice (0 before finalization).
+
+    A credit is a negative balance: `starting_balance` -1000 and `ending_balance` 0
+    mean 1000 of credit paid part of the invoice and the card paid the rest. A debit
+    (positive balance) collected by the invoice is not credit, so it counts as 0.
+    """
+    if raw.get("ending_balance") is None:
+        return 0
+    return max(0, int(raw["ending_balance"]) - int(raw.get("starting_balance") or 0))
 
 
 def change_preview(raw: Mapping[str, Any]) -> ChangePreview:

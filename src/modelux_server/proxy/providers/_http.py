@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -192,31 +193,54 @@ def transport_error(exc: BaseException, *, quiet: bool = False) -> UpstreamError
     return UpstreamError("upstream connection failed", status=None, retryable=True)
 
 
-def _error_message(content: bytes) -> str | None:
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:-]{1,60}")
+
+
+def _error_fields(content: bytes) -> dict[str, Any]:
+    """The upstream's JSON error object (OpenAI, Anthropic and Google shapes), or {}."""
     try:
         data: Any = loads(content)
     except ValueError:
-        return None
+        return {}
     if isinstance(data, list) and data:  # Google wraps errors in a list
         data = data[0]
     if not isinstance(data, dict):
-        return None
+        return {}
     err = data.get("error", data)
-    if isinstance(err, dict):
-        message = err.get("message") or err.get("detail")
-        return message if isinstance(message, str) else None
-    return err if isinstance(err, str) else None
+    if isinstance(err, str):
+        return {"message": err}
+    return err if isinstance(err, dict) else {}
 
 
-def error_from_response(status: int, content: bytes) -> UpstreamError:
-    """An error carrying a bounded summary of the upstream's JSON error message.
+def _identifier(value: object) -> str | None:
+    """A code, type or param the upstream named, if it is a short plain identifier."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and _IDENTIFIER.fullmatch(value) else None
+
+
+def error_from_response(
+    status: int, content: bytes, headers: Mapping[str, str] | None = None
+) -> UpstreamError:
+    """An error carrying a bounded summary of the upstream's JSON error.
 
     The body itself is never passed on: an HTML error page, or the answer of something
     that is not an LLM API, may hold anything. Only the message of a JSON error (OpenAI,
-    Anthropic and Google shapes) is kept, as one short printable line.
+    Anthropic and Google shapes) is kept, as one short printable line, with its code,
+    type and param when they are short identifiers, and a numeric Retry-After.
     """
-    message = summary(_error_message(content))
-    return UpstreamError(message or f"upstream returned HTTP {status}", status=status)
+    fields = _error_fields(content)
+    message = fields.get("message") or fields.get("detail")
+    retry_after = (headers or {}).get("retry-after")
+    return UpstreamError(
+        summary(message) or f"upstream returned HTTP {status}",
+        status=status,
+        # Google names its code by status (`"status": "INVALID_ARGUMENT"`, `"code": 400`)
+        code=_identifier(fields.get("code") if isinstance(fields.get("code"), str) else fields.get("status")),
+        kind=_identifier(fields.get("type")),
+        param=_identifier(fields.get("param")),
+        retry_after=retry_after if retry_after is not None and retry_after.isdigit() else None,
+    )
 
 
 def _too_large(limit: int, what: str = "answer") -> UpstreamError:
@@ -275,12 +299,17 @@ def _stream_timeout(timeout: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=min(timeout, _CONNECT_TIMEOUT), sock_read=timeout)
 
 
+def _body(payload: JSON | bytes) -> bytes:
+    # bytes: already serialised by an adapter that signs the exact body it sends (Bedrock)
+    return payload if isinstance(payload, bytes) else dumps(payload)
+
+
 def _json_headers(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "content-type": "application/json"}
 
 
 async def post_json(
-    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
+    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON | bytes, timeout: float
 ) -> tuple[int, JSON, bytes | None]:
     """POST and return the status, the decoded JSON object and its raw bytes.
 
@@ -289,7 +318,7 @@ async def post_json(
     Every failure is mapped to UpstreamError; ``timeout`` is a deadline for the whole call.
     """
     client.guard(url)
-    data = dumps(payload)
+    data = _body(payload)
     client.in_flight += 1
     try:
         async with asyncio.timeout(timeout):
@@ -299,7 +328,7 @@ async def post_json(
                 status = resp.status
                 if status >= 400:
                     error = await _read_capped(resp, _MAX_ERROR_BYTES, truncate=True)
-                    raise error_from_response(status, error)
+                    raise error_from_response(status, error, resp.headers)
                 content = await _read_capped(resp, client.max_bytes)
     except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's own timeouts are both
         raise transport_error(exc) from exc
@@ -318,7 +347,7 @@ async def post_json(
 
 @asynccontextmanager
 async def stream_post(
-    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON, timeout: float
+    client: HttpClient, url: str, *, headers: dict[str, str], payload: JSON | bytes, timeout: float
 ) -> AsyncIterator[AsyncIterator[bytes]]:
     """POST with a streamed answer; yields the body's byte chunks once the status is OK.
 
@@ -332,14 +361,14 @@ async def stream_post(
     try:
         async with client.session.post(
             url,
-            data=dumps(payload),
+            data=_body(payload),
             headers=_json_headers(headers),
             allow_redirects=False,
             timeout=_stream_timeout(timeout),
         ) as resp:
             if resp.status >= 400:
                 error = await _read_capped(resp, _MAX_ERROR_BYTES, truncate=True)
-                raise error_from_response(resp.status, error)
+                raise error_from_response(resp.status, error, resp.headers)
             reading = True
             yield _CappedStream(resp.content.iter_any(), client.stream_max_bytes)
     except (aiohttp.ClientError, TimeoutError) as exc:

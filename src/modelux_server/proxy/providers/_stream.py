@@ -2,7 +2,8 @@
 
 ``open_stream`` posts the request, frames the answer with ``StreamReader`` and
 hands the events to the adapter's ``Translation``, which turns them into
-OpenAI SSE bytes; the adapters differ only in that translation.
+OpenAI SSE bytes; the adapters differ only in that translation (and Bedrock,
+whose answer is AWS event-stream binary, in the ``Framing`` too).
 
 An upstream that accepted ``stream: true`` with a 200 may still answer with
 something else: a JSON completion (it ignored ``stream``), or an HTML page from
@@ -20,7 +21,7 @@ else raises ``UpstreamError``; before the first chunk that is still a clean 502
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from ..codec import loads
@@ -158,6 +159,18 @@ class StreamReader:
         return event, name, b"\n".join(data)
 
 
+class Framing(Protocol):
+    """How a streamed body becomes events: ``StreamReader`` for SSE, or a binary framing.
+
+    Built per stream with the cap for a JSON answer; ``feed`` and ``finish`` behave as
+    ``StreamReader``'s do.
+    """
+
+    def feed(self, data: bytes) -> list[Event]: ...
+
+    def finish(self) -> JSON | None: ...
+
+
 class Translation(Protocol):
     """What an adapter adds to ``open_stream``: its upstream's events as OpenAI SSE bytes.
 
@@ -181,14 +194,15 @@ async def open_stream(
     url: str,
     *,
     headers: dict[str, str],
-    payload: JSON,
+    payload: JSON | bytes,
     timeout: float,
     translation: Translation,
+    framing: Callable[[int], Framing] = StreamReader,
 ) -> ChatStream:
     """POST a streaming request and return its ``ChatStream`` once the first chunk is ready."""
 
     async def relay(stream: ChatStream) -> AsyncGenerator[bytes, None]:
-        reader = StreamReader(client.max_bytes)
+        reader = framing(client.max_bytes)
         async with stream_post(client, url, headers=headers, payload=payload, timeout=timeout) as body:
             async for data in body:
                 if translation.finished:

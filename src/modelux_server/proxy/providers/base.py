@@ -21,9 +21,10 @@ timeouts, ``UpstreamRefused`` when the egress policy refused the address).
 Messages are bounded summaries, never the upstream's body as it came.
 ``retryable`` is True for 408/429/5xx, timeouts and connection failures: those are
 the cases where trying again or falling back to another upstream can help.
-A natural gateway mapping once fallbacks are exhausted: ``UpstreamTimeout`` -> 504,
-a non-retryable 4xx -> relay that status and ``message`` (e.g. context too long),
-anything else -> 502. ``status`` is None when no HTTP answer was received.
+The gateway's mapping once fallbacks are exhausted (proxy/execute.py): ``UpstreamTimeout``
+-> 504, an upstream 4xx (429 included) -> that status with the upstream's ``code``,
+``kind``, ``param`` and ``message`` (and ``retry_after``), anything else -> 502.
+``status`` is None when no HTTP answer was received.
 
 Streaming: ``await provider.chat_stream(...)`` returns a ``ChatStream`` only after the
 upstream accepted the request *and* produced its first chunk, so a refusal (HTTP
@@ -107,11 +108,27 @@ class UpstreamResponse:
 class UpstreamError(Exception):
     """The upstream answered with an error, or could not be reached."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        code: str | None = None,
+        kind: str | None = None,
+        param: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.retryable = is_retryable_status(status) if retryable is None else retryable
+        # What the upstream said about its refusal, already reduced to short identifiers
+        # (`_http.error_from_response`): relayed to the caller with a 4xx.
+        self.code = code
+        self.kind = kind
+        self.param = param
+        self.retry_after = retry_after  # the upstream's Retry-After, for a relayed 429
 
     def __repr__(self) -> str:
         return (

@@ -13,21 +13,16 @@ a whole completion is converted to chunks (see ``_stream``).
 
 from __future__ import annotations
 
+from modelux_server.provider import vendors
+
 from ..codec import loads
 from ._http import SSE_DONE, HttpClient, post_json
 from ._stream import Event, completion_chunks, not_a_stream, open_stream, stream_error
 from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
 
+# the OpenAI-protocol vendors' public endpoints, from the one vendor registry
 DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "together": "https://api.together.xyz/v1",
-    "fireworks": "https://api.fireworks.ai/inference/v1",
-    "google": "https://generativelanguage.googleapis.com/v1beta/openai",
-    "mistral": "https://api.mistral.ai/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "xai": "https://api.x.ai/v1",
+    v.id: v.default_base_url for v in vendors.REGISTRY if v.protocol == "openai" and v.default_base_url
 }
 
 
@@ -47,6 +42,10 @@ class OpenAICompatibleProvider:
     def _headers(self, credential: UpstreamCredential) -> dict[str, str]:
         return {"authorization": f"Bearer {credential.api_key}"}
 
+    def _url(self, credential: UpstreamCredential, model: str, operation: str) -> str:
+        """Where ``operation`` (``chat/completions``, ``embeddings``) is posted for ``model``."""
+        return f"{base_url_for(credential)}/{operation}"
+
     async def chat(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
     ) -> UpstreamResponse:
@@ -54,7 +53,7 @@ class OpenAICompatibleProvider:
         payload.pop("stream_options", None)
         status, answer, raw = await post_json(
             self._client,
-            base_url_for(credential) + "/chat/completions",
+            self._url(credential, model, "chat/completions"),
             headers=self._headers(credential),
             payload=payload,
             timeout=timeout,
@@ -74,7 +73,7 @@ class OpenAICompatibleProvider:
         }
         return await open_stream(
             self._client,
-            base_url_for(credential) + "/chat/completions",
+            self._url(credential, model, "chat/completions"),
             headers=self._headers(credential),
             payload=payload,
             timeout=timeout,
@@ -86,7 +85,7 @@ class OpenAICompatibleProvider:
     ) -> UpstreamResponse:
         status, answer, raw = await post_json(
             self._client,
-            base_url_for(credential) + "/embeddings",
+            self._url(credential, model, "embeddings"),
             headers=self._headers(credential),
             payload={**body, "model": model},
             timeout=timeout,

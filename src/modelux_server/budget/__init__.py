@@ -1,0 +1,1 @@
+"""Spend budgets: USD caps on an organization, project or API key, enforced at admission."""
