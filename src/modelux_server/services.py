@@ -45,10 +45,10 @@ if TYPE_CHECKING:  # the parts' own modules import this one
     from modelux_server.billing.events import PaymentFailedSubscriber, PlanChangeSubscriber
     from modelux_server.billing.processor import BillingProcessor
     from modelux_server.billing.summary import DormantSource
+    from modelux_server.budget.meter import BudgetMeter
     from modelux_server.proxy.metrics import ProxyMetrics
     from modelux_server.proxy.state import ProxyState
     from modelux_server.ratelimit.limiter import RateLimiter
-    from modelux_server.budget.meter import BudgetMeter
     from modelux_server.usage.counter import RequestCounter, UsageListener
 
 Probe = Callable[[], Awaitable[str]]

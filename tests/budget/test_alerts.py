@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, update
 
-from modelux_server.budget.alerts import SpendAlerts, SpendObserved, on_spend, threshold_micros
+from modelux_server.budget.alerts import RECHECK, SpendAlerts, SpendObserved, on_spend, threshold_micros
 from modelux_server.budget.periods import Period
 from modelux_server.kit.clock import FrozenClock
+from modelux_server.models import Budget
 from modelux_server.services import Services
 from tests.budget.support import period_of
 from tests.conftest import Org
@@ -174,3 +175,19 @@ async def test_a_deleted_budget_or_another_organizations_id_sends_nothing(
     assert (await client.delete(f"{URL}/{budget['id']}", headers=org.headers)).status_code == 200
     await on_spend(rt, _seen(org, budget, period, 10 * DOLLAR))
     assert await _thresholds_sent(rt, org) == []
+
+
+async def test_a_threshold_added_by_another_process_is_sent_within_a_minute(
+    client: httpx.AsyncClient, org: Org, rt: Services, clock: FrozenClock
+) -> None:
+    budget = await _budget(client, org, thresholds=[80])
+    period = await period_of(rt, org.id, "monthly")
+    await on_spend(rt, _seen(org, budget, period, 6 * DOLLAR))
+    # another process adds 50%: this one's memory was not told
+    async with rt.db.session() as session:
+        await session.execute(update(Budget).where(Budget.id == budget["id"]).values(thresholds=[50, 80]))
+    await on_spend(rt, _seen(org, budget, period, 6 * DOLLAR))
+    assert await _thresholds_sent(rt, org) == []
+    clock.advance(RECHECK)
+    await on_spend(rt, _seen(org, budget, period, 6 * DOLLAR))
+    assert [k.rsplit(":", 1)[1] for k in await _thresholds_sent(rt, org)] == ["50"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -319,4 +320,11 @@ async def test_an_idempotent_retry_creates_one_budget(client: httpx.AsyncClient,
     again = await client.post(URL, json=ORG_CAP, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len((await client.get(URL, headers=org.headers)).json()["data"]) == 1
+
+
+async def test_concurrent_creates_with_one_name_make_one_budget(client: httpx.AsyncClient, org: Org) -> None:
+    answers = await asyncio.gather(*(client.post(URL, json=ORG_CAP, headers=org.headers) for _ in range(6)))
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5
+    assert {r.json()["error"]["code"] for r in answers if r.status_code == 409} == {"budget_name_taken"}
     assert len((await client.get(URL, headers=org.headers)).json()["data"]) == 1

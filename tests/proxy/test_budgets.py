@@ -151,7 +151,9 @@ def test_a_project_budget_does_not_touch_another_project(live: LiveServer, tenan
     c = openai.OpenAI(api_key=tenant.key, base_url=f"{tenant.base}/v1", max_retries=0)
     raw = c.chat.completions.with_raw_response.create(model="gpt-fake", messages=MSG)
     assert "x-modelux-budget-name" not in raw.headers
-    add_budget(live, tenant, cap_micros=10**9, name="this project", scope="project", scope_id=tenant.project_id)
+    add_budget(
+        live, tenant, cap_micros=10**9, name="this project", scope="project", scope_id=tenant.project_id
+    )
     raw = c.chat.completions.with_raw_response.create(model="gpt-fake", messages=MSG)
     assert raw.headers["x-modelux-budget-name"] == "this project"
 
@@ -171,7 +173,9 @@ def test_200_concurrent_requests_never_spend_past_the_cap(
             timeout=60,
             limits=httpx.Limits(max_connections=200),
         ) as c:
-            return list(await asyncio.gather(*(c.post("/v1/chat/completions", json=body) for _ in range(200))))
+            return list(
+                await asyncio.gather(*(c.post("/v1/chat/completions", json=body) for _ in range(200)))
+            )
 
     answers = asyncio.run(burst())
     codes = [a.status_code for a in answers]
@@ -189,7 +193,9 @@ def test_200_concurrent_requests_never_spend_past_the_cap(
     async def ledger() -> tuple[int, int]:
         await live.runtime.budget_meter.flush()  # type: ignore[union-attr]
         async with live.runtime.db.session() as session:
-            row = (await session.execute(select(BudgetSpend).where(BudgetSpend.budget_id == budget_id))).scalar_one()
+            row = (
+                await session.execute(select(BudgetSpend).where(BudgetSpend.budget_id == budget_id))
+            ).scalar_one()
             return row.spent_micros, row.ceiling_micros
 
     stored, ceiling = live.call(ledger())

@@ -111,7 +111,9 @@ def test_an_anthropic_400_keeps_its_status_and_type(tenant: Tenant, upstream: Fa
         client(tenant).chat.completions.create(model=f"anthropic/{name}", messages=MSG, max_tokens=10)
     assert "prompt is too long" in raised.value.message
     body = raised.value.body
-    assert isinstance(body, dict) and body["type"] == "invalid_request_error" and body["provider"] == "anthropic"
+    assert (
+        isinstance(body, dict) and body["type"] == "invalid_request_error" and body["provider"] == "anthropic"
+    )
     assert calls(upstream, name) == 1
 
 
@@ -183,7 +185,9 @@ def test_retry_on_is_configurable_per_routing_config(tenant: Tenant, upstream: F
     assert r.status_code == 422 and "retry_on" in r.text
 
 
-def test_an_upstream_error_body_that_is_not_json_is_summarised(tenant: Tenant, upstream: FakeUpstream) -> None:
+def test_an_upstream_error_body_that_is_not_json_is_summarised(
+    tenant: Tenant, upstream: FakeUpstream
+) -> None:
     name = model(upstream, status=400, error_message="x" * 5000, error_code="<script>alert(1)</script>")
     r = httpx.post(
         f"{tenant.base}/v1/chat/completions",

@@ -221,6 +221,15 @@ def test_each_vendor_answers_the_sdk_plainly_and_streaming_with_usage_logged(
         assert fake.requests[-2].json["generationConfig"] == {"maxOutputTokens": 64}
 
 
+def test_a_google_credential_saved_for_geminis_openai_endpoint_keeps_working(
+    tenant: Tenant, gemini: FakeGemini
+) -> None:
+    assert add_provider(tenant, "google", GEMINI_KEY, f"{gemini.url}/v1beta/openai").status_code == 201
+    answer = sdk(tenant).chat.completions.create(model="gemini-2.0-flash", messages=MSG)
+    assert answer.choices[0].message.content == DEFAULT_CONTENT
+    assert gemini.requests[-1].path == "/v1beta/models/gemini-2.0-flash:generateContent"
+
+
 @pytest.mark.parametrize(
     ("vendor", "bad_key", "refusal"),
     [

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,9 @@ from modelux_server.services import Services
 
 KIND = "budget_alert"
 HandledKey = tuple[str, str, int]  # (budget id, period key, cap)
+# how long a process trusts its memory of a budget before it looks again: a threshold
+# added below the current spend by a change made in another process is sent this late
+RECHECK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ async def enqueue_reached(
     """
     budget = await repository.find(session, seen.budget_id)
     if budget is None or budget.org_id != seen.org_id:
-        return []  # deleted since the request was admitted
+        return []  # deleted since the request was admitted, or not this organization's
     reached = level(seen.spent_micros, seen.cap_micros)
     keys = {
         pct: dedupe_key(budget.id, seen.period.key, seen.cap_micros, pct)
@@ -95,8 +98,10 @@ async def enqueue_reached(
         if above < pct <= reached
     }
     todo = [pct for pct, key in keys.items() if not await outbox.dedupe_key_exists(session, key)]
+    if not todo:
+        return []
     state = await session.get(PlanState, seen.org_id)
-    if not todo or state is None:
+    if state is None:
         return []
     to = await notifications.recipients(session, state)
     org_name = await notifications.org_name(session, seen.org_id)
@@ -125,16 +130,24 @@ async def enqueue_reached(
     return written
 
 
+@dataclass(frozen=True, slots=True)
+class Handled:
+    level: int  # every threshold up to this percent is written (or was found written)
+    checked_at: datetime
+    period_end: datetime  # for pruning
+
+
 @dataclass
 class SpendAlerts:
     """One process's memory of the percents it has handled, per budget, period and cap.
 
     Only a cache: the unique key in the outbox is the guarantee, which is why a
-    fresh process (empty memory) still sends nothing twice. A budget change
-    (`rt.invalidate(session, budgets=True)`) clears it, so new thresholds count.
+    fresh process (empty memory) still sends nothing twice. A budget change made
+    here (`rt.invalidate(session, budgets=True)`) clears it at once; one made in
+    another process is seen within `RECHECK`.
     """
 
-    handled: dict[HandledKey, tuple[int, datetime]] = field(default_factory=dict)  # -> (level, period end)
+    handled: dict[HandledKey, Handled] = field(default_factory=dict)
     _prune_at: int = 4096
 
     def forget(self, **what: Any) -> None:
@@ -144,27 +157,33 @@ class SpendAlerts:
     async def observe(self, rt: Services, seen: SpendObserved) -> None:
         reached = level(seen.spent_micros, seen.cap_micros)
         key = (seen.budget_id, seen.period.key, seen.cap_micros)
-        done = self.handled.get(key, (0, seen.period.end))[0]
-        if reached <= done:
+        now = rt.clock.now()
+        known = self.handled.get(key)
+        if known is not None and reached <= known.level and now - known.checked_at < RECHECK:
             return
+        # above what is known to be written, unless the memory is stale: then all again
+        above = known.level if known is not None and now - known.checked_at < RECHECK else 0
         # claimed before the first await: concurrent settlements of this process
         # at the same percent return above instead of queueing on the database
-        self.handled[key] = (reached, seen.period.end)
+        claim = self.handled[key] = Handled(max(reached, above), now, seen.period.end)
         try:
             async with rt.db.session() as session:
-                await enqueue_reached(session, rt, seen, above=done)
+                await enqueue_reached(session, rt, seen, above=above)
         except BaseException:
             # not written: let the next settlement try again
-            if self.handled.get(key, (0,))[0] == reached:
-                self.handled[key] = (done, seen.period.end)
+            if self.handled.get(key) is claim:
+                if known is None:
+                    del self.handled[key]
+                else:
+                    self.handled[key] = known
             raise
-        self._prune(rt.clock.now())
+        self._prune(now)
 
     def _prune(self, now: datetime) -> None:
         if len(self.handled) < self._prune_at:
             return
-        for key, (_, end) in list(self.handled.items()):
-            if end <= now:
+        for key, handled in list(self.handled.items()):
+            if handled.period_end <= now:
                 del self.handled[key]
         self._prune_at = max(4096, 2 * len(self.handled))
 

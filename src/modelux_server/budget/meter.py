@@ -208,11 +208,6 @@ class LocalBudgetMeter:
                 if live.spent + live.held + hold.amount > live.ceiling and short is None:
                     short = (hold, live)
             if short is None:
-                print(
-                    "DBG reserve",
-                    [(live.spent, live.held, live.ceiling, h.amount, h.cap) for h, live in zip(holds, lives)],
-                    flush=True,
-                )
                 committed: dict[str, int] = {}
                 for hold, live in zip(holds, lives, strict=True):
                     live.held += hold.amount

@@ -69,7 +69,7 @@ async def _scope_id(session: AsyncSession, principal: Principal, scope: str, sco
         return principal.org_id
     if scope_id is None:
         raise ValidationFailed(
-            f"scope_id: required for a budget on a {scope.replace('_', ' ')}",
+            f"scope_id: required for a budget on {'an API key' if scope == 'api_key' else 'a project'}",
             code="missing_field",
             param="scope_id",
         )

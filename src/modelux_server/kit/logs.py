@@ -48,6 +48,8 @@ QUIET = (
     "mcp",
     "stripe",
     "aiosmtplib",
+    # the SigV4 signer logs the canonical request: a Bedrock session token among its headers
+    "botocore",
 )
 
 # Record attribute for structured fields a caller adds (`extra={FIELDS: {...}}`).

@@ -41,7 +41,10 @@ class Vendor:
     model_prefixes: tuple[str, ...] = ()
 
 
-_OPENAI_KEY = "the vendor's API key (sent as Bearer)"
+def _openai_protocol(vendor_id: str, label: str, base_url: str, key_hint: str) -> Vendor:
+    """A vendor that speaks OpenAI's API at a public endpoint of its own."""
+    return Vendor(vendor_id, label, "openai", base_url, base_url_required=False, key_hint=key_hint)
+
 
 REGISTRY: tuple[Vendor, ...] = (
     Vendor(
@@ -49,52 +52,58 @@ REGISTRY: tuple[Vendor, ...] = (
         "OpenAI",
         "openai",
         "https://api.openai.com/v1",
-        False,
-        "sk-...",
-        ("gpt-", "o1", "o3", "o4", "text-embedding-", "chatgpt-"),
+        base_url_required=False,
+        key_hint="sk-...",
+        model_prefixes=("gpt-", "o1", "o3", "o4", "text-embedding-", "chatgpt-"),
     ),
     Vendor(
-        "anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", False, "sk-ant-...", ("claude-",)
+        "anthropic",
+        "Anthropic",
+        "anthropic",
+        "https://api.anthropic.com",
+        base_url_required=False,
+        key_hint="sk-ant-...",
+        model_prefixes=("claude-",),
     ),
     Vendor(
         "google",
         "Google Gemini",
         "gemini",
         "https://generativelanguage.googleapis.com/v1beta",
-        False,
-        "a Gemini API key (AIza...)",
-        ("gemini-",),
+        base_url_required=False,
+        key_hint="a Gemini API key (AIza...)",
+        model_prefixes=("gemini-",),
     ),
     Vendor(
         "azure",
         "Azure OpenAI",
         "azure",
         None,
-        True,
-        "the resource's key; base_url is https://NAME.openai.azure.com, the model is the deployment",
+        base_url_required=True,
+        key_hint="the resource's key; base_url is https://NAME.openai.azure.com, the model is the deployment",
     ),
     Vendor(
         "bedrock",
         "Amazon Bedrock",
         "bedrock",
-        None,
-        False,
-        "ACCESS_KEY::SECRET::REGION[::SESSION_TOKEN]",
+        None,  # https://bedrock-runtime.{region}.amazonaws.com, the region from the key
+        base_url_required=False,
+        key_hint="ACCESS_KEY::SECRET::REGION[::SESSION_TOKEN]",
     ),
-    Vendor("groq", "Groq", "openai", "https://api.groq.com/openai/v1", False, "gsk_..."),
-    Vendor("fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1", False, "fw_..."),
-    Vendor("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1", False, "sk-..."),
-    Vendor("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", False, "sk-or-..."),
-    Vendor("xai", "xAI", "openai", "https://api.x.ai/v1", False, "xai-..."),
-    Vendor("mistral", "Mistral AI", "openai", "https://api.mistral.ai/v1", False, _OPENAI_KEY),
-    Vendor("together", "Together AI", "openai", "https://api.together.xyz/v1", False, _OPENAI_KEY),
+    _openai_protocol("groq", "Groq", "https://api.groq.com/openai/v1", "gsk_..."),
+    _openai_protocol("fireworks", "Fireworks AI", "https://api.fireworks.ai/inference/v1", "fw_..."),
+    _openai_protocol("deepseek", "DeepSeek", "https://api.deepseek.com/v1", "sk-..."),
+    _openai_protocol("openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "sk-or-..."),
+    _openai_protocol("xai", "xAI", "https://api.x.ai/v1", "xai-..."),
+    _openai_protocol("mistral", "Mistral AI", "https://api.mistral.ai/v1", "the vendor's API key"),
+    _openai_protocol("together", "Together AI", "https://api.together.xyz/v1", "the vendor's API key"),
     Vendor(
         "openai_compatible",
         "OpenAI-compatible (vLLM, Ollama, ...)",
         "openai",
         None,
-        True,
-        "whatever the server expects as Bearer (any text if it checks none)",
+        base_url_required=True,
+        key_hint="whatever the server expects as Bearer (any text if it checks none)",
     ),
 )
 
@@ -114,9 +123,9 @@ def get(vendor_id: str) -> Vendor | None:
 # -- Bedrock credentials -------------------------------------------------------------
 
 # AWS access key ids are upper-case letters and digits (AKIA..., ASIA... for temporary ones)
-_ACCESS_KEY = re.compile(r"^[A-Z0-9]{16,128}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
-_TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces: it travels in a header
+_ACCESS_KEY = re.compile(r"[A-Z0-9]{16,128}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces: it travels in a header
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +154,13 @@ def parse_bedrock_key(api_key: str) -> BedrockKey:
         )
     access, secret, region = parts[:3]
     token = parts[3] if len(parts) == 4 else None
-    if not _ACCESS_KEY.match(access):
+    if not _ACCESS_KEY.fullmatch(access):
         raise InvalidBedrockKey("the access key id must be 16 to 128 upper-case letters and digits")
-    if not _TOKEN.match(secret):
+    if not _TOKEN.fullmatch(secret):
         raise InvalidBedrockKey("the secret access key must be printable ASCII without spaces")
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         raise InvalidBedrockKey("the region must look like us-east-1")
-    if token is not None and not _TOKEN.match(token):
+    if token is not None and not _TOKEN.fullmatch(token):
         raise InvalidBedrockKey("the session token must be printable ASCII without spaces")
     return BedrockKey(access, secret, region, token)
 

@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from modelux_server.budget.alerts import SpendObserved, on_spend
 from modelux_server.budget.lookup import BudgetRule
 from modelux_server.budget.meter import BudgetMeter, Hold, Reserved
 from modelux_server.budget.periods import Period, period_at
@@ -236,10 +237,6 @@ def crossed(rule: BudgetRule, before: int, after: int) -> bool:
 
 def _observe(rt: Services, rule: BudgetRule, period: Period, spent: int) -> None:
     """Hand a threshold crossing to the alert emails (budget/alerts.py), off the hot path."""
-    try:
-        from modelux_server.budget.alerts import SpendObserved, on_spend
-    except ImportError:  # pragma: no cover - the alerts module ships with the budget domain
-        return
     event = SpendObserved(
         budget_id=rule.id, org_id=rule.org_id, period=period, spent_micros=spent, cap_micros=rule.cap
     )

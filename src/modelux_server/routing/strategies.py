@@ -33,7 +33,10 @@ STRATEGY_FEATURE: dict[str, str | None] = {
 }
 # used with fullmatch: `$` would also match before a trailing line break
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-TARGET_RE = re.compile(r"@[a-z0-9][a-z0-9_-]{0,62}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.:@/-]+")
+# a target: `@slug` (a routing config), `vendor/model`, or `@credential-name/model`
+TARGET_RE = re.compile(
+    r"@[a-z0-9][a-z0-9_-]{0,62}|[A-Za-z0-9_.-]+/[A-Za-z0-9_.:@/-]+|@[^/\s@]{1,200}/[A-Za-z0-9_.:@/-]+"
+)
 
 
 def _model_name(value: str) -> str:
@@ -139,7 +142,9 @@ class CustomRulesSpec(_Spec):
 
 def _check_target(value: str) -> str:
     if not TARGET_RE.fullmatch(value):
-        raise ValueError("a target is '@slug' (another routing config) or 'vendor/model'")
+        raise ValueError(
+            "a target is '@slug' (another routing config), 'vendor/model' or '@credential-name/model'"
+        )
     return _model_name(value)
 
 

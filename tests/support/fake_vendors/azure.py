@@ -33,7 +33,9 @@ def _error(code: str, message: str) -> JSON:
 class FakeAzureOpenAI(LoopbackFake):
     name = "fake-azure"
 
-    def __init__(self, api_key: str, deployments: tuple[str, ...] = ("gpt-4o-prod", "text-embedding-3-small", "echo")) -> None:
+    def __init__(
+        self, api_key: str, deployments: tuple[str, ...] = ("gpt-4o-prod", "text-embedding-3-small", "echo")
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.deployments = set(deployments)

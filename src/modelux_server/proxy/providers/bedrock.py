@@ -58,7 +58,7 @@ FINISH_REASONS = {
 
 # Model ids, inference profiles and ARNs; anything else could not be signed as it is
 # sent (the HTTP client normalises other characters in a path).
-_MODEL_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,2048}$")
+_MODEL_ID = re.compile(r"[A-Za-z0-9._:/-]{1,2048}")
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -150,7 +150,7 @@ def _key(credential: UpstreamCredential) -> vendors.BedrockKey:
 
 
 def _url(credential: UpstreamCredential, key: vendors.BedrockKey, model: str, operation: str) -> str:
-    if not _MODEL_ID.match(model):
+    if not _MODEL_ID.fullmatch(model):
         raise _unsupported("a Bedrock model id is letters, digits and . _ : / - only")
     base = (credential.base_url or vendors.bedrock_endpoint(key.region)).rstrip("/")
     # one path segment, as the AWS SDKs send it: an ARN's slashes are escaped

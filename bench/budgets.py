@@ -1,0 +1,155 @@
+"""What spend budgets cost: the same server, a tenant with budgets against one without.
+
+    python -m bench.budgets            # writes bench/results/budgets.{json,md}
+    python -m bench.budgets --seconds 5
+
+One serving process per backend (the embedded SQLite default, and PostgreSQL with
+Redis) holds two organizations. One has three blocking budgets over every request
+(its organization, its project and its key), so each request reserves its worst
+case on all three and settles it when the answer ends; the other has none. wrk
+drives each in turn (off, on, off, on), so anything else the machine does hits
+both, and the figure is the ratio of their throughputs in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.support.databases import drop_pg_database
+from tests.support.serve_process import ServeProcess
+
+from bench.harness import Upstream, WrkResult, cli, make_tenant, wrk
+from bench.run import backend_env
+
+RESULTS = Path(__file__).parent / "results"
+CONNECTIONS = 32
+PRICES = {"openai/gpt-fake": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
+
+
+def add_budgets(server: ServeProcess, mk: str, project_id: str, key_id: str) -> None:
+    with httpx.Client(base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {mk}"}) as c:
+        for scope, scope_id in (("organization", None), ("project", project_id), ("api_key", key_id)):
+            r = c.post(
+                "/budgets",
+                json={
+                    "name": f"bench {scope}",
+                    "scope": scope,
+                    **({"scope_id": scope_id} if scope_id else {}),
+                    "amount_usd": 1_000_000,
+                    "period": "monthly",
+                    "action": "block",
+                },
+            )
+            r.raise_for_status()
+
+
+def ids(server: ServeProcess, mk: str) -> tuple[str, str]:
+    with httpx.Client(base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {mk}"}) as c:
+        key = c.get("/api-keys").json()["data"][0]
+        return key["project_id"], key["id"]
+
+
+def measure_budgets(
+    name: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int = 2
+) -> dict[str, Any]:
+    env, pg = backend_env(name, workdir)
+    env = {**env, "MODELUX_ACCESS_LOG": "false", "MODELUX_MODEL_PRICES": json.dumps(PRICES)}
+    try:
+        cli(env, "migrate")
+        server = ServeProcess(env, workdir).start(timeout=90)
+        try:
+            plain = make_tenant(server, env, upstream, cap="1000000000")
+            budgeted = make_tenant(server, env, upstream, cap="1000000000")
+            add_budgets(server, budgeted.mk, *ids(server, budgeted.mk))
+            url = f"{server.url}/v1/chat/completions"
+            for tenant in (plain, budgeted):
+                wrk(url, tenant.key, 8, 2)  # warm both paths
+            runs: dict[str, list[WrkResult]] = {"off": [], "on": []}
+            for _ in range(rounds):
+                runs["off"].append(wrk(url, plain.key, CONNECTIONS, seconds))
+                runs["on"].append(wrk(url, budgeted.key, CONNECTIONS, seconds))
+            with httpx.Client(
+                base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {budgeted.mk}"}
+            ) as c:
+                spend = [b["spend"]["spend_usd"] for b in c.get("/budgets").json()["data"]]
+        finally:
+            server.stop()
+    finally:
+        if pg is not None:
+            drop_pg_database(pg)
+    off = max(runs["off"], key=lambda r: r.rps)
+    on = max(runs["on"], key=lambda r: r.rps)
+    return {
+        "backend": name,
+        "connections": CONNECTIONS,
+        "rounds": rounds,
+        "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
+        "off_rps": off.rps,
+        "on_rps": on.rps,
+        "ratio_on_to_off": round(on.rps / off.rps, 3),
+        "p99_ms": {"off": off.p99_ms, "on": on.p99_ms},
+        "non_2xx": sum(r.non_2xx for v in runs.values() for r in v),
+        "budget_spend_usd": spend,
+    }
+
+
+def render(results: list[dict[str, Any]], machine: str, date: str) -> str:
+    lines = [
+        f"# Spend budgets on against off ({date})",
+        "",
+        f"Machine: {machine}. One serving process, wrk with {CONNECTIONS} connections, best of "
+        'alternating runs, fake upstream answering at once. "on": three blocking budgets '
+        "(organization, project, key) over every request.",
+        "",
+        "| backend | off req/s | on req/s | on / off | p99 off ms | p99 on ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['backend']} | {r['off_rps']:.0f} | {r['on_rps']:.0f} | **x{r['ratio_on_to_off']:.3f}** "
+            f"| {r['p99_ms']['off']:.2f} | {r['p99_ms']['on']:.2f} |"
+        )
+    lines += [
+        "",
+        "Target: on / off >= 0.95 (budgets cost at most 5% of throughput). "
+        f"Non-2xx answers: {sum(r['non_2xx'] for r in results)}. Spend settled per budget "
+        f"(USD): {', '.join(str(s) for r in results for s in r['budget_spend_usd'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    upstream = Upstream()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [
+                measure_budgets(name, upstream, Path(tmp), args.seconds)
+                for name in ("local-sqlite", "redis-postgresql")
+            ]
+    finally:
+        upstream.stop()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "budgets.json").write_text(
+        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
+    )
+    (RESULTS / "budgets.md").write_text(render(results, machine, date))
+    print(render(results, machine, date))
+
+
+if __name__ == "__main__":
+    main()
