@@ -34,7 +34,7 @@ from modelux_server.proxy.providers import (
     UpstreamError,
 )
 from modelux_server.proxy.providers.openai_compatible import base_url_for
-from modelux_server.proxy.resolve import PREFIXES
+from modelux_server.proxy.resolve import split_model
 from tests.proxy.conftest import Tenant, make_tenant
 from tests.support import databases
 from tests.support.fake_upstream import FakeUpstream
@@ -132,7 +132,10 @@ async def test_the_registry_is_the_one_list_of_vendors() -> None:
     }
     openai_defaults = {v.id for v in vendors.REGISTRY if v.protocol == "openai" and v.default_base_url}
     assert set(DEFAULT_BASE_URLS) == openai_defaults
-    assert PREFIXES == vendors.MODEL_PREFIXES  # bare names route as the registry says
+    # bare names route as the registry says
+    assert split_model("gpt-4o-mini") == ("openai", "gpt-4o-mini")
+    assert split_model("claude-sonnet-4-5") == ("anthropic", "claude-sonnet-4-5")
+    assert split_model("gemini-2.5-pro") == ("google", "gemini-2.5-pro")
     listed = Path(__file__).parents[2].joinpath("docs", "providers.md").read_text()
     assert all(f"`{v.id}`" in listed for v in vendors.REGISTRY)
 

@@ -15,20 +15,13 @@ from functools import lru_cache
 from typing import Any
 
 from modelux_server.errors import ValidationFailed
+from modelux_server.provider.vendors import MODEL_PREFIXES
 from modelux_server.proxy.lookups import Caller, Lookups, OrgContext
 from modelux_server.routing.expressions import Expression, parse
 from modelux_server.routing.service import required_features
 
-PREFIXES = (
-    ("gpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("text-embedding-", "openai"),
-    ("chatgpt-", "openai"),
-    ("claude-", "anthropic"),
-    ("gemini-", "google"),
-)
+# bare model names go to the vendor whose prefix they start with (provider/vendors.py)
+PREFIXES = MODEL_PREFIXES
 MAX_DEPTH = 8
 DEFAULT_RETRY_ON = frozenset({"429", "5xx", "timeout", "connection"})
 
