@@ -27,6 +27,7 @@ import httpx
 from tests.support.databases import drop_pg_database
 from tests.support.serve_process import ServeProcess
 
+from bench.cpu import cpu_seconds
 from bench.harness import Upstream, WrkResult, cli, make_tenant, wrk
 from bench.run import backend_env
 
@@ -74,9 +75,18 @@ def measure_budgets(
             for tenant in (plain, budgeted):
                 wrk(url, tenant.key, 8, 2)  # warm both paths
             runs: dict[str, list[WrkResult]] = {"off": [], "on": []}
-            for _ in range(rounds):
-                runs["off"].append(wrk(url, plain.key, CONNECTIONS, seconds))
-                runs["on"].append(wrk(url, budgeted.key, CONNECTIONS, seconds))
+            cpu: dict[str, list[float]] = {"off": [], "on": []}
+            assert server.proc is not None
+            for round_number in range(rounds):
+                # alternate which goes first, so a trend in the machine's load hits both
+                order = ("off", "on") if round_number % 2 == 0 else ("on", "off")
+                for which in order:
+                    tenant = plain if which == "off" else budgeted
+                    before = cpu_seconds(server.proc.pid)
+                    result = wrk(url, tenant.key, CONNECTIONS, seconds)
+                    used = cpu_seconds(server.proc.pid) - before
+                    runs[which].append(result)
+                    cpu[which].append(used * 1e6 / max(1, result.requests))
             with httpx.Client(
                 base_url=f"{server.url}/manage/v1", headers={"Authorization": f"Bearer {budgeted.mk}"}
             ) as c:
@@ -99,6 +109,8 @@ def measure_budgets(
         "p99_ms": {"off": off.p99_ms, "on": on.p99_ms},
         "non_2xx": sum(r.non_2xx for v in runs.values() for r in v),
         "budget_spend_usd": spend,
+        # the gateway process's CPU per request (utime + stime): steadier than req/s here
+        "cpu_us_per_request": {k: round(min(v), 1) for k, v in cpu.items()},
     }
 
 
@@ -110,13 +122,14 @@ def render(results: list[dict[str, Any]], machine: str, date: str) -> str:
         'alternating runs, fake upstream answering at once. "on": three blocking budgets '
         "(organization, project, key) over every request.",
         "",
-        "| backend | off req/s | on req/s | on / off | p99 off ms | p99 on ms |",
-        "|---|---|---|---|---|---|",
+        "| backend | off req/s | on req/s | on / off | p99 off ms | p99 on ms | CPU µs/req off | on |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['backend']} | {r['off_rps']:.0f} | {r['on_rps']:.0f} | **x{r['ratio_on_to_off']:.3f}** "
-            f"| {r['p99_ms']['off']:.2f} | {r['p99_ms']['on']:.2f} |"
+            f"| {r['p99_ms']['off']:.2f} | {r['p99_ms']['on']:.2f} "
+            f"| {r['cpu_us_per_request']['off']:.0f} | {r['cpu_us_per_request']['on']:.0f} |"
         )
     lines += [
         "",

@@ -328,3 +328,14 @@ async def test_concurrent_creates_with_one_name_make_one_budget(client: httpx.As
     assert sorted(r.status_code for r in answers) == [201] + [409] * 5
     assert {r.json()["error"]["code"] for r in answers if r.status_code == 409} == {"budget_name_taken"}
     assert len((await client.get(URL, headers=org.headers)).json()["data"]) == 1
+
+
+async def test_rules_no_schema_states_are_checked_after_the_credential(
+    client: httpx.AsyncClient, org: Org, rt: Services
+) -> None:
+    # valid by the published schema, refused on meaning: the credential is judged first
+    meaningless = {**ORG_CAP, "amount_usd": 0.0000001, "thresholds": [80, 50]}
+    assert (await client.post(URL, json=meaningless)).status_code == 401
+    member = await key_with_role(rt, org.id, "member")
+    assert (await client.post(URL, json=meaningless, headers=member)).status_code == 403
+    assert (await client.post(URL, json=meaningless, headers=org.headers)).status_code == 422

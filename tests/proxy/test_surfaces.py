@@ -7,6 +7,8 @@ tests prove the translations, so they run on SQLite with the local counter only.
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,14 @@ import httpx
 import openai
 import pytest
 
+from modelux_server.config import Settings
+from tests.conftest import Org
 from tests.proxy.conftest import Tenant
+from tests.proxy.test_budgets import add_budget
+from tests.security.test_hostile_matrix import HOSTILE_VALUES, _encode
 from tests.support import databases
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.live_server import LiveServer
 
 
 @pytest.fixture
@@ -28,6 +35,21 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture
 def counter_backend() -> str:
     return "local"
+
+
+@pytest.fixture
+def proxy_settings(proxy_settings: Settings) -> Settings:
+    # a price for the fake's model, so a spend budget can apply to it
+    return proxy_settings.model_copy(
+        update={"model_prices": '{"openai/echo": {"input_per_mtok": 1, "output_per_mtok": 2}}'}
+    )
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # the fake upstream is on loopback, which the egress policy refuses by default; the
+    # hostile-body matrix sends more than a minute's allowance with one key
+    return settings.model_copy(update={"egress_allow": "127.0.0.0/8", "rate_limit_project_key_per_minute": 0})
 
 
 def oai(t: Tenant) -> openai.OpenAI:
@@ -70,7 +92,17 @@ def test_responses_answer_a_string_input_with_instructions(tenant: Tenant, upstr
         {"role": "user", "content": "hello responses"},
     ]
     assert sent["max_tokens"] == 50
-    assert used(tenant) == 1
+    # without a store, the next turn carries the conversation: the answer's own output items
+    earlier: Any = [item.model_dump(exclude_none=True) for item in response.output]
+    follow = oai(tenant).responses.create(
+        model="openai/echo", input=[*earlier, {"role": "user", "content": "and again"}]
+    )
+    assert follow.output_text == "and again"
+    assert last_request(upstream, "/v1/chat/completions")["body"]["messages"] == [
+        {"role": "assistant", "content": "hello responses"},
+        {"role": "user", "content": "and again"},
+    ]
+    assert used(tenant) == 2
 
 
 def test_responses_stream_the_sdk_event_sequence(tenant: Tenant) -> None:
@@ -131,9 +163,11 @@ def test_a_responses_stream_that_breaks_off_ends_failed(tenant: Tenant, upstream
     assert [e.type for e in events[-2:]] == ["error", "response.failed"]
     error = events[-2]
     assert error.type == "error" and error.code == "upstream_stream_interrupted"
-    with oai(tenant).responses.stream(model="openai/surfaces-cut", input="x") as stream:
-        with pytest.raises(RuntimeError, match="response.completed"):
-            stream.get_final_response()
+    with (
+        oai(tenant).responses.stream(model="openai/surfaces-cut", input="x") as stream,
+        pytest.raises(RuntimeError, match="response.completed"),
+    ):
+        stream.get_final_response()
 
 
 def test_responses_refuse_what_needs_a_store_or_is_not_text(tenant: Tenant) -> None:
@@ -156,8 +190,9 @@ def test_responses_refuse_what_needs_a_store_or_is_not_text(tenant: Tenant) -> N
     tool: Any = [{"type": "function", "name": "f", "parameters": {}}]
     with pytest.raises(openai.UnprocessableEntityError):
         c.responses.create(model="openai/echo", input="x", tools=tool)
+    nothing: Any = None
     with pytest.raises(openai.UnprocessableEntityError) as no_input:
-        c.responses.create(model="openai/echo", input=None)  # type: ignore[arg-type]
+        c.responses.create(model="openai/echo", input=nothing)
     assert no_input.value.code == "missing_field"
     assert used(tenant) == 0
 
@@ -218,7 +253,8 @@ def test_the_anthropic_sdk_works_against_any_vendor(
     system = sent["system"] if path == "/v1/messages" else sent["messages"][0]["content"]
     assert system == "be brief"
     cut = a.messages.create(model=model, max_tokens=1, messages=[{"role": "user", "content": "one two"}])
-    assert cut.stop_reason == "max_tokens" and cut.content[0].text == "one"
+    assert cut.stop_reason == "max_tokens" and cut.content[0].type == "text"
+    assert cut.content[0].text == "one"
     assert used(tenant) == 2
 
 
@@ -256,10 +292,12 @@ def test_anthropic_errors_are_the_sdk_exceptions(tenant: Tenant, upstream: FakeU
         a.messages.create(model="openai/echo", max_tokens=10, messages=hello, tools=tool)
     assert tools.value.error_code == "unsupported_parameter"
     upstream.configure("surfaces-cut-claude", content="a b c d e f", cut_after=2)
-    with pytest.raises(anthropic.APIStatusError) as broken:  # noqa: PT012 - the error arrives mid-stream
-        with a.messages.stream(model="openai/surfaces-cut-claude", max_tokens=10, messages=hello) as stream:
-            for _ in stream.text_stream:
-                pass
+    with (
+        pytest.raises(anthropic.APIStatusError) as broken,
+        a.messages.stream(model="openai/surfaces-cut-claude", max_tokens=10, messages=hello) as stream,
+    ):
+        for _ in stream.text_stream:  # the error arrives mid-stream
+            pass
     assert broken.value.type == "api_error"
     assert broken.value.error_code == "upstream_stream_interrupted"
     assert used(tenant) == 1  # only the stream reached the upstream
@@ -267,14 +305,36 @@ def test_anthropic_errors_are_the_sdk_exceptions(tenant: Tenant, upstream: FakeU
 
 def test_messages_accept_a_bearer_key_and_refuse_a_missing_one(tenant: Tenant) -> None:
     body = {"model": "openai/echo", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    bearer = httpx.post(f"{tenant.base}/v1/messages", json=body, headers={"Authorization": f"Bearer {tenant.key}"})
+    bearer = httpx.post(
+        f"{tenant.base}/v1/messages", json=body, headers={"Authorization": f"Bearer {tenant.key}"}
+    )
     assert bearer.status_code == 200 and bearer.json()["content"][0]["text"] == "hi"
-    anonymous = httpx.post(f"{tenant.base}/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"})
+    anonymous = httpx.post(
+        f"{tenant.base}/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}
+    )
     assert anonymous.status_code == 401
     error = anonymous.json()
     assert error["type"] == "error" and error["error"]["type"] == "authentication_error"
     assert error["error"]["code"] == "missing_api_key"
     assert anonymous.headers["request-id"] == anonymous.headers["x-modelux-request-id"]
+
+
+def test_a_spend_budget_blocks_every_surface_in_its_own_shape(live: LiveServer, tenant: Tenant) -> None:
+    add_budget(live, tenant, cap_micros=1, name="tiny")
+    hello: Any = [{"role": "user", "content": "hi"}]
+    with pytest.raises(anthropic.PaymentRequiredError) as blocked:
+        claude(tenant).messages.create(model="openai/echo", max_tokens=10, messages=hello)
+    body = blocked.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert blocked.value.type == "billing_error" and blocked.value.error_code == "budget_exceeded"
+    assert body["budget"]["name"] == "tiny"  # the contract's top-level `budget` object, kept
+    with pytest.raises(openai.APIStatusError) as refused:
+        oai(tenant).responses.create(model="openai/echo", input="hi")
+    assert refused.value.status_code == 402 and refused.value.code == "budget_exceeded"
+    with pytest.raises(openai.APIStatusError) as legacy:
+        oai(tenant).completions.create(model="openai/echo", prompt="hi")
+    assert legacy.value.status_code == 402
+    assert used(tenant) == 0
 
 
 # -- /v1/models -----------------------------------------------------------------------
@@ -284,7 +344,12 @@ def test_models_lists_configs_then_the_models_of_each_credentialed_vendor(tenant
     with tenant.manage() as m:
         made = m.post(
             "/routing-configs",
-            json={"project_id": tenant.project_id, "slug": "cheap", "strategy": "single", "model": "openai/echo"},
+            json={
+                "project_id": tenant.project_id,
+                "slug": "cheap",
+                "strategy": "single",
+                "model": "openai/echo",
+            },
         )
         assert made.status_code == 201, made.text
     listed = list(oai(tenant).models.list())
@@ -300,3 +365,130 @@ def test_models_lists_configs_then_the_models_of_each_credentialed_vendor(tenant
     after = [model.id for model in oai(tenant).models.list()]
     assert "openai/gpt-4o" in after and not any(i.startswith("anthropic/") for i in after)
     assert used(tenant) == 0
+
+
+# -- hostile bodies -------------------------------------------------------------------
+
+HELLO = [{"role": "user", "content": "hi"}]
+SURFACES: dict[str, tuple[dict[str, Any], list[str], list[dict[str, Any]]]] = {
+    # path: (a valid body, its top-level fields to spoil, bodies with a nested spoiled value)
+    "/v1/responses": (
+        {"model": "openai/echo", "input": "hi"},
+        [
+            *("model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "text"),
+            *("reasoning", "metadata", "stream", "user", "tools", "store", "previous_response_id"),
+            *("conversation", "prompt", "background"),
+        ],
+        [
+            {"input": [{"role": "user", "content": "{v}"}]},
+            {"input": [{"role": "user", "content": ["{v}"]}]},
+            {"input": [{"role": "user", "content": [{"type": "input_text", "text": "{v}"}]}]},
+            {"input": [{"type": "{v}", "role": "user", "content": "hi"}]},
+            {"input": [{"role": "{v}", "content": "hi"}]},
+            {"text": {"format": "{v}"}},
+            {"text": {"format": {"type": "{v}"}}},
+            {"reasoning": {"effort": "{v}"}},
+        ],
+    ),
+    "/v1/completions": (
+        {"model": "openai/echo", "prompt": "hi"},
+        [
+            *("model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "stream"),
+            *("stream_options", "suffix", "echo", "logprobs", "best_of", "user", "seed"),
+        ],
+        [{"prompt": ["{v}"]}, {"stream": True, "stream_options": {"include_usage": "{v}"}}],
+    ),
+    "/v1/messages": (
+        {"model": "openai/echo", "max_tokens": 5, "messages": HELLO},
+        [
+            *("model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p"),
+            *("metadata", "stream", "tools"),
+        ],
+        [
+            {"messages": [{"role": "user", "content": "{v}"}]},
+            {"messages": [{"role": "user", "content": ["{v}"]}]},
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "{v}"}]}]},
+            {"messages": [{"role": "user", "content": [{"type": "image", "source": "{v}"}]}]},
+            {"messages": [{"role": "{v}", "content": "hi"}]},
+            {"system": ["{v}"]},
+            {"system": [{"type": "text", "text": "{v}"}]},
+            {"metadata": {"user_id": "{v}"}},
+        ],
+    ),
+}
+
+
+def _spoiled(template: Any, value: Any) -> Any:
+    if template == "{v}":
+        return value
+    if isinstance(template, dict):
+        return {k: _spoiled(v, value) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_spoiled(v, value) for v in template]
+    return template
+
+
+def _refusal_in_shape(r: httpx.Response, path: str, what: str) -> None:
+    assert r.status_code < 500, f"{what}: {r.status_code} {r.text[:300]}"
+    assert "x-injected" not in r.headers, what
+    if r.status_code < 400:
+        return
+    body = r.json()
+    error = body.get("error")
+    assert isinstance(error, dict), f"{what}: {body}"
+    assert all(isinstance(error.get(k), str) and error[k] for k in ("type", "code", "message")), what
+    if path == "/v1/messages":
+        assert body["type"] == "error", what
+
+
+async def _key_with_credentials(client: httpx.AsyncClient, org: Org, upstream: FakeUpstream) -> str:
+    h = org.headers
+    project = (await client.post("/manage/v1/projects", json={"name": "app"}, headers=h)).json()["data"]["id"]
+    made = await client.post("/manage/v1/api-keys", json={"project_id": project, "name": "k"}, headers=h)
+    for vendor, base in (("openai", f"{upstream.url}/v1"), ("anthropic", upstream.url)):
+        body = {"vendor": vendor, "name": vendor, "api_key": f"sk-{vendor}-test-0000", "base_url": base}
+        r = await client.post("/manage/v1/providers", json=body, headers=h)
+        assert r.status_code == 201, r.text
+    key: str = made.json()["data"]["key"]
+    return key
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic"])
+async def test_hostile_bodies_never_answer_5xx_and_refusals_are_not_counted(
+    client: httpx.AsyncClient, org: Org, upstream: FakeUpstream, vendor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In process (no sockets) and with no per-minute limit: a thousand bodies per vendor."""
+    caplog.set_level(logging.ERROR)
+    key = await _key_with_credentials(client, org, upstream)
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    answered = 0
+    upstream_refused: list[str] = []
+    for path, (valid, fields, nested) in SURFACES.items():
+        base = {**valid, "model": f"{vendor}/echo"}
+        bodies = [
+            (f"{name}={label}", _encode({**base, name: value}))
+            for name in fields
+            for label, value in HOSTILE_VALUES.items()
+        ]
+        bodies += [
+            (
+                f"{json.dumps(template)[:60]} {label}",
+                json.dumps({**base, **_spoiled(template, value)}).encode(),
+            )
+            for template in nested
+            for label, value in HOSTILE_VALUES.items()
+            if label != "deep"  # spliced in as text at the top level only
+        ]
+        for what, content in bodies:
+            r = await client.post(path, content=content, headers=headers)
+            _refusal_in_shape(r, path, f"POST {path} {what}")
+            assert r.status_code != 429, what
+            answered += r.status_code == 200
+            if r.headers.get("x-modelux-error-source") == "upstream":
+                upstream_refused.append(f"{path} {what}: {r.text[:200]}")
+    billing = (await client.get("/manage/v1/billing", headers=org.headers)).json()["data"]
+    assert answered > 100
+    # a request the gateway refuses is never counted; one the upstream refused was sent
+    assert billing["meters"]["monthly_requests"]["used"] == answered + len(upstream_refused), upstream_refused
+    errors = [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert not errors, errors[:5]

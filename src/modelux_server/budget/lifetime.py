@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from modelux_server.budget.meter import BudgetMeter, LocalBudgetMeter, RedisBudgetMeter, SpendLedger
+from modelux_server.budget.meter import BudgetMeter, LocalBudgetMeter, SpendLedger
+from modelux_server.budget.redis_meter import RedisBudgetMeter
 from modelux_server.services import Services
 from modelux_server.usage.backends.redis import RedisCounter
 

@@ -14,9 +14,9 @@ is written behind (every flush), and `ceiling` is raised *before* any hold or
 spend goes past it. After a crash the spend restarts from the ceiling, so it can
 only be too high (by at most one block), never too low.
 
-Backends, chosen like the request counter's: in-process (one serving process, on
-SQLite or PostgreSQL) and Redis (any number of processes; one Lua script per
-reservation, holds that expire when the process that made them died).
+Backends, chosen like the request counter's: in-process (below; one serving
+process, on SQLite or PostgreSQL) and Redis (budget/redis_meter.py; any number of
+processes, holds that expire when the process that made them died).
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,7 +45,9 @@ log = logging.getLogger("modelux.budget")
 HOLD_SECONDS = 3600
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: these are made for every budgeted request, and a frozen dataclass pays
+# an object.__setattr__ per field in __init__.
+@dataclass(slots=True)
 class Hold:
     """One budget's part of a request's reservation."""
 
@@ -57,7 +58,7 @@ class Hold:
     blocking: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reserved:
     holds: tuple[Hold, ...]
     token: str  # names the holds in the shared counter, for settling
@@ -65,20 +66,27 @@ class Reserved:
     committed: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Blocked:
     hold: Hold  # the first budget that has no room
     spent: int  # its settled spend
 
 
 Reservation = Reserved | Blocked
+# told each budget's spend (micro-dollars, by budget id) once a settlement is counted
+Settled = Callable[[dict[str, int]], None]
+# told a budget's spend whenever a shared counter reports it (other processes' answers too)
+SpendObserver = Callable[[Hold, int], None]
 
 
 class BudgetMeter(Protocol):
+    observer: SpendObserver | None
+
     async def reserve(self, holds: tuple[Hold, ...], token: str) -> Reservation: ...
 
-    async def settle(self, reserved: Reserved, cost: int) -> dict[str, int]:
-        """Release the holds and add `cost` to every budget; returns each one's spend."""
+    def settle(self, reserved: Reserved, cost: int, then: Settled | None = None) -> None:
+        """Release the holds and add `cost` to every budget, without waiting: the answer has
+        gone out already. `then` hears each budget's spend once it is counted."""
         ...
 
     async def spent(self, budget_id: str, period: Period) -> int: ...
@@ -182,7 +190,9 @@ class LocalBudgetMeter:
         self._live: dict[tuple[str, str], _Live] = {}
         self._loading: dict[tuple[str, str], asyncio.Lock] = {}
         self._touched: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
+        self.observer: SpendObserver | None = None  # unused: `settle`'s `then` sees every cost
 
     async def _get(self, budget_id: str, period: Period) -> _Live:
         key = (budget_id, period.key)
@@ -199,7 +209,8 @@ class LocalBudgetMeter:
         return live
 
     async def reserve(self, holds: tuple[Hold, ...], token: str) -> Reservation:
-        lives = [await self._get(h.budget_id, h.period) for h in holds]
+        known = self._live.get
+        lives = [known((h.budget_id, h.period.key)) or await self._get(h.budget_id, h.period) for h in holds]
         for _ in range(64):
             short: tuple[Hold, _Live] | None = None
             for hold, live in zip(holds, lives, strict=True):
@@ -221,19 +232,34 @@ class LocalBudgetMeter:
             )
         raise ServiceUnavailable("The budget counter is busy; try again.", code="budget_counter_contended")
 
-    async def settle(self, reserved: Reserved, cost: int) -> dict[str, int]:
+    def settle(self, reserved: Reserved, cost: int, then: Settled | None = None) -> None:
         spends: dict[str, int] = {}
+        past: list[tuple[Hold, _Live]] = []
         for hold in reserved.holds:
-            live = await self._get(hold.budget_id, hold.period)
+            key = (hold.budget_id, hold.period.key)
+            live = self._live[key]  # loaded by the reservation
             live.held -= live.holds.pop(reserved.token, 0)
             live.spent += cost
             spends[hold.budget_id] = live.spent
-            self._touched.add((hold.budget_id, hold.period.key))
+            self._touched.add(key)
             if live.spent > live.ceiling:  # the upstream billed past its bound (or no bound)
-                live.ceiling = await self.ledger.raise_ceiling(
-                    hold.budget_id, hold.period, ceiling_step(hold.cap, live.spent)
-                )
-        return spends
+                past.append((hold, live))
+        if past:
+            self._background(self._raise_past(past))
+        if then is not None:
+            then(spends)
+
+    async def _raise_past(self, past: list[tuple[Hold, _Live]]) -> None:
+        for hold, live in past:
+            needed = ceiling_step(hold.cap, live.spent)
+            live.ceiling = max(
+                live.ceiling, await self.ledger.raise_ceiling(hold.budget_id, hold.period, needed)
+            )
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def spent(self, budget_id: str, period: Period) -> int:
         live = self._live.get((budget_id, period.key))
@@ -270,213 +296,8 @@ class LocalBudgetMeter:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         # every hold is gone with this process: the ceiling can drop to what was spent
         self._touched |= {key for key, live in self._live.items() if live.held == 0}
         await self.flush(settle=True)
-
-
-# KEYS: per budget, its hash then its holds zset. ARGV[1] now (ms), ARGV[2] expiry (ms),
-# ARGV[3] token, then per budget: cap, amount, blocking (1/0).
-# Returns {1, committed...} held, {0, i, spent} budget i (1-based) has no room,
-# {-1, i, needed} budget i's ceiling must be raised first, {-2, i} budget i not loaded.
-RESERVE = """
-local now, expiry, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local n = #KEYS / 2
-local state = {}
-for i = 1, n do
-  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local v = redis.call('HMGET', h, 'spent', 'held', 'ceiling')
-  if not v[1] then return {-2, i} end
-  local held = tonumber(v[2])
-  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  for _, member in ipairs(expired) do
-    held = held - tonumber(redis.call('HGET', h, 'h:' .. member) or '0')
-    redis.call('HDEL', h, 'h:' .. member)
-  end
-  if #expired > 0 then
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-    redis.call('HSET', h, 'held', held)
-  end
-  local spent, ceiling = tonumber(v[1]), tonumber(v[3])
-  local cap, amount, blocking = tonumber(ARGV[4 + 3 * (i - 1)]), tonumber(ARGV[5 + 3 * (i - 1)]),
-    ARGV[6 + 3 * (i - 1)]
-  if blocking == '1' and spent + held + amount > cap then return {0, i, spent} end
-  if spent + held + amount > ceiling then return {-1, i, spent + held + amount} end
-  state[i] = amount
-end
-local out = {1}
-for i = 1, n do
-  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  out[i + 1] = redis.call('HINCRBY', h, 'held', state[i]) + tonumber(redis.call('HGET', h, 'spent'))
-  redis.call('HSET', h, 'h:' .. token, state[i])
-  redis.call('ZADD', z, now + expiry, token)
-end
-return out
-"""
-
-# KEYS: per budget, hash then zset. ARGV[1] token, ARGV[2] cost. Returns each budget's
-# spend and ceiling. A hold already expired (and released) is not released twice.
-SETTLE = """
-local token, cost = ARGV[1], tonumber(ARGV[2])
-local out = {}
-for i = 1, #KEYS / 2 do
-  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  if redis.call('ZREM', z, token) == 1 then
-    redis.call('HINCRBY', h, 'held', -tonumber(redis.call('HGET', h, 'h:' .. token) or '0'))
-  end
-  redis.call('HDEL', h, 'h:' .. token)
-  out[2 * i - 1] = redis.call('HINCRBY', h, 'spent', cost)
-  out[2 * i] = tonumber(redis.call('HGET', h, 'ceiling') or '0')
-end
-return out
-"""
-
-# KEYS[1] hash; ARGV spent=ceiling start, ttl seconds: only if no process seeded it first
-SEED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'held', 0, 'ceiling', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-"""
-
-# KEYS[1] hash; ARGV[1] new ceiling (only ever raised)
-RAISE = """
-local cur = redis.call('HGET', KEYS[1], 'ceiling')
-if cur and tonumber(cur) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'ceiling', ARGV[1]) end
-return 1
-"""
-
-
-class RedisBudgetMeter:
-    """Counters in Redis, shared by every process; the ledger in the database."""
-
-    def __init__(
-        self,
-        client: object,
-        ledger: SpendLedger,
-        *,
-        flush_interval: float = 0.5,
-        hold_seconds: int = HOLD_SECONDS,
-    ) -> None:
-        import redis.asyncio as aioredis
-
-        assert isinstance(client, aioredis.Redis)
-        self.redis = client
-        self.ledger = ledger
-        self.flush_interval = flush_interval
-        self.hold_ms = hold_seconds * 1000
-        self._reserve = client.register_script(RESERVE)
-        self._settle = client.register_script(SETTLE)
-        self._seed = client.register_script(SEED)
-        self._raise = client.register_script(RAISE)
-        self._touched: dict[tuple[str, str], Period] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._flusher: asyncio.Task[None] | None = None
-
-    @staticmethod
-    def keys(budget_id: str, period: Period) -> tuple[str, str]:
-        base = f"mlx:budget:{budget_id}:{period.key}"
-        return base, base + ":holds"
-
-    def _all_keys(self, holds: tuple[Hold, ...]) -> list[str]:
-        return [k for hold in holds for k in self.keys(hold.budget_id, hold.period)]
-
-    async def reserve(self, holds: tuple[Hold, ...], token: str) -> Reservation:
-        from redis.exceptions import RedisError
-
-        keys = self._all_keys(holds)
-        args: list[str | int] = [int(time.time() * 1000), self.hold_ms, token]
-        for hold in holds:
-            args += [hold.cap, hold.amount, 1 if hold.blocking else 0]
-        try:
-            for _ in range(64):
-                status, *rest = await self._reserve(keys=keys, args=args)
-                if status == 1:
-                    committed = {h.budget_id: int(v) for h, v in zip(holds, rest, strict=True)}
-                    return Reserved(holds, token, committed)
-                hold = holds[int(rest[0]) - 1]
-                if status == 0:
-                    return Blocked(hold, int(rest[1]))
-                lock = self._locks.setdefault((hold.budget_id, hold.period.key), asyncio.Lock())
-                async with lock:
-                    if status == -2:
-                        await self._load(hold)
-                    else:
-                        ceiling = await self.ledger.raise_ceiling(
-                            hold.budget_id, hold.period, ceiling_step(hold.cap, int(rest[1]), hold.amount)
-                        )
-                        await self._raise(keys=[self.keys(hold.budget_id, hold.period)[0]], args=[ceiling])
-        except RedisError as exc:
-            # a budget that cannot be checked is not spent past: refuse, like the counter
-            log.error("redis unreachable, refusing budgeted traffic: %s", type(exc).__name__)
-            raise ServiceUnavailable(
-                "The budget counter is unavailable; the request was not sent.",
-                code="budget_counter_unavailable",
-            ) from None
-        raise ServiceUnavailable("The budget counter is busy; try again.", code="budget_counter_contended")
-
-    async def _load(self, hold: Hold) -> None:
-        spent, ceiling = await self.ledger.load(hold.budget_id, hold.period)
-        start = max(spent, ceiling)
-        ttl = int((hold.period.end - hold.period.start + timedelta(days=7)).total_seconds())
-        await self._seed(keys=[self.keys(hold.budget_id, hold.period)[0]], args=[start, ttl])
-
-    async def settle(self, reserved: Reserved, cost: int) -> dict[str, int]:
-        keys = self._all_keys(reserved.holds)
-        result = await self._settle(keys=keys, args=[reserved.token, cost])
-        spends: dict[str, int] = {}
-        for i, hold in enumerate(reserved.holds):
-            spent, ceiling = int(result[2 * i]), int(result[2 * i + 1])
-            spends[hold.budget_id] = spent
-            self._touched[(hold.budget_id, hold.period.key)] = hold.period
-            if spent > ceiling:
-                raised = await self.ledger.raise_ceiling(
-                    hold.budget_id, hold.period, ceiling_step(hold.cap, spent)
-                )
-                await self._raise(keys=[self.keys(hold.budget_id, hold.period)[0]], args=[raised])
-        return spends
-
-    async def spent(self, budget_id: str, period: Period) -> int:
-        from redis.exceptions import RedisError
-
-        try:
-            value = await self.redis.hget(self.keys(budget_id, period)[0], "spent")
-        except RedisError:
-            value = None
-        if value is not None:
-            return int(value)
-        spent, _ceiling = await self.ledger.load(budget_id, period)
-        return spent
-
-    async def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop())
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.warning("budget spend flush failed", exc_info=True)
-
-    async def flush(self) -> None:
-        touched, self._touched = self._touched, {}
-        spends = []
-        for (budget_id, _), period in touched.items():
-            value = await self.redis.hget(self.keys(budget_id, period)[0], "spent")
-            if value is not None:
-                spends.append((budget_id, period, int(value)))
-        await self.ledger.record(spends)
-
-    async def close(self) -> None:
-        from redis.exceptions import RedisError
-
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        try:
-            await self.flush()
-        except RedisError:
-            log.warning("redis unreachable at shutdown; the budget ceilings stand")

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth.principal import Principal
 from modelux_server.budget import repository
 from modelux_server.budget.periods import period_at
-from modelux_server.budget.schemas import BudgetView, Spend, micros
+from modelux_server.budget.schemas import MICROS, BudgetView, Spend
 from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
@@ -54,6 +54,28 @@ async def _view(session: AsyncSession, rt: Services, budget: Budget) -> BudgetVi
 
 
 # ------------------------------------------------------------------ rules
+
+
+def cap_micros(amount_usd: Decimal) -> int:
+    """The cap in micro-dollars of an amount the body checked (a number, > 0, <= the maximum)."""
+    micros = amount_usd * MICROS
+    if micros != micros.to_integral_value():
+        raise ValidationFailed(
+            "amount_usd: must have at most 6 decimal places (micro-dollars)",
+            code="invalid_field",
+            param="amount_usd",
+        )
+    return int(micros)
+
+
+def checked_thresholds(thresholds: list[int]) -> list[int]:
+    if any(b <= a for a, b in zip(thresholds, thresholds[1:], strict=False)):
+        raise ValidationFailed(
+            "thresholds: must be in ascending order without repeats, e.g. [50, 80, 100]",
+            code="invalid_field",
+            param="thresholds",
+        )
+    return list(thresholds)
 
 
 async def _scope_id(session: AsyncSession, principal: Principal, scope: str, scope_id: str | None) -> str:
@@ -116,6 +138,8 @@ async def create(
 ) -> BudgetView:
     """A new budget, from the values a `BudgetCreate` body checked."""
     principal.require("admin")
+    cap = cap_micros(amount_usd)
+    percents = checked_thresholds(thresholds)
     target = await _scope_id(session, principal, scope, scope_id)
     await _check_name(session, principal.org_id, name)
     now = rt.clock.now()
@@ -125,10 +149,10 @@ async def create(
         name=name,
         scope=scope,
         scope_id=target,
-        cap_micros=micros(amount_usd),
+        cap_micros=cap,
         period=period,
         action=action,
-        thresholds=list(thresholds),
+        thresholds=percents,
         created_at=now,
         updated_at=now,
     )
@@ -162,6 +186,10 @@ async def update(
     """
     principal.require("admin")
     budget = await repository.get(session, principal.org_id, budget_id)
+    if "amount_usd" in changes:
+        budget.cap_micros = cap_micros(Decimal(str(changes["amount_usd"])))
+    if "thresholds" in changes:
+        budget.thresholds = checked_thresholds(cast(list[int], changes["thresholds"]))
     scope = str(changes.get("scope", budget.scope))
     if "scope_id" in changes or scope != budget.scope:
         given = changes.get("scope_id")
@@ -171,13 +199,9 @@ async def update(
         name = str(changes["name"])
         await _check_name(session, principal.org_id, name, other_than=budget.id)
         budget.name = name
-    if "amount_usd" in changes:
-        budget.cap_micros = micros(Decimal(str(changes["amount_usd"])))
     for field in ("period", "action"):
         if field in changes:
             setattr(budget, field, str(changes[field]))
-    if "thresholds" in changes:
-        budget.thresholds = list(cast(list[int], changes["thresholds"]))
     budget.updated_at = rt.clock.now()
     await _flush(session, budget.name)
     rt.invalidate(session, budgets=True)

@@ -13,9 +13,9 @@ new release) with `MODELUX_MODEL_PRICES`; an override wins over the database.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -51,7 +51,13 @@ class Tier:
     output_per_mtok: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+def _pico(per_mtok: Decimal) -> int:
+    """USD per million tokens as whole pico-dollars per token (1 USD/Mtok = 10^6 pUSD/token),
+    rounded up: the hot path then prices a request in integers."""
+    return int((per_mtok * MILLION).to_integral_value(rounding=ROUND_CEILING))
+
+
+@dataclass(frozen=True)
 class Rates:
     """A model's USD prices per million tokens, with long-context tiers (cliff pricing).
 
@@ -64,6 +70,29 @@ class Rates:
     tiers: tuple[Tier, ...] = ()
     context_window: int | None = None
     source: str = "genai-prices"
+    # integer pico-dollars per token: (prompt start, input, output) from the base up,
+    # and the dearest of each for worst cases
+    _steps: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+    _dearest: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        steps = [(-1, _pico(self.input_per_mtok), _pico(self.output_per_mtok))]
+        steps += [(t.start, _pico(t.input_per_mtok), _pico(t.output_per_mtok)) for t in self.tiers]
+        object.__setattr__(self, "_steps", tuple(steps))
+        object.__setattr__(self, "_dearest", (max(s[1] for s in steps), max(s[2] for s in steps)))
+
+    def cost_micros(self, prompt_tokens: int, completion_tokens: int) -> int:
+        """`cost_usd` in micro-dollars, rounded up, in integer arithmetic."""
+        per_in, per_out = self._steps[0][1], self._steps[0][2]
+        for start, tier_in, tier_out in self._steps[1:]:
+            if prompt_tokens > start:
+                per_in, per_out = tier_in, tier_out
+        return -(-(per_in * prompt_tokens + per_out * completion_tokens) // 1_000_000)
+
+    def worst_case_micros(self, prompt_tokens: int, completion_tokens: int) -> int:
+        """`worst_case_usd` in micro-dollars, rounded up."""
+        per_in, per_out = self._dearest
+        return -(-(per_in * prompt_tokens + per_out * completion_tokens) // 1_000_000)
 
     def for_prompt(self, prompt_tokens: int) -> tuple[Decimal, Decimal]:
         rates = (self.input_per_mtok, self.output_per_mtok)
@@ -181,14 +210,23 @@ class PriceBook:
 
     def __init__(self, overrides: dict[str, Rates] | None = None) -> None:
         self.overrides = overrides or {}
+        self._found: dict[tuple[str, str], Rates | None] = {}
 
     @classmethod
     def from_setting(cls, raw: str) -> PriceBook:
         return cls(parse_overrides(raw))
 
     def rates(self, vendor: str, model: str) -> Rates | None:
+        key = (vendor, model)
+        if key in self._found:
+            return self._found[key]
         found = self.overrides.get(f"{vendor}/{model}".lower())
-        return found if found is not None else database_rates(vendor, model)
+        if found is None:
+            found = database_rates(vendor, model)
+        if len(self._found) > 4096:  # model names come from callers: keep the memo bounded
+            self._found.clear()
+        self._found[key] = found
+        return found
 
 
 @lru_cache(maxsize=64)

@@ -22,11 +22,12 @@ an alert-only budget lets it through, and it adds nothing to that budget.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import os
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from modelux_server.budget.alerts import SpendObserved, on_spend
@@ -34,14 +35,13 @@ from modelux_server.budget.lookup import BudgetRule
 from modelux_server.budget.meter import BudgetMeter, Hold, Reserved
 from modelux_server.budget.periods import Period, period_at
 from modelux_server.errors import PlanError, ValidationFailed
-from modelux_server.kit.ids import new_id
 from modelux_server.pricing.catalog import PriceBook, Rates
+from modelux_server.proxy.asgi import RawHeaders, header_value
 from modelux_server.proxy.providers.base import Usage
 from modelux_server.proxy.resolve import Route, Target
 from modelux_server.services import Services
 
 log = logging.getLogger("modelux.budget")
-MICROS = Decimal(1_000_000)
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -73,10 +73,6 @@ class BudgetExceeded(PlanError):
         return {**super().body(), "budget": self.budget}
 
 
-def to_micros(usd: Decimal) -> int:
-    return int((usd * MICROS).to_integral_value(rounding=ROUND_CEILING))
-
-
 def usd(micros: int) -> float:
     return round(micros / 1_000_000, 6)
 
@@ -103,7 +99,7 @@ def worst_case(
             unknown.append(target)
             continue
         output = 0 if kind == "embeddings" else choices * _output_bound(body, rates, default_output)
-        costs.append(to_micros(rates.worst_case_usd(size, output)))
+        costs.append(rates.worst_case_micros(size, output))
     if route.strategy == "ensemble":
         return sum(costs), unknown
     return max(costs, default=0), unknown
@@ -116,7 +112,7 @@ def real_cost(prices: PriceBook, target: Target, usage: Usage | None, held: int)
     rates = prices.rates(target.vendor, target.model)
     if rates is None:
         return 0
-    return to_micros(rates.cost_usd(usage.prompt_tokens, usage.completion_tokens))
+    return rates.cost_micros(usage.prompt_tokens, usage.completion_tokens)
 
 
 @dataclass(slots=True)
@@ -126,13 +122,47 @@ class Charge:
     rules: tuple[BudgetRule, ...]
     reserved: Reserved
     amount: int
-    headers: dict[str, str]
+    headers: RawHeaders
     priced: bool
     settled: bool = False
 
 
+# the current period per (kind, anchor day): worked out once per period, not per request
+_periods: dict[tuple[str, int], Period] = {}
+# hold tokens: unique across processes (the prefix) and within one (the counter)
+_token_prefix = f"h{os.urandom(6).hex()}."
+_tokens = itertools.count()
+
+
+_resets: dict[str, str] = {}
+# the rules behind the budgets this process has reserved on, for the spend a shared
+# counter reports (`observed`); replaced as the lookups refresh them
+_known: dict[str, BudgetRule] = {}
+
+
+def observed(rt: Services, hold: Hold, spent: int) -> None:
+    """A shared counter's word on a budget's spend (every process's answers): the alert
+    emails hear of thresholds reached, whoever's answer reached them."""
+    rule = _known.get(hold.budget_id)
+    if rule is not None and rule.thresholds and spent >= -(-rule.cap * min(rule.thresholds) // 100):
+        _observe(rt, rule, hold.period, spent)
+
+
+def _resets_at(period: Period) -> str:
+    found = _resets.get(period.key)
+    if found is None:
+        if len(_resets) > 64:
+            _resets.clear()
+        found = _resets[period.key] = period.end.isoformat()
+    return found
+
+
 def _period(rule: BudgetRule, now: datetime, anchor_day: int) -> Period:
-    return period_at(rule.period, now, anchor_day)
+    key = (rule.period, anchor_day)
+    period = _periods.get(key)
+    if period is None or not period.start <= now < period.end:
+        period = _periods[key] = period_at(rule.period, now, anchor_day)
+    return period
 
 
 async def reserve(
@@ -148,8 +178,8 @@ async def reserve(
 ) -> Charge:
     """Hold the request's worst case against its budgets, or raise 402/422."""
     amount, unknown = worst_case(prices, route, body, size, kind, rt.settings.budget_max_output_tokens)
-    blocking = [rule for rule in rules if rule.blocking]
-    if unknown and blocking:
+    blocking = [rule for rule in rules if rule.blocking] if unknown else []
+    if blocking:
         target = unknown[0]
         raise ValidationFailed(
             f"The price of '{target.label}' is not known, so the budget '{blocking[0].name}' cannot be "
@@ -157,12 +187,14 @@ async def reserve(
             code="model_price_unknown",
             param="model",
         )
+    for rule in rules:
+        _known[rule.id] = rule
     now = rt.clock.now()
     holds = tuple(
         Hold(rule.id, _period(rule, now, anchor_day), rule.cap, amount if rule.blocking else 0, rule.blocking)
         for rule in rules
     )
-    outcome = await meter.reserve(holds, new_id("hold"))
+    outcome = await meter.reserve(holds, f"{_token_prefix}{next(_tokens)}")
     if not isinstance(outcome, Reserved):
         rule = next(r for r in rules if r.id == outcome.hold.budget_id)
         period = outcome.hold.period
@@ -182,49 +214,50 @@ async def reserve(
     return Charge(rules, outcome, amount, _headers(rules, outcome), priced=not unknown)
 
 
-def _headers(rules: tuple[BudgetRule, ...], reserved: Reserved) -> dict[str, str]:
+_NAME, _REMAINING, _ACTION, _RESET = (
+    b"x-modelux-budget-name",
+    b"x-modelux-budget-remaining",
+    b"x-modelux-budget-action",
+    b"x-modelux-budget-reset",
+)
+# the SDK's names for the two actions: block, or let the request through
+_ACTIONS = {True: b"block", False: b"warn_only"}
+
+
+def _headers(rules: tuple[BudgetRule, ...], reserved: Reserved) -> RawHeaders:
     """The budget with the least room left names itself in `x-modelux-budget-*`."""
-    tightest = min(
-        zip(rules, reserved.holds, strict=True),
-        key=lambda pair: pair[0].cap - reserved.committed.get(pair[0].id, 0),
-    )
-    rule, hold = tightest
-    remaining = max(0, rule.cap - reserved.committed.get(rule.id, 0))
-    return {
-        "x-modelux-budget-name": rule.name,
-        "x-modelux-budget-remaining": f"{usd(remaining):.6f}",
-        # the SDK's names for the two actions: block, or let the request through
-        "x-modelux-budget-action": "block" if rule.blocking else "warn_only",
-        "x-modelux-budget-reset": hold.period.end.isoformat(),
-    }
+    committed = reserved.committed
+    rule, hold = rules[0], reserved.holds[0]
+    remaining = rule.cap - committed.get(rule.id, 0)
+    for other, other_hold in zip(rules[1:], reserved.holds[1:], strict=True):
+        left = other.cap - committed.get(other.id, 0)
+        if left < remaining:
+            rule, hold, remaining = other, other_hold, left
+    return [
+        (_NAME, header_value(rule.name)),  # a tenant's name: percent-encoded if not plain ASCII
+        (_REMAINING, b"%.6f" % (max(0, remaining) / 1_000_000)),
+        (_ACTION, _ACTIONS[rule.blocking]),
+        (_RESET, _resets_at(hold.period).encode("ascii")),
+    ]
 
 
-async def settle(rt: Services, meter: BudgetMeter, charge: Charge, cost: int) -> None:
-    """Turn the hold into the real cost, once; alerts for thresholds crossed run off the path."""
+def settle(rt: Services, meter: BudgetMeter, charge: Charge, cost: int) -> None:
+    """Turn the hold into the real cost, once, without the answer waiting for it; thresholds
+    crossed go to the alert emails off the path."""
     if charge.settled:
         return
     charge.settled = True
-    spends = await meter.settle(charge.reserved, cost if charge.priced else 0)
-    if cost <= 0:
-        return
-    for rule, hold in zip(charge.rules, charge.reserved.holds, strict=True):
-        spent = spends.get(rule.id, 0)
-        if crossed(rule, spent - cost, spent):
-            _observe(rt, rule, hold.period, spent)
+    cost = cost if charge.priced else 0
 
+    def counted(spends: dict[str, int]) -> None:
+        if cost <= 0:
+            return
+        for rule, hold in zip(charge.rules, charge.reserved.holds, strict=True):
+            spent = spends.get(rule.id, 0)
+            if crossed(rule, spent - cost, spent):
+                _observe(rt, rule, hold.period, spent)
 
-def settle_later(rt: Services, meter: BudgetMeter, charge: Charge, cost: int) -> None:
-    """`settle` in a task of its own: the answer never waits for the counter."""
-    charge_task = asyncio.create_task(_settle_logged(rt, meter, charge, cost))
-    _background.add(charge_task)
-    charge_task.add_done_callback(_background.discard)
-
-
-async def _settle_logged(rt: Services, meter: BudgetMeter, charge: Charge, cost: int) -> None:
-    try:
-        await settle(rt, meter, charge, cost)
-    except Exception:  # noqa: BLE001 - the hold expires by itself (budget/meter.py HOLD_SECONDS)
-        log.exception("settling a budget hold failed")
+    meter.settle(charge.reserved, cost, counted)
 
 
 def crossed(rule: BudgetRule, before: int, after: int) -> bool:

@@ -121,7 +121,7 @@ class ProxyCall:
             if outcome.headers:
                 headers.extend(raw_headers(outcome.headers))
         if self.charge is not None:
-            headers.extend(raw_headers(self.charge.headers))
+            headers.extend(self.charge.headers)
         return headers
 
     def log(self, status: int, outcome: Outcome | None = None, error: str | None = None) -> None:
@@ -174,7 +174,7 @@ class ProxyCall:
             # an ensemble's usage is its members' together: priced at the dearest member
             targets = self.route.targets if self.route.strategy == "ensemble" else [outcome.target]
             cost = max(budgets.real_cost(prices, t, outcome.usage, charge.amount) for t in targets)
-        budgets.settle_later(self.state.rt, meter, charge, cost)
+        budgets.settle(self.state.rt, meter, charge, cost)
 
     async def fail(self, send: Send, exc: ModeluxError) -> None:
         # upstream codes are the provider's words: the metric gets the status only

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from modelux_server.kit.egress import policy_for
 from modelux_server.pricing.catalog import PriceBook
+from modelux_server.proxy import budgets
 from modelux_server.proxy.execute import Executor
 from modelux_server.proxy.lookups import Lookups
 from modelux_server.proxy.metrics import ProxyMetrics
@@ -40,6 +42,8 @@ async def proxy_lifetime(rt: Services) -> AsyncIterator[None]:
         prices=PriceBook.from_setting(settings.model_prices),
     )
     rt.proxy = state
+    if rt.budget_meter is not None:
+        rt.budget_meter.observer = partial(budgets.observed, rt)
     rt.add_invalidator(lookups.invalidate)
     await request_log.start()
     # Start-up leaves a large heap of long-lived objects (ORM mappers, routes, pydantic

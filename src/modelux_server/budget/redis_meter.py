@@ -1,0 +1,463 @@
+"""Budget counters in Redis, shared by every serving process; the ledger in the database.
+
+Per budget and period Redis holds `spent` (settled cost), `held` (room taken out by
+processes and not yet settled) and `ceiling` (the ledger's bound), plus the room
+each process holds (`h:<lease>`) with an expiry in a sorted set. Every process
+holds room under one *lease* per budget: it takes room from Redis in one atomic
+step, spends it on requests in its own memory, and reports what the answers cost
+(and gives back what it does not need) behind the requests.
+
+Exact under concurrency, across processes: room is only ever taken while
+`spent + held + room <= cap` holds, on the Redis server, for every blocking budget
+of the request at once; a request is admitted only against room its process holds.
+
+Fast far from the cap: while a budget has plenty of room left (at least
+`LEASE_AHEAD` times the lease), a process takes `LEASE_REQUESTS` worst cases at a
+time, so most requests touch no Redis at all. Near the cap it takes exactly what
+each request needs and gives back what is left as soon as the answer settles, so
+no process sits on room another one needs (at most for the report interval).
+
+A process that dies leaves its lease in Redis until it expires (LEASE_SECONDS
+without a report). The expired room is then counted as *spent*: the process may
+have spent it on answers it never reported. So a crash can over-count a budget by
+at most its lease, and never lets it be spent past its cap.
+
+All operations of a moment go to Redis in one Lua script call (the lease requests
+in arrival order, and the reports), one call at a time per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from modelux_server.budget.meter import (
+    Blocked,
+    Hold,
+    Reservation,
+    Reserved,
+    Settled,
+    SpendLedger,
+    SpendObserver,
+    ceiling_step,
+)
+from modelux_server.budget.periods import Period
+from modelux_server.errors import ServiceUnavailable
+
+log = logging.getLogger("modelux.budget")
+
+LEASE_REQUESTS = 32  # worst cases a lease takes at once, far from the cap
+LEASE_AHEAD = 8  # "far": the room left is at least this many leases
+LEASE_SECONDS = 30  # a lease not reported on for this long belongs to a dead process
+
+# KEYS: hash and zset per budget-period in the batch (hash at 2k-1, zset at 2k).
+# ARGV[1] now (ms), ARGV[2] lease lifetime (ms), ARGV[3] lease name, ARGV[4] the batch:
+#   {"g": [[[k, need, want, cap], ...], ...],   room for one request each, all or none
+#    "p": [[k, cost, returned, blocking], ...]}  reports
+# Returns JSON {"g": [...], "p": [...]}: per grant [1, [granted, ...], [[spent, held], ...]],
+# [0, j, spent] budget j has no room, [-1, j, needed] its ceiling must be raised first,
+# [-2, j] not loaded; per report [spent, held, ceiling, lost (1: the lease had expired)].
+BATCH = """
+local now, life, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local batch = cjson.decode(ARGV[4])
+local purged = {}
+local function purge(k)
+  if purged[k] then return end
+  purged[k] = true
+  local h, z = KEYS[2 * k - 1], KEYS[2 * k]
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #expired == 0 then return end
+  local gone = 0
+  for _, name in ipairs(expired) do
+    gone = gone + tonumber(redis.call('HGET', h, 'h:' .. name) or '0')
+    redis.call('HDEL', h, 'h:' .. name)
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  -- a dead process may have spent all of it: count it spent, never free it
+  redis.call('HINCRBY', h, 'held', -gone)
+  redis.call('HINCRBY', h, 'spent', gone)
+end
+local out = {g = {}, p = {}}
+for i, op in ipairs(batch.p) do
+  local k, cost, back, blocking = op[1], op[2], op[3], op[4]
+  local h, z = KEYS[2 * k - 1], KEYS[2 * k]
+  purge(k)
+  local lost = 0
+  local mine = redis.call('HGET', h, 'h:' .. lease)
+  if mine then
+    local left = tonumber(mine) - cost - back
+    redis.call('HINCRBY', h, 'held', -(cost + back))
+    redis.call('HINCRBY', h, 'spent', cost)
+    if left > 0 then
+      redis.call('HSET', h, 'h:' .. lease, left)
+      redis.call('ZADD', z, now + life, lease)
+    else
+      redis.call('HDEL', h, 'h:' .. lease)
+      redis.call('ZREM', z, lease)
+    end
+  elseif blocking == 1 then
+    lost = 1  -- expired and already counted as spent in full
+  else
+    redis.call('HINCRBY', h, 'spent', cost)  -- an alert-only budget holds no room
+  end
+  local v = redis.call('HMGET', h, 'spent', 'held', 'ceiling')
+  out.p[i] = {tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0'), lost}
+end
+for i, asks in ipairs(batch.g) do
+  local result, granted, state = nil, {}, {}
+  for j, ask in ipairs(asks) do
+    local k, need, want, cap = ask[1], ask[2], ask[3], ask[4]
+    local h = KEYS[2 * k - 1]
+    local v = redis.call('HMGET', h, 'spent', 'held', 'ceiling')
+    if not v[1] then result = {-2, j} break end
+    purge(k)
+    local spent, held = tonumber(redis.call('HGET', h, 'spent')), tonumber(redis.call('HGET', h, 'held'))
+    local free = cap - spent - held
+    if need > free then result = {0, j, spent} break end
+    local take = need
+    if free >= want * tonumber(ARGV[5]) then take = want end
+    if spent + held + take > tonumber(v[3]) then result = {-1, j, spent + held + take} break end
+    granted[j] = take
+    state[j] = {spent, held + take}
+  end
+  if not result then
+    for j, ask in ipairs(asks) do
+      local h, z = KEYS[2 * ask[1] - 1], KEYS[2 * ask[1]]
+      redis.call('HINCRBY', h, 'held', granted[j])
+      redis.call('HINCRBY', h, 'h:' .. lease, granted[j])
+      redis.call('ZADD', z, now + life, lease)
+    end
+    result = {1, granted, state}
+  end
+  out.g[i] = result
+end
+return cjson.encode(out)
+"""
+
+# KEYS[1] hash; ARGV spent=ceiling start, ttl seconds: only if no process seeded it first
+SEED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'held', 0, 'ceiling', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+# KEYS[1] hash; ARGV[1] new ceiling (only ever raised)
+RAISE = """
+local cur = redis.call('HGET', KEYS[1], 'ceiling')
+if cur and tonumber(cur) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'ceiling', ARGV[1]) end
+return 1
+"""
+
+
+@dataclass(slots=True)
+class _Lease:
+    """This process's room on one budget in one period."""
+
+    hold: Hold  # the budget, its period and cap (amount: of whichever request came first)
+    left: int = 0  # room held in Redis and not yet given to a request
+    unreported: int = 0  # settled cost not yet reported
+    tight: bool = False  # near the cap: give room back as soon as it is free
+    used: bool = False  # a request drew on it since the last report
+    spent: int = 0  # as of the last answer from Redis, for the headers
+    held: int = 0
+    reporting: bool = False
+
+
+@dataclass(slots=True)
+class _Grant:
+    holds: tuple[Hold, ...]
+    need: list[int]
+    done: asyncio.Future[list[object]]
+
+
+@dataclass(slots=True)
+class _Report:
+    lease: _Lease
+    cost: int
+    back: int
+    done: asyncio.Future[list[object]] = field(repr=False)
+
+
+class RedisBudgetMeter:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        ledger: SpendLedger,
+        *,
+        flush_interval: float = 0.5,
+        lease_seconds: int = LEASE_SECONDS,
+    ) -> None:
+        self.redis = client
+        self.ledger = ledger
+        self.flush_interval = flush_interval
+        self.lease_ms = lease_seconds * 1000
+        self.name = f"L{os.getpid()}.{os.urandom(4).hex()}"  # this process's lease
+        self._batch = client.register_script(BATCH)
+        self._seed = client.register_script(SEED)
+        self._raise = client.register_script(RAISE)
+        self._leases: dict[tuple[str, str], _Lease] = {}
+        self._grants: list[_Grant] = []
+        self._reports: list[_Report] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._touched: dict[tuple[str, str], Period] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        # told each budget's spend as Redis counts it (alerts), see BudgetMeter
+        self.observer: SpendObserver | None = None
+
+    @staticmethod
+    def keys(budget_id: str, period: Period) -> tuple[str, str]:
+        base = f"mlx:budget:{budget_id}:{period.key}"
+        return base, base + ":holds"
+
+    def _lease(self, hold: Hold) -> _Lease:
+        key = (hold.budget_id, hold.period.key)
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease(hold)
+        return lease
+
+    # -- requests --------------------------------------------------------------------
+
+    async def reserve(self, holds: tuple[Hold, ...], token: str) -> Reservation:
+        leases = [self._lease(h) for h in holds]
+        try:
+            for _ in range(64):
+                short = [(h, lease) for h, lease in zip(holds, leases, strict=True) if lease.left < h.amount]
+                if not short:
+                    committed: dict[str, int] = {}
+                    for hold, lease in zip(holds, leases, strict=True):
+                        lease.left -= hold.amount
+                        lease.used = True
+                        committed[hold.budget_id] = lease.spent + lease.held
+                    return Reserved(holds, token, committed)
+                result = await self._ask([h for h, _ in short], [h.amount - lease.left for h, lease in short])
+                status = result[0]
+                if status == 1:
+                    granted, states = result[1], result[2]
+                    assert isinstance(granted, list) and isinstance(states, list)
+                    for (hold, lease), took, (spent, held) in zip(short, granted, states, strict=True):
+                        lease.left += int(took)
+                        lease.tight = int(took) < hold.amount * LEASE_REQUESTS
+                        lease.spent, lease.held = int(spent), int(held)
+                    continue  # others in this process may have drawn on it meanwhile: check again
+                hold = short[int(str(result[1])) - 1][0]
+                if status == 0:
+                    return Blocked(hold, int(str(result[2])))
+                async with self._locks.setdefault((hold.budget_id, hold.period.key), asyncio.Lock()):
+                    if status == -2:
+                        await self._load(hold)
+                    else:
+                        await self._extend(hold, ceiling_step(hold.cap, int(str(result[2])), hold.amount))
+        except RedisError as exc:
+            # a budget that cannot be checked is not spent past: refuse, like the counter
+            log.error("redis unreachable, refusing budgeted traffic: %s", type(exc).__name__)
+            raise ServiceUnavailable(
+                "The budget counter is unavailable; the request was not sent.",
+                code="budget_counter_unavailable",
+            ) from None
+        raise ServiceUnavailable("The budget counter is busy; try again.", code="budget_counter_contended")
+
+    def settle(self, reserved: Reserved, cost: int, then: Settled | None = None) -> None:
+        spends: dict[str, int] = {}
+        for hold in reserved.holds:
+            lease = self._lease(hold)
+            lease.left += hold.amount - cost
+            lease.unreported += cost
+            lease.spent += cost
+            spends[hold.budget_id] = lease.spent
+            if lease.tight:
+                self._report(lease)
+        if then is not None:
+            then(spends)
+
+    async def spent(self, budget_id: str, period: Period) -> int:
+        """Settled spend, with what this process has yet to report."""
+        mine = self._leases.get((budget_id, period.key))
+        pending = mine.unreported if mine is not None else 0
+        try:
+            value = await self.redis.hget(self.keys(budget_id, period)[0], "spent")
+        except RedisError:
+            value = None
+        if value is not None:
+            return int(value) + pending
+        spent, _ceiling = await self.ledger.load(budget_id, period)
+        return spent + pending
+
+    # -- Redis -----------------------------------------------------------------------
+
+    async def _ask(self, holds: list[Hold], need: list[int]) -> list[object]:
+        done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        self._grants.append(_Grant(tuple(holds), need, done))
+        self._kick()
+        return await done
+
+    def _report(self, lease: _Lease, *, give_back: bool = True) -> None:
+        """Hand what the lease's answers cost (and the room it does not need) to Redis."""
+        if lease.reporting:
+            return  # one report in flight per lease: the next takes what came since
+        cost, back = lease.unreported, lease.left if give_back else 0
+        lease.unreported -= cost
+        lease.left -= back
+        lease.reporting = True
+        done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        report = _Report(lease, cost, back, done)
+        done.add_done_callback(lambda answer: self._reported(report, answer))
+        self._reports.append(report)
+        self._kick()
+
+    def _reported(self, report: _Report, answer: asyncio.Future[list[object]]) -> None:
+        lease = report.lease
+        lease.reporting = False
+        if answer.cancelled() or answer.exception() is not None:
+            # nothing changed in Redis: keep it for the next report
+            lease.unreported += report.cost
+            lease.left += report.back
+            return
+        spent, held, ceiling, lost = (int(str(v)) for v in answer.result())
+        lease.spent, lease.held = spent + lease.unreported, held
+        if self.observer is not None:
+            self.observer(lease.hold, spent)  # thresholds crossed by any process's answers
+        if lost:
+            # expired (this process stalled past LEASE_SECONDS): Redis counted all of it as
+            # spent, so what this process still thought it held is gone
+            lease.left = min(lease.left, 0)
+        hold = lease.hold
+        self._touched[(hold.budget_id, hold.period.key)] = hold.period
+        if spent > ceiling:  # answers cost more than their bound
+            self._background(self._extend(hold, ceiling_step(hold.cap, spent)))
+        if lease.tight and (lease.left or lease.unreported):
+            self._report(lease)  # what settled while this report was out
+
+    def _kick(self) -> None:
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._grants or self._reports:
+            grants, self._grants = self._grants, []
+            reports, self._reports = self._reports, []
+            waiting: list[asyncio.Future[list[object]]] = [op.done for op in grants]
+            waiting += [op.done for op in reports]
+            try:
+                answer = await self._run(grants, reports)
+            except Exception as exc:  # noqa: BLE001 - every waiter hears of it
+                for done in waiting:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for done, result in zip(waiting, [*answer["g"], *answer["p"]], strict=True):
+                if not done.done():
+                    done.set_result(result)
+
+    async def _run(self, grants: list[_Grant], reports: list[_Report]) -> dict[str, list[list[object]]]:
+        slots: dict[tuple[str, str], int] = {}
+        keys: list[str] = []
+
+        def slot(hold: Hold) -> int:
+            name = (hold.budget_id, hold.period.key)
+            if name not in slots:
+                keys.extend(self.keys(hold.budget_id, hold.period))
+                slots[name] = len(slots) + 1
+            return slots[name]
+
+        batch = {
+            "g": [
+                [[slot(h), n, h.amount * LEASE_REQUESTS, h.cap] for h, n in zip(g.holds, g.need, strict=True)]
+                for g in grants
+            ],
+            "p": [[slot(r.lease.hold), r.cost, r.back, 1 if r.lease.hold.blocking else 0] for r in reports],
+        }
+        raw = await self._batch(
+            keys=keys,
+            args=[
+                int(time.time() * 1000),
+                self.lease_ms,
+                self.name,
+                json.dumps(batch, separators=(",", ":")),
+                LEASE_AHEAD,
+            ],
+        )
+        answer: dict[str, list[list[object]]] = json.loads(raw)
+        # cjson encodes an empty Lua table as an object
+        return {"g": answer["g"] or [], "p": answer["p"] or []}
+
+    async def _load(self, hold: Hold) -> None:
+        spent, ceiling = await self.ledger.load(hold.budget_id, hold.period)
+        start = max(spent, ceiling)  # what the ceiling allowed may have been spent before
+        ttl = int((hold.period.end - hold.period.start + timedelta(days=7)).total_seconds())
+        await self._seed(keys=[self.keys(hold.budget_id, hold.period)[0]], args=[start, ttl])
+
+    async def _extend(self, hold: Hold, needed: int) -> None:
+        ceiling = await self.ledger.raise_ceiling(hold.budget_id, hold.period, needed)
+        await self._raise(keys=[self.keys(hold.budget_id, hold.period)[0]], args=[ceiling])
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.warning("budget spend flush failed", exc_info=True)
+
+    def _report_all(self, *, everything: bool = False) -> None:
+        """Report every lease with news; renew the busy ones, give back the idle ones' room."""
+        for key, lease in list(self._leases.items()):
+            idle = not lease.used
+            lease.used = False
+            if lease.unreported or lease.left or everything:
+                # a lease in use keeps its room (the report renews its expiry)
+                self._report(lease, give_back=idle or everything or lease.tight)
+            elif idle and not lease.reporting and lease.hold.period.end.timestamp() < time.time():
+                del self._leases[key]  # a past period with nothing left to say
+
+    async def flush(self, *, everything: bool = False) -> None:
+        """Report every lease, then write the settled spend Redis holds to the ledger."""
+        self._report_all(everything=everything)
+        if self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+        touched, self._touched = self._touched, {}
+        spends = []
+        for (budget_id, _), period in touched.items():
+            value = await self.redis.hget(self.keys(budget_id, period)[0], "spent")
+            if value is not None:
+                spends.append((budget_id, period, int(value)))
+        await self.ledger.record(spends)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        try:
+            await self.flush(everything=True)  # hand back every lease: nothing is in flight now
+        except RedisError:
+            log.warning("redis unreachable at shutdown; unreported leases expire as spent")
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
