@@ -200,3 +200,25 @@ def test_200_concurrent_requests_never_spend_past_the_cap(
 
     stored, ceiling = live.call(ledger())
     assert stored == spent and ceiling >= spent
+
+
+def test_a_deleted_budget_does_not_stop_the_others_being_written(live: LiveServer, tenant: Tenant) -> None:
+    gone = add_budget(live, tenant, cap_micros=10**9, name="to delete")
+    kept = add_budget(live, tenant, cap_micros=10**9, name="kept")
+    c = openai.OpenAI(api_key=tenant.key, base_url=f"{tenant.base}/v1", max_retries=0)
+    # deleted between the answer and the next ledger write: that write has a row for it
+    c.chat.completions.create(model="gpt-fake", messages=MSG, max_tokens=5)
+    with tenant.manage() as m:
+        assert m.delete(f"/budgets/{gone}").status_code == 200
+
+    async def written() -> int:
+        await drain_alerts()
+        meter = live.runtime.budget_meter
+        assert meter is not None
+        await meter.flush()
+        async with live.runtime.db.session() as session:
+            return (
+                await session.execute(select(BudgetSpend.spent_micros).where(BudgetSpend.budget_id == kept))
+            ).scalar_one()
+
+    assert live.call(written()) == settled(live, kept) > 0

@@ -31,12 +31,13 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from modelux_server.budget.periods import Period
 from modelux_server.errors import ServiceUnavailable
 from modelux_server.kit.clock import Clock
 from modelux_server.kit.db import Database
-from modelux_server.models import BudgetSpend
+from modelux_server.models import Budget, BudgetSpend
 
 log = logging.getLogger("modelux.budget")
 
@@ -147,15 +148,26 @@ class SpendLedger:
                 "updated_at": stmt.excluded.updated_at,
             },
         ).returning(BudgetSpend.ceiling_micros)
-        async with self.db.hot_session() as session:
-            return int((await session.execute(stmt)).scalar_one())
+        try:
+            async with self.db.hot_session() as session:
+                return int((await session.execute(stmt)).scalar_one())
+        except IntegrityError:
+            # the budget was deleted since this process cached it (another process's change
+            # reaches it within the lookups' TTL): nothing left to bound
+            return at_least
 
     async def record(self, spends: list[tuple[str, Period, int]], *, settle: bool = False) -> None:
         """Store settled spend (monotonic); with `settle` the ceiling drops to it (clean stop)."""
         if not spends:
             return
         async with self.db.hot_session() as session:
+            ids = {budget_id for budget_id, _, _ in spends}
+            # a budget deleted meanwhile has no ledger to write (and its row would break the
+            # foreign key, and with it every other row of this write)
+            live = set(await session.scalars(select(Budget.id).where(Budget.id.in_(ids))))
             for budget_id, period, spent in spends:
+                if budget_id not in live:
+                    continue
                 stmt, greatest = self._insert(budget_id, period, spent, spent)
                 updates = {
                     "spent_micros": greatest(BudgetSpend.spent_micros, stmt.excluded.spent_micros),
