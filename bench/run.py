@@ -185,6 +185,13 @@ def render(results: dict[str, Any]) -> str:
             f"**x{workers['ratio_workers_2_to_1']:.2f}**; direct to the fake upstream "
             f"{workers['direct_rps']:.0f} req/s ([workers.md](workers.md) has the method).",
         ]
+    for budget in results.get("budgets", []):
+        lines += [
+            "",
+            f"Spend budgets ({budget['backend']}, three blocking budgets over every request against "
+            f"none, same server, alternating runs): {budget['off_rps']:.0f} against {budget['on_rps']:.0f} "
+            f"req/s, **x{budget['ratio_on_to_off']:.3f}** ([budgets.md](budgets.md) has the method).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -202,6 +209,12 @@ def main() -> None:
             }
             cap = measure_cap(upstream, workdir)
             workers = measure_workers(upstream, workdir, args.seconds)
+            from bench.budgets import measure_budgets  # bench.budgets uses this module's backends
+
+            budgets = [
+                measure_budgets(name, upstream, workdir, args.seconds)
+                for name in ("local-sqlite", "redis-postgresql")
+            ]
     finally:
         upstream.stop()
     results = {
@@ -212,6 +225,7 @@ def main() -> None:
         "backends": backends,
         "cap": cap,
         "workers": workers,
+        "budgets": budgets,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
