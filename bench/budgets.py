@@ -60,7 +60,7 @@ def ids(server: ServeProcess, mk: str) -> tuple[str, str]:
 
 
 def measure_budgets(
-    name: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int = 2
+    name: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int = 3
 ) -> dict[str, Any]:
     env, pg = backend_env(name, workdir)
     env = {**env, "MODELUX_ACCESS_LOG": "false", "MODELUX_MODEL_PRICES": json.dumps(PRICES)}

@@ -196,7 +196,7 @@ class LocalBudgetMeter:
     """In-process counters for one serving process: one event loop makes each check-and-hold
     atomic (no await between the check and the hold)."""
 
-    def __init__(self, ledger: SpendLedger, *, flush_interval: float = 0.5) -> None:
+    def __init__(self, ledger: SpendLedger, *, flush_interval: float = 2.0) -> None:
         self.ledger = ledger
         self.flush_interval = flush_interval
         self._live: dict[tuple[str, str], _Live] = {}
