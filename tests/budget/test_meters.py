@@ -155,3 +155,84 @@ async def test_an_idle_lease_is_given_back_so_another_process_can_use_the_room(r
     finally:
         for c in clients:
             await c.aclose()
+
+
+async def test_alert_only_budgets_hold_no_room_and_never_refuse_on_redis(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    meter = RedisBudgetMeter(client, DictLedger())  # type: ignore[arg-type]
+    budget = new_id("bud")
+    alert = (hold(budget, cap=1_000, amount=0, blocking=False),)
+    try:
+        for i in range(10):  # past its cap after the fourth: still admitted
+            reserved = await meter.reserve(alert, f"t{i}")
+            assert isinstance(reserved, Reserved)
+            meter.settle(reserved, 300)
+        await meter.flush()
+        assert int(await client.hget(meter.keys(budget, PERIOD)[0], "spent") or 0) == 3_000
+        assert int(await client.hget(meter.keys(budget, PERIOD)[0], "held") or 0) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_lease_under_a_long_request_is_renewed_not_counted_as_spent(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    meter = RedisBudgetMeter(client, DictLedger(), lease_seconds=1)  # type: ignore[arg-type]
+    budget = new_id("bud")
+    holds = (hold(budget, cap=10**9, amount=1_000),)
+    try:
+        reserved = await meter.reserve(holds, "long")
+        assert isinstance(reserved, Reserved)
+        for _ in range(4):  # the request runs for 2 s, twice the lease's lifetime
+            await asyncio.sleep(0.5)
+            await meter.flush()
+        meter.settle(reserved, 10)
+        await meter.flush()
+        assert int(await client.hget(meter.keys(budget, PERIOD)[0], "spent") or 0) == 10
+    finally:
+        await client.aclose()
+
+
+async def test_a_lowered_cap_is_enforced_on_room_already_leased(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    meter = RedisBudgetMeter(client, DictLedger())  # type: ignore[arg-type]
+    budget = new_id("bud")
+    try:
+        first = await meter.reserve((hold(budget, cap=10**9, amount=100),), "a")
+        assert isinstance(first, Reserved)
+        meter.settle(first, 100)
+        lowered = (hold(budget, cap=450, amount=100),)
+        results = [await meter.reserve(lowered, f"b{i}") for i in range(8)]
+        # 100 spent: three more holds of 100 fit under 450, the rest are refused
+        assert sum(isinstance(r, Reserved) for r in results) == 3
+    finally:
+        await client.aclose()
+
+
+async def test_a_report_whose_answer_was_lost_is_applied_once(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    meter = RedisBudgetMeter(client, DictLedger())  # type: ignore[arg-type]
+    budget = new_id("bud")
+    holds = (hold(budget, cap=10**9, amount=100),)
+    real_run = meter._run
+    lose_next = True
+
+    async def flaky(*args: object) -> object:
+        nonlocal lose_next
+        answer = await real_run(*args)  # type: ignore[arg-type]
+        if lose_next and args[1]:  # a batch with reports: it ran, but the answer is lost
+            lose_next = False
+            raise aioredis.ConnectionError("reply lost")
+        return answer
+
+    meter._run = flaky  # type: ignore[method-assign]
+    try:
+        reserved = await meter.reserve(holds, "t")
+        assert isinstance(reserved, Reserved)
+        meter.settle(reserved, 70)
+        with contextlib.suppress(aioredis.ConnectionError):
+            await meter.flush()
+        await meter.flush()  # the same numbered report again
+        await meter.flush()
+        assert int(await client.hget(meter.keys(budget, PERIOD)[0], "spent") or 0) == 70
+    finally:
+        await client.aclose()

@@ -9,6 +9,7 @@ out by hand: a request's worst case is its body's byte count in micro-dollars pl
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,9 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from modelux_server.budget.meter import LocalBudgetMeter
 from modelux_server.budget.periods import period_at
+from modelux_server.budget.redis_meter import RedisBudgetMeter
 from modelux_server.config import Settings
 from modelux_server.kit.ids import new_id
 from modelux_server.models import Budget, BudgetSpend
@@ -31,7 +34,8 @@ from tests.support.live_server import LiveServer
 MSG = [{"role": "user", "content": "hi"}]
 PRICES = (
     '{"openai/gpt-fake": {"input_per_mtok": 1, "output_per_mtok": 2},'
-    ' "openai/slow-3": {"input_per_mtok": 1, "output_per_mtok": 2}}'
+    ' "openai/slow-3": {"input_per_mtok": 1, "output_per_mtok": 2},'
+    ' "openai/slow-1.5": {"input_per_mtok": 1, "output_per_mtok": 2}}'
 )
 
 
@@ -222,3 +226,39 @@ def test_a_deleted_budget_does_not_stop_the_others_being_written(live: LiveServe
             ).scalar_one()
 
     assert live.call(written()) == settled(live, kept) > 0
+
+
+def test_a_client_that_leaves_before_its_stream_starts_is_charged_its_hold_once(
+    live: LiveServer, tenant: Tenant
+) -> None:
+    budget_id = add_budget(live, tenant, cap_micros=10**9, name="streams")
+    body = {"model": "openai/slow-1.5", "messages": MSG, "max_tokens": 10, "stream": True}
+    hold = worst_case(body, 10)
+    with pytest.raises(httpx.ReadTimeout):
+        # the upstream's first chunk comes after 1.5 s; the client gives up at 0.3 s
+        httpx.post(
+            f"{tenant.base}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {tenant.key}"},
+            timeout=0.3,
+        )
+    deadline = time.monotonic() + 10
+    while settled(live, budget_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # settled once: at the real cost when the relay still ran to its end, at the whole
+    # hold when the request ended before it (the upstream may bill what it generated)
+    charged = settled(live, budget_id)
+    assert 0 < charged <= hold
+    assert holding(live, budget_id) == 0
+    time.sleep(0.5)
+    assert settled(live, budget_id) == charged
+
+
+def holding(live: LiveServer, budget_id: str) -> int:
+    """What the meter still holds for requests running on the budget."""
+    meter = live.runtime.budget_meter
+    period = period_at("monthly", live.runtime.clock.now(), 1)
+    if isinstance(meter, LocalBudgetMeter):
+        return meter._live[(budget_id, period.key)].held
+    assert isinstance(meter, RedisBudgetMeter)
+    return meter._leases[(budget_id, period.key)].running

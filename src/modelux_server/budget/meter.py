@@ -41,10 +41,6 @@ from modelux_server.models import Budget, BudgetSpend
 
 log = logging.getLogger("modelux.budget")
 
-# a hold whose request never settled (its process died) is released after this long;
-# longer than any request may run (the stream limits and upstream timeouts are shorter)
-HOLD_SECONDS = 3600
-
 
 # Not frozen: these are made for every budgeted request, and a frozen dataclass pays
 # an object.__setattr__ per field in __init__.
@@ -310,6 +306,7 @@ class LocalBudgetMeter:
                 await self._flusher
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        # every hold is gone with this process: the ceiling can drop to what was spent
-        self._touched |= {key for key, live in self._live.items() if live.held == 0}
+        await self.flush()
+        # where no request is still held, the ceiling can drop to what was spent
+        self._touched = {key for key, live in self._live.items() if live.held == 0}
         await self.flush(settle=True)

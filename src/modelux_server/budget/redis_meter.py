@@ -35,7 +35,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -62,15 +62,19 @@ LEASE_AHEAD = 8  # "far": the room left is at least this many leases
 LEASE_SECONDS = 30  # a lease not reported on for this long belongs to a dead process
 
 # KEYS: hash and zset per budget-period in the batch (hash at 2k-1, zset at 2k).
-# ARGV[1] now (ms), ARGV[2] lease lifetime (ms), ARGV[3] lease name, ARGV[4] the batch:
-#   {"g": [[[k, need, want, cap], ...], ...],   room for one request each, all or none
-#    "p": [[k, cost, returned, blocking], ...]}  reports
+# ARGV[1] lease lifetime (ms), ARGV[2] lease name, ARGV[3] the batch as JSON, ARGV[4] LEASE_AHEAD:
+#   {"g": [[[k, need, want, cap], ...], ...],      room for one request each, all or none
+#    "p": [[k, seq, cost, returned, blocking], ...]} reports, each applied once (by seq)
 # Returns JSON {"g": [...], "p": [...]}: per grant [1, [granted, ...], [[spent, held], ...]],
 # [0, j, spent] budget j has no room, [-1, j, needed] its ceiling must be raised first,
 # [-2, j] not loaded; per report [spent, held, ceiling, lost (1: the lease had expired)].
+# Time is the Redis server's, so processes' clocks cannot expire each other's leases.
 BATCH = """
-local now, life, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local batch = cjson.decode(ARGV[4])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local life, lease = tonumber(ARGV[1]), ARGV[2]
+local batch = cjson.decode(ARGV[3])
+local function num(h, f) return tonumber(redis.call('HGET', h, f) or '0') end
 local purged = {}
 local function purge(k)
   if purged[k] then return end
@@ -80,54 +84,56 @@ local function purge(k)
   if #expired == 0 then return end
   local gone = 0
   for _, name in ipairs(expired) do
-    gone = gone + tonumber(redis.call('HGET', h, 'h:' .. name) or '0')
-    redis.call('HDEL', h, 'h:' .. name)
+    gone = gone + num(h, 'h:' .. name)
+    redis.call('HDEL', h, 'h:' .. name, 's:' .. name)
   end
   redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   -- a dead process may have spent all of it: count it spent, never free it
-  redis.call('HINCRBY', h, 'held', -gone)
+  redis.call('HINCRBY', h, 'held', 0 - gone)  -- never -0: not an integer to Redis
   redis.call('HINCRBY', h, 'spent', gone)
 end
 local out = {g = {}, p = {}}
 for i, op in ipairs(batch.p) do
-  local k, cost, back, blocking = op[1], op[2], op[3], op[4]
+  local k, seq, cost, back, blocking = op[1], op[2], op[3], op[4], op[5]
   local h, z = KEYS[2 * k - 1], KEYS[2 * k]
   purge(k)
   local lost = 0
-  local mine = redis.call('HGET', h, 'h:' .. lease)
-  if mine then
-    local left = tonumber(mine) - cost - back
-    redis.call('HINCRBY', h, 'held', -(cost + back))
-    redis.call('HINCRBY', h, 'spent', cost)
-    if left > 0 then
-      redis.call('HSET', h, 'h:' .. lease, left)
-      redis.call('ZADD', z, now + life, lease)
+  if seq > num(h, 's:' .. lease) then  -- not applied before (a reply lost on the way back)
+    local mine = redis.call('HGET', h, 'h:' .. lease)
+    if mine then
+      local left = tonumber(mine) - cost - back
+      redis.call('HINCRBY', h, 'held', 0 - (cost + back))
+      redis.call('HINCRBY', h, 'spent', cost)
+      if left > 0 then
+        redis.call('HSET', h, 'h:' .. lease, left, 's:' .. lease, seq)
+        redis.call('ZADD', z, now + life, lease)
+      else
+        -- the sequence stays: a retry of this report must still be recognised
+        redis.call('HDEL', h, 'h:' .. lease)
+        redis.call('HSET', h, 's:' .. lease, seq)
+        redis.call('ZREM', z, lease)
+      end
+    elseif blocking == 1 then
+      lost = 1  -- expired and already counted as spent in full
     else
-      redis.call('HDEL', h, 'h:' .. lease)
-      redis.call('ZREM', z, lease)
+      redis.call('HINCRBY', h, 'spent', cost)  -- an alert-only budget holds no room
     end
-  elseif blocking == 1 then
-    lost = 1  -- expired and already counted as spent in full
-  else
-    redis.call('HINCRBY', h, 'spent', cost)  -- an alert-only budget holds no room
   end
-  local v = redis.call('HMGET', h, 'spent', 'held', 'ceiling')
-  out.p[i] = {tonumber(v[1] or '0'), tonumber(v[2] or '0'), tonumber(v[3] or '0'), lost}
+  out.p[i] = {num(h, 'spent'), num(h, 'held'), num(h, 'ceiling'), lost}
 end
 for i, asks in ipairs(batch.g) do
   local result, granted, state = nil, {}, {}
   for j, ask in ipairs(asks) do
     local k, need, want, cap = ask[1], ask[2], ask[3], ask[4]
     local h = KEYS[2 * k - 1]
-    local v = redis.call('HMGET', h, 'spent', 'held', 'ceiling')
-    if not v[1] then result = {-2, j} break end
+    if redis.call('EXISTS', h) == 0 then result = {-2, j} break end
     purge(k)
-    local spent, held = tonumber(redis.call('HGET', h, 'spent')), tonumber(redis.call('HGET', h, 'held'))
+    local spent, held, ceiling = num(h, 'spent'), num(h, 'held'), num(h, 'ceiling')
     local free = cap - spent - held
     if need > free then result = {0, j, spent} break end
     local take = need
-    if free >= want * tonumber(ARGV[5]) then take = want end
-    if spent + held + take > tonumber(v[3]) then result = {-1, j, spent + held + take} break end
+    if free >= want * tonumber(ARGV[4]) then take = want end
+    if spent + held + take > ceiling then result = {-1, j, spent + held + take} break end
     granted[j] = take
     state[j] = {spent, held + take}
   end
@@ -166,19 +172,23 @@ return 1
 class _Lease:
     """This process's room on one budget in one period."""
 
-    hold: Hold  # the budget, its period and cap (amount: of whichever request came first)
+    hold: Hold  # the budget, its period, cap and action, as the latest request saw them
     left: int = 0  # room held in Redis and not yet given to a request
+    running: int = 0  # room given to requests still running
     unreported: int = 0  # settled cost not yet reported
     tight: bool = False  # near the cap: give room back as soon as it is free
     used: bool = False  # a request drew on it since the last report
+    loaded: bool = False  # Redis has this budget's counters (seeded from the ledger)
     spent: int = 0  # as of the last answer from Redis, for the headers
     held: int = 0
-    reporting: bool = False
+    seq: int = 0  # reports sent; Redis applies each number once
+    sending: _Report | None = None  # the report in flight, or to send again after a failure
 
 
 @dataclass(slots=True)
 class _Grant:
     holds: tuple[Hold, ...]
+    leases: list[_Lease]
     need: list[int]
     done: asyncio.Future[list[object]]
 
@@ -186,9 +196,10 @@ class _Grant:
 @dataclass(slots=True)
 class _Report:
     lease: _Lease
+    seq: int
     cost: int
     back: int
-    done: asyncio.Future[list[object]] = field(repr=False)
+    failed: bool = False  # Redis may or may not have applied it: send the same number again
 
 
 class RedisBudgetMeter:
@@ -231,6 +242,11 @@ class RedisBudgetMeter:
         lease = self._leases.get(key)
         if lease is None:
             lease = self._leases[key] = _Lease(hold)
+        elif lease.hold.cap != hold.cap or lease.hold.blocking != hold.blocking:
+            # the budget changed (a lower cap, block <-> alert): room taken under the old
+            # terms goes back, and the next request asks again under the new ones
+            lease.hold = hold
+            self._report(lease, give_back=True)
         return lease
 
     # -- requests --------------------------------------------------------------------
@@ -238,28 +254,34 @@ class RedisBudgetMeter:
     async def reserve(self, holds: tuple[Hold, ...], token: str) -> Reservation:
         leases = [self._lease(h) for h in holds]
         try:
+            for hold, lease in zip(holds, leases, strict=True):
+                if not lease.loaded:  # once per budget and period in this process
+                    await self._load(hold)
+                    lease.loaded = True
             for _ in range(64):
-                short = [(h, lease) for h, lease in zip(holds, leases, strict=True) if lease.left < h.amount]
+                # an alert-only budget holds no room: only blocking ones can be short
+                short = [
+                    (h, lease)
+                    for h, lease in zip(holds, leases, strict=True)
+                    if h.blocking and lease.left < h.amount
+                ]
                 if not short:
                     committed: dict[str, int] = {}
                     for hold, lease in zip(holds, leases, strict=True):
-                        lease.left -= hold.amount
+                        if hold.blocking:
+                            lease.left -= hold.amount
+                            lease.running += hold.amount
                         lease.used = True
                         committed[hold.budget_id] = lease.spent + lease.held
                     return Reserved(holds, token, committed)
-                result = await self._ask([h for h, _ in short], [h.amount - lease.left for h, lease in short])
+                result = await self._ask(short)
                 status = result[0]
                 if status == 1:
-                    granted, states = result[1], result[2]
-                    assert isinstance(granted, list) and isinstance(states, list)
-                    for (hold, lease), took, (spent, held) in zip(short, granted, states, strict=True):
-                        lease.left += int(took)
-                        lease.tight = int(took) < hold.amount * LEASE_REQUESTS
-                        lease.spent, lease.held = int(spent), int(held)
-                    continue  # others in this process may have drawn on it meanwhile: check again
-                hold = short[int(str(result[1])) - 1][0]
+                    continue  # credited in _send; others here may have drawn on it: check again
+                hold, lease = short[int(str(result[1])) - 1]
                 if status == 0:
-                    return Blocked(hold, int(str(result[2])))
+                    # with what this process has settled and not yet reported
+                    return Blocked(hold, int(str(result[2])) + self._pending(lease))
                 async with self._locks.setdefault((hold.budget_id, hold.period.key), asyncio.Lock()):
                     if status == -2:
                         await self._load(hold)
@@ -277,8 +299,10 @@ class RedisBudgetMeter:
     def settle(self, reserved: Reserved, cost: int, then: Settled | None = None) -> None:
         spends: dict[str, int] = {}
         for hold in reserved.holds:
-            lease = self._lease(hold)
-            lease.left += hold.amount - cost
+            lease = self._leases.get((hold.budget_id, hold.period.key)) or self._lease(hold)
+            if hold.blocking:
+                lease.running -= hold.amount
+                lease.left += hold.amount - cost
             lease.unreported += cost
             lease.spent += cost
             spends[hold.budget_id] = lease.spent
@@ -289,8 +313,10 @@ class RedisBudgetMeter:
 
     async def spent(self, budget_id: str, period: Period) -> int:
         """Settled spend, with what this process has yet to report."""
+        if self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)  # a report on its way may be counted already
         mine = self._leases.get((budget_id, period.key))
-        pending = mine.unreported if mine is not None else 0
+        pending = self._pending(mine) if mine is not None else 0
         try:
             value = await self.redis.hget(self.keys(budget_id, period)[0], "spent")
         except RedisError:
@@ -300,43 +326,47 @@ class RedisBudgetMeter:
         spent, _ceiling = await self.ledger.load(budget_id, period)
         return spent + pending
 
+    @staticmethod
+    def _pending(lease: _Lease) -> int:
+        """Cost settled here that Redis may not count yet."""
+        return lease.unreported + (lease.sending.cost if lease.sending is not None else 0)
+
     # -- Redis -----------------------------------------------------------------------
 
-    async def _ask(self, holds: list[Hold], need: list[int]) -> list[object]:
+    async def _ask(self, short: list[tuple[Hold, _Lease]]) -> list[object]:
         done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
-        self._grants.append(_Grant(tuple(holds), need, done))
+        need = [h.amount - lease.left for h, lease in short]
+        self._grants.append(_Grant(tuple(h for h, _ in short), [lease for _, lease in short], need, done))
         self._kick()
         return await done
 
     def _report(self, lease: _Lease, *, give_back: bool = True) -> None:
-        """Hand what the lease's answers cost (and the room it does not need) to Redis."""
-        if lease.reporting:
+        """Hand what the lease's answers cost (and room it does not need) to Redis; with
+        nothing to hand over it still renews the lease while requests run on it."""
+        if lease.sending is not None:
             return  # one report in flight per lease: the next takes what came since
-        cost, back = lease.unreported, lease.left if give_back else 0
+        cost, back = lease.unreported, max(0, lease.left) if give_back else 0
         lease.unreported -= cost
         lease.left -= back
-        lease.reporting = True
-        done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
-        report = _Report(lease, cost, back, done)
-        done.add_done_callback(lambda answer: self._reported(report, answer))
+        lease.seq += 1
+        lease.sending = _Report(lease, lease.seq, cost, back)
+        self._send_report(lease.sending)
+
+    def _send_report(self, report: _Report) -> None:
+        report.failed = False
         self._reports.append(report)
         self._kick()
 
-    def _reported(self, report: _Report, answer: asyncio.Future[list[object]]) -> None:
+    def _reported(self, report: _Report, answer: list[object]) -> None:
         lease = report.lease
-        lease.reporting = False
-        if answer.cancelled() or answer.exception() is not None:
-            # nothing changed in Redis: keep it for the next report
-            lease.unreported += report.cost
-            lease.left += report.back
-            return
-        spent, held, ceiling, lost = (int(str(v)) for v in answer.result())
+        lease.sending = None
+        spent, held, ceiling, lost = (int(str(v)) for v in answer)
         lease.spent, lease.held = spent + lease.unreported, held
         if self.observer is not None:
             self.observer(lease.hold, spent)  # thresholds crossed by any process's answers
         if lost:
             # expired (this process stalled past LEASE_SECONDS): Redis counted all of it as
-            # spent, so what this process still thought it held is gone
+            # spent, so the room this process still thought it held is gone
             lease.left = min(lease.left, 0)
         hold = lease.hold
         self._touched[(hold.budget_id, hold.period.key)] = hold.period
@@ -353,18 +383,33 @@ class RedisBudgetMeter:
         while self._grants or self._reports:
             grants, self._grants = self._grants, []
             reports, self._reports = self._reports, []
-            waiting: list[asyncio.Future[list[object]]] = [op.done for op in grants]
-            waiting += [op.done for op in reports]
             try:
                 answer = await self._run(grants, reports)
             except Exception as exc:  # noqa: BLE001 - every waiter hears of it
-                for done in waiting:
-                    if not done.done():
-                        done.set_exception(exc)
+                log.warning("budget counter call failed: %s", type(exc).__name__)
+                for grant in grants:
+                    if not grant.done.done():
+                        grant.done.set_exception(exc)
+                for report in reports:
+                    # the same numbered report goes again next round; Redis applies it once
+                    report.failed = True
                 continue
-            for done, result in zip(waiting, [*answer["g"], *answer["p"]], strict=True):
-                if not done.done():
-                    done.set_result(result)
+            for grant, result in zip(grants, answer["g"], strict=True):
+                if result[0] == 1:
+                    # credited here, not by the waiter: a reservation cancelled meanwhile
+                    # must not strand room this process holds in Redis
+                    took, states = result[1], result[2]
+                    assert isinstance(took, list) and isinstance(states, list)
+                    for hold, lease, given, (spent, held) in zip(
+                        grant.holds, grant.leases, took, states, strict=True
+                    ):
+                        lease.left += int(given)
+                        lease.tight = int(given) < hold.amount * LEASE_REQUESTS
+                        lease.spent, lease.held = int(spent), int(held)
+                if not grant.done.done():
+                    grant.done.set_result(result)
+            for report, result in zip(reports, answer["p"], strict=True):
+                self._reported(report, result)
 
     async def _run(self, grants: list[_Grant], reports: list[_Report]) -> dict[str, list[list[object]]]:
         slots: dict[tuple[str, str], int] = {}
@@ -382,17 +427,14 @@ class RedisBudgetMeter:
                 [[slot(h), n, h.amount * LEASE_REQUESTS, h.cap] for h, n in zip(g.holds, g.need, strict=True)]
                 for g in grants
             ],
-            "p": [[slot(r.lease.hold), r.cost, r.back, 1 if r.lease.hold.blocking else 0] for r in reports],
+            "p": [
+                [slot(r.lease.hold), r.seq, r.cost, r.back, 1 if r.lease.hold.blocking else 0]
+                for r in reports
+            ],
         }
         raw = await self._batch(
             keys=keys,
-            args=[
-                int(time.time() * 1000),
-                self.lease_ms,
-                self.name,
-                json.dumps(batch, separators=(",", ":")),
-                LEASE_AHEAD,
-            ],
+            args=[self.lease_ms, self.name, json.dumps(batch, separators=(",", ":")), LEASE_AHEAD],
         )
         answer: dict[str, list[list[object]]] = json.loads(raw)
         # cjson encodes an empty Lua table as an object
@@ -431,14 +473,18 @@ class RedisBudgetMeter:
                 log.warning("budget spend flush failed", exc_info=True)
 
     def _report_all(self, *, everything: bool = False) -> None:
-        """Report every lease with news; renew the busy ones, give back the idle ones' room."""
+        """Every round: resend a report that failed, report every lease with news, renew the
+        ones requests still run on, and give back the room of the idle ones."""
         for key, lease in list(self._leases.items()):
+            if lease.sending is not None:
+                if lease.sending.failed:
+                    self._send_report(lease.sending)  # the same number again
+                continue
             idle = not lease.used
             lease.used = False
-            if lease.unreported or lease.left or everything:
-                # a lease in use keeps its room (the report renews its expiry)
+            if lease.unreported or lease.left or lease.running or everything:
                 self._report(lease, give_back=idle or everything or lease.tight)
-            elif idle and not lease.reporting and lease.hold.period.end.timestamp() < time.time():
+            elif idle and lease.hold.period.end.timestamp() < time.time():
                 del self._leases[key]  # a past period with nothing left to say
 
     async def flush(self, *, everything: bool = False, record: bool = True) -> None:

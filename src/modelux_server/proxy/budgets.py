@@ -85,10 +85,29 @@ def _output_bound(body: dict[str, Any], rates: Rates, default: int) -> int:
     return rates.context_window or default
 
 
+# An image, audio clip or file in a message costs tokens its few bytes (a URL, an id) do
+# not bound; the vendors' own figures for one image stay well under this
+MEDIA_PART_TOKENS = 8_192
+
+
+def _media_parts(body: dict[str, Any]) -> int:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(
+        1
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") not in (None, "text")
+    )
+
+
 def worst_case(
     prices: PriceBook, route: Route, body: dict[str, Any], size: int, kind: str, default_output: int
 ) -> tuple[int, list[Target]]:
     """The most this request can cost (micro-dollars), and the targets with no known price."""
+    size += MEDIA_PART_TOKENS * _media_parts(body)
     n = body.get("n")
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
     costs: list[int] = []

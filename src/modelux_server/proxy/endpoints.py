@@ -84,6 +84,7 @@ class ProxyCall:
         "route",
         "body",
         "charge",
+        "logged",
     )
 
     def __init__(self, state: ProxyState, scope: Scope, endpoint: str) -> None:
@@ -103,6 +104,7 @@ class ProxyCall:
         self.route: Route | None = None
         self.body: dict[str, Any] | None = None
         self.charge: Charge | None = None  # the request's hold on its spend budgets
+        self.logged = False
 
     def authenticated(self, caller: Caller) -> Caller:
         self.caller = caller
@@ -127,6 +129,9 @@ class ProxyCall:
     def log(self, status: int, outcome: Outcome | None = None, error: str | None = None) -> None:
         """Write the request's log row; the end of every request passes here exactly once,
         so this is also where its budget hold is settled."""
+        if self.logged:
+            return
+        self.logged = True
         if self.charge is not None:
             self._settle(status, outcome)
         total = time.perf_counter() - self.started
@@ -174,7 +179,24 @@ class ProxyCall:
             # an ensemble's usage is its members' together: priced at the dearest member
             targets = self.route.targets if self.route.strategy == "ensemble" else [outcome.target]
             cost = max(budgets.real_cost(prices, t, outcome.usage, charge.amount) for t in targets)
+            if len(targets) > 1:
+                # each member cost at most its own worst case, and the hold is their sum: the
+                # dearest-member price of the summed usage can only overstate past it
+                cost = min(cost, charge.amount)
         budgets.settle(self.state.rt, meter, charge, cost)
+
+    async def wrap_up(self, outcome: Outcome | None) -> None:
+        """The end of every request, whatever ended it: a request that was not logged
+        (the client left before its stream started, or something failed that is not a
+        ModeluxError) is logged now, which settles its budget hold, and an upstream
+        stream nobody will read is closed."""
+        if self.logged:
+            return
+        if outcome is not None and outcome.stream is not None:
+            await outcome.stream.aclose()
+            self.log(499, outcome, "client_closed")  # the upstream may bill it: its whole hold
+        else:
+            self.log(500, None, "internal_error")
 
     async def fail(self, send: Send, exc: ModeluxError) -> None:
         # upstream codes are the provider's words: the metric gets the status only
@@ -272,25 +294,29 @@ class ProxyCall:
 
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     call = ProxyCall(_state(scope), scope, "chat.completions")
+    outcome: Outcome | None = None
     try:
-        caller, org, route, creds, body = await call.prepare("chat", receive)
-        await call.admit(caller, org)
-        outcome = await call.state.executor.call(route, creds, body, "chat", call.stream)
-    except ModeluxError as exc:
-        await call.fail(send, exc)
-        return
-    if not call.stream:
-        await call.answer(send, outcome)
-        return
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-    response = StreamingResponse(
-        relay(call, outcome, include_usage),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
-    )
-    response.raw_headers.extend(call.headers(outcome))
-    await response(scope, receive, send)
+        try:
+            caller, org, route, creds, body = await call.prepare("chat", receive)
+            await call.admit(caller, org)
+            outcome = await call.state.executor.call(route, creds, body, "chat", call.stream)
+        except ModeluxError as exc:
+            await call.fail(send, exc)
+            return
+        if not call.stream:
+            await call.answer(send, outcome)
+            return
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        response = StreamingResponse(
+            relay(call, outcome, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+        response.raw_headers.extend(call.headers(outcome))
+        await response(scope, receive, send)
+    finally:
+        await call.wrap_up(outcome)
 
 
 async def relay(call: ProxyCall, outcome: Outcome, include_usage: bool) -> AsyncGenerator[bytes, None]:
@@ -302,8 +328,10 @@ async def relay(call: ProxyCall, outcome: Outcome, include_usage: bool) -> Async
     incomplete answer, never a complete-looking one. The request log records 502.
     """
     if outcome.stream is None:  # an aggregated answer (ensemble) sent as SSE
-        yield b"".join(sse_single(outcome.body or {}, outcome.usage if include_usage else None))
-        call.log(200, outcome)
+        try:
+            yield b"".join(sse_single(outcome.body or {}, outcome.usage if include_usage else None))
+        finally:
+            call.log(200, outcome)
         return
     status, error = 200, None
     try:
@@ -343,13 +371,16 @@ def _error_event(exc: ModeluxError) -> bytes:
 async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
     call = ProxyCall(_state(scope), scope, "embeddings")
     try:
-        caller, org, route, creds, body = await call.prepare("embeddings", receive)
-        await call.admit(caller, org)
-        outcome = await call.state.executor.call(route, creds, body, "embeddings", False)
-    except ModeluxError as exc:
-        await call.fail(send, exc)
-        return
-    await call.answer(send, outcome)
+        try:
+            caller, org, route, creds, body = await call.prepare("embeddings", receive)
+            await call.admit(caller, org)
+            outcome = await call.state.executor.call(route, creds, body, "embeddings", False)
+        except ModeluxError as exc:
+            await call.fail(send, exc)
+            return
+        await call.answer(send, outcome)
+    finally:
+        await call.wrap_up(None)
 
 
 async def models(scope: Scope, receive: Receive, send: Send) -> None:

@@ -348,7 +348,7 @@ def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]], targ
         # the name passed the pre-admission check and then resolved elsewhere (DNS rebinding)
         return refusal("The upstream's address is refused by the gateway's egress policy.", param="model")
     error: ModeluxError
-    if isinstance(last, UpstreamTimeout):
+    if isinstance(last, UpstreamTimeout) or (last is not None and last.status == 408):
         error = UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
     elif last is not None and last.status is not None and 400 <= last.status < 500:
         extra: dict[str, Any] = {"param": last.param} if last.param else {}

@@ -31,7 +31,7 @@ from modelux_server.proxy.providers.base import UpstreamError
 from modelux_server.proxy.surfaces.chat import JSON
 
 if TYPE_CHECKING:
-    pass
+    from modelux_server.proxy.execute import Outcome
 
 # The relay's own bytes are always an event stream; the cap only bounds a JSON body.
 _MAX_JSON = 1 << 20
@@ -93,27 +93,32 @@ async def serve(surface: Surface, scope: Scope, receive: Receive, send: Send) ->
 
     send = surface.sending(send)
     call = ProxyCall(scope["app"].state.services.proxy, scope, surface.endpoint)
+    outcome: Outcome | None = None
     try:
-        caller, org = await call.authorize(surface.authorization(scope))
-        request = parse_body(await read_body(receive))
-        call.model = request["model"]  # logged even when the translation refuses the request
-        body = surface.to_chat(request)
-        caller, org, route, creds, body = await call.prepare_body("chat", caller, org, body)
-        await call.admit(caller, org)
-        outcome = await call.state.executor.call(route, creds, body, "chat", call.stream)
-    except ModeluxError as exc:
-        await call.fail(send, exc)
-        return
-    if not call.stream:
-        await call.answer(send, replace(outcome, body=surface.answer(outcome.body or {}, request), raw=None))
-        return
-    response = StreamingResponse(
-        translate(relay(call, outcome, True), surface.renderer(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
-    )
-    response.raw_headers.extend(call.headers(outcome))
-    await response(scope, receive, send)
+        try:
+            caller, org = await call.authorize(surface.authorization(scope))
+            request = parse_body(await read_body(receive))
+            call.model = request["model"]  # logged even when the translation refuses the request
+            body = surface.to_chat(request)
+            caller, org, route, creds, body = await call.prepare_body("chat", caller, org, body)
+            await call.admit(caller, org)
+            outcome = await call.state.executor.call(route, creds, body, "chat", call.stream)
+        except ModeluxError as exc:
+            await call.fail(send, exc)
+            return
+        if not call.stream:
+            answer = surface.answer(outcome.body or {}, request)
+            await call.answer(send, replace(outcome, body=answer, raw=None))
+            return
+        response = StreamingResponse(
+            translate(relay(call, outcome, True), surface.renderer(request)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+        response.raw_headers.extend(call.headers(outcome))
+        await response(scope, receive, send)
+    finally:
+        await call.wrap_up(outcome)
 
 
 async def translate(chat: AsyncGenerator[bytes, None], renderer: Renderer) -> AsyncIterator[bytes]:
