@@ -25,7 +25,15 @@ from typing import Any
 from ..codec import loads
 from ._http import SSE_DONE, HttpClient, post_json, sse_event, summary
 from ._stream import Event, completion_chunks, not_a_stream, open_stream
-from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
+from .base import (
+    JSON,
+    ChatStream,
+    UpstreamCredential,
+    UpstreamError,
+    UpstreamResponse,
+    Usage,
+    unsupported,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -53,10 +61,6 @@ _ERROR_EVENT_STATUS = {
 }
 
 
-def _unsupported(message: str) -> UpstreamError:
-    return UpstreamError(message, status=400, retryable=False)
-
-
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -73,7 +77,7 @@ def _image_block(part: JSON) -> JSON:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
-        raise _unsupported("an image_url part needs a 'url' string")
+        raise unsupported("an image_url part needs a 'url' string")
     if url.startswith("data:") and ";base64," in url:
         media_type, data = url[5:].split(";base64,", 1)
         return {
@@ -94,16 +98,16 @@ def _blocks(content: Any) -> list[JSON]:
         elif kind == "image_url":
             blocks.append(_image_block(part))
         else:
-            raise _unsupported(f"content part type {kind!r} is not supported for Anthropic")
+            raise unsupported(f"content part type {kind!r} is not supported for Anthropic")
     return blocks
 
 
 def to_anthropic(body: JSON, model: str) -> JSON:
     """Translate an OpenAI chat request into an Anthropic Messages request."""
     if body.get("tools") or body.get("functions"):
-        raise _unsupported("tool calling is not supported for Anthropic models yet")
+        raise unsupported("tool calling is not supported for Anthropic models yet")
     if (body.get("n") or 1) > 1:
-        raise _unsupported("n > 1 is not supported for Anthropic models")
+        raise unsupported("n > 1 is not supported for Anthropic models")
     system: list[str] = []
     messages: list[JSON] = []
     for msg in body.get("messages") or []:
@@ -112,7 +116,7 @@ def to_anthropic(body: JSON, model: str) -> JSON:
             system.append(_text_of(msg.get("content")))
             continue
         if role not in ("user", "assistant") or msg.get("tool_calls"):
-            raise _unsupported(f"{role!r} messages and tool calls are not supported for Anthropic")
+            raise unsupported(f"{role!r} messages and tool calls are not supported for Anthropic")
         blocks = _blocks(msg.get("content"))
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
@@ -225,7 +229,7 @@ class AnthropicProvider:
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
     ) -> UpstreamResponse:
-        raise _unsupported("Anthropic does not offer an embeddings API")
+        raise unsupported("Anthropic does not offer an embeddings API")
 
 
 class _StreamState:

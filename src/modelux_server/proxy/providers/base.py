@@ -149,6 +149,22 @@ class UpstreamRefused(UpstreamError):
         super().__init__(message, status=None, retryable=False)
 
 
+def unsupported(message: str) -> UpstreamError:
+    """A request an adapter cannot translate for its vendor: the caller's 400, and no other
+    target would be tried for it."""
+    return UpstreamError(message, status=400, retryable=False)
+
+
+def inline_image(part: JSON, vendor: str) -> tuple[str, str]:
+    """An OpenAI `image_url` part given as a `data:` URL: (mime type, base64 data)."""
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
+        raise unsupported(f"{vendor} reads images only as data: URLs (base64)")
+    mime_type, data = url[5:].split(";base64,", 1)
+    return mime_type, data
+
+
 def is_retryable_status(status: int | None) -> bool:
     # None means no HTTP answer at all (connection refused/reset): worth another try.
     return status is None or status in (408, 429) or status >= 500

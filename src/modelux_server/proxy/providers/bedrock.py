@@ -43,7 +43,16 @@ from ..codec import dumps, loads
 from ._eventstream import EventStreamReader
 from ._http import SSE_DONE, HttpClient, post_json, sse_event
 from ._stream import Event, completion_chunks, not_a_stream, open_stream
-from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
+from .base import (
+    JSON,
+    ChatStream,
+    UpstreamCredential,
+    UpstreamError,
+    UpstreamResponse,
+    Usage,
+    inline_image,
+    unsupported,
+)
 
 SERVICE = "bedrock"
 
@@ -62,21 +71,13 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9._:/-]{1,2048}")
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 
 
-def _unsupported(message: str) -> UpstreamError:
-    return UpstreamError(message, status=400, retryable=False)
-
-
 # -- the request -------------------------------------------------------------------
 
 
 def _image_block(part: JSON) -> JSON:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
-        raise _unsupported("Bedrock reads images only as data: URLs (base64)")
-    mime_type, data = url[5:].split(";base64,", 1)
+    mime_type, data = inline_image(part, "Bedrock")
     if mime_type not in _IMAGE_FORMATS:
-        raise _unsupported(f"Bedrock takes png, jpeg, gif or webp images, not {mime_type[:40]!r}")
+        raise unsupported(f"Bedrock takes png, jpeg, gif or webp images, not {mime_type[:40]!r}")
     return {"image": {"format": _IMAGE_FORMATS[mime_type], "source": {"bytes": data}}}
 
 
@@ -91,7 +92,7 @@ def _blocks(content: Any) -> list[JSON]:
         elif kind == "image_url":
             blocks.append(_image_block(part))
         else:
-            raise _unsupported(f"content part type {kind!r} is not supported for Bedrock")
+            raise unsupported(f"content part type {kind!r} is not supported for Bedrock")
     return blocks
 
 
@@ -113,9 +114,9 @@ def _inference_config(body: JSON) -> JSON:
 def to_converse(body: JSON) -> JSON:
     """Translate an OpenAI chat request into a Converse request body."""
     if body.get("tools") or body.get("functions"):
-        raise _unsupported("tool calling is not supported for Bedrock models yet")
+        raise unsupported("tool calling is not supported for Bedrock models yet")
     if (body.get("n") or 1) > 1:
-        raise _unsupported("n > 1 is not supported for Bedrock models")
+        raise unsupported("n > 1 is not supported for Bedrock models")
     system: list[JSON] = []
     messages: list[JSON] = []
     for msg in body.get("messages") or []:
@@ -124,7 +125,7 @@ def to_converse(body: JSON) -> JSON:
             system.extend(b for b in _blocks(msg.get("content")) if "text" in b)
             continue
         if role not in ("user", "assistant") or msg.get("tool_calls"):
-            raise _unsupported(f"{role!r} messages and tool calls are not supported for Bedrock")
+            raise unsupported(f"{role!r} messages and tool calls are not supported for Bedrock")
         blocks = _blocks(msg.get("content"))
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
@@ -151,7 +152,7 @@ def _key(credential: UpstreamCredential) -> vendors.BedrockKey:
 
 def _url(credential: UpstreamCredential, key: vendors.BedrockKey, model: str, operation: str) -> str:
     if not _MODEL_ID.fullmatch(model):
-        raise _unsupported("a Bedrock model id is letters, digits and . _ : / - only")
+        raise unsupported("a Bedrock model id is letters, digits and . _ : / - only")
     base = (credential.base_url or vendors.bedrock_endpoint(key.region)).rstrip("/")
     # one path segment, as the AWS SDKs send it: an ARN's slashes are escaped
     return f"{base}/model/{quote(model, safe=':')}/{operation}"
@@ -263,7 +264,7 @@ class BedrockProvider:
     async def embeddings(
         self, body: JSON, *, model: str, credential: UpstreamCredential, timeout: float
     ) -> UpstreamResponse:
-        raise _unsupported("embeddings are not supported for Bedrock yet (Converse is chat only)")
+        raise unsupported("embeddings are not supported for Bedrock yet (Converse is chat only)")
 
 
 class _StreamState:

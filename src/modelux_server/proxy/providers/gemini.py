@@ -35,7 +35,16 @@ from modelux_server.provider import vendors
 from ..codec import loads
 from ._http import SSE_DONE, HttpClient, post_json, sse_event
 from ._stream import Event, completion_chunks, not_a_stream, open_stream, stream_error
-from .base import JSON, ChatStream, UpstreamCredential, UpstreamError, UpstreamResponse, Usage
+from .base import (
+    JSON,
+    ChatStream,
+    UpstreamCredential,
+    UpstreamError,
+    UpstreamResponse,
+    Usage,
+    inline_image,
+    unsupported,
+)
 
 DEFAULT_BASE_URL = vendors.BY_ID["google"].default_base_url or ""
 
@@ -51,16 +60,8 @@ FINISH_REASONS = {
 }
 
 
-def _unsupported(message: str) -> UpstreamError:
-    return UpstreamError(message, status=400, retryable=False)
-
-
 def _image_part(part: JSON) -> JSON:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
-        raise _unsupported("Gemini reads images only as data: URLs (base64)")
-    mime_type, data = url[5:].split(";base64,", 1)
+    mime_type, data = inline_image(part, "Gemini")
     return {"inlineData": {"mimeType": mime_type, "data": data}}
 
 
@@ -75,7 +76,7 @@ def _parts(content: Any) -> list[JSON]:
         elif kind == "image_url":
             parts.append(_image_part(part))
         else:
-            raise _unsupported(f"content part type {kind!r} is not supported for Gemini")
+            raise unsupported(f"content part type {kind!r} is not supported for Gemini")
     return parts
 
 
@@ -101,7 +102,7 @@ def _generation_config(body: JSON) -> JSON:
 def to_gemini(body: JSON) -> JSON:
     """Translate an OpenAI chat request into a Gemini ``GenerateContentRequest``."""
     if body.get("tools") or body.get("functions"):
-        raise _unsupported("tool calling is not supported for Gemini models yet")
+        raise unsupported("tool calling is not supported for Gemini models yet")
     system: list[JSON] = []
     contents: list[JSON] = []
     for msg in body.get("messages") or []:
@@ -110,7 +111,7 @@ def to_gemini(body: JSON) -> JSON:
             system.extend(_parts(msg.get("content")))
             continue
         if role not in ("user", "assistant") or msg.get("tool_calls"):
-            raise _unsupported(f"{role!r} messages and tool calls are not supported for Gemini")
+            raise unsupported(f"{role!r} messages and tool calls are not supported for Gemini")
         theirs = "model" if role == "assistant" else "user"
         parts = _parts(msg.get("content"))
         if contents and contents[-1]["role"] == theirs:
@@ -213,7 +214,7 @@ def _embedding_inputs(body: JSON) -> list[str]:
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
-        raise _unsupported("Gemini embeddings take a string or a list of strings (not token ids)")
+        raise unsupported("Gemini embeddings take a string or a list of strings (not token ids)")
     return inputs
 
 
