@@ -199,3 +199,19 @@ def test_an_upstream_error_body_that_is_not_json_is_summarised(
     # a code that is not a plain identifier is not relayed; the message is one bounded line
     assert error["code"] == "upstream_400" and "<script>" not in r.text
     assert len(error["message"]) < 300
+
+
+def test_an_upstream_401_says_whose_credential_without_quoting_it(
+    tenant: Tenant, upstream: FakeUpstream
+) -> None:
+    name = model(
+        upstream,
+        status=401,
+        error_message="Incorrect API key provided: sk-proj-****wxyz.",
+        error_code="invalid_api_key",
+    )
+    with pytest.raises(openai.AuthenticationError) as raised:
+        client(tenant, max_retries=0).chat.completions.create(model=f"openai/{name}", messages=MSG)
+    body = raised.value.body
+    assert isinstance(body, dict) and body["source"] == "upstream" and body["code"] == "invalid_api_key"
+    assert "wxyz" not in raised.value.response.text and "credential" in raised.value.message

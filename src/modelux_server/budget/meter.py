@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -288,6 +289,10 @@ class LocalBudgetMeter:
                 log.warning("budget spend flush failed", exc_info=True)
 
     async def flush(self, *, settle: bool = False) -> None:
+        now = time.time()
+        for key, live in list(self._live.items()):
+            if live.period.end.timestamp() < now and not live.held and key not in self._touched:
+                del self._live[key]  # a period over, with nothing held or left to write
         touched, self._touched = self._touched, set()
         spends = []
         for key in touched:

@@ -352,8 +352,13 @@ def _gateway_error(last: UpstreamError | None, trace: list[dict[str, Any]], targ
         error = UpstreamTimedOut("The upstream provider did not answer in time.", trace=trace)
     elif last is not None and last.status is not None and 400 <= last.status < 500:
         extra: dict[str, Any] = {"param": last.param} if last.param else {}
+        said = last.message
+        if last.status in (401, 403):
+            # about the organization's stored credential, and vendors quote part of the key
+            # back: a project key's holder learns which, not what
+            said = "the provider refused the organization's credential for it"
         error = UpstreamRejected(
-            f"{target.vendor} answered {last.status}: {last.message}",
+            f"{target.vendor} answered {last.status}: {said}",
             status=last.status,
             kind=last.kind,
             code=last.code or f"upstream_{last.status}",
