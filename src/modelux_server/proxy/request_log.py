@@ -88,6 +88,7 @@ class RequestLogWriter:
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self.dropped = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -109,6 +110,12 @@ class RequestLogWriter:
                 log.exception("request log flush failed")
 
     async def flush(self) -> None:
+        """Write every row added before this call: one that another flush took and is still
+        writing included (so a caller that flushes can read its row right after)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         # Small transactions straight to the driver, queued with the counter's
         # ledger writes (`Database._write_turn`): encoding a whole flush at once, or holding
