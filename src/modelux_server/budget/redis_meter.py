@@ -274,10 +274,14 @@ class RedisBudgetMeter:
                         lease.used = True
                         committed[hold.budget_id] = lease.spent + lease.held
                     return Reserved(holds, token, committed)
-                result = await self._ask(short)
+                grant = self._ask(short)
+                result = await grant.done
                 status = result[0]
                 if status == 1:
-                    continue  # credited in _send; others here may have drawn on it: check again
+                    # credited by this waiter as it resumes, so no other request here can
+                    # take the room it asked for between the answer and the check
+                    self._credit(grant, result)
+                    continue
                 hold, lease = short[int(str(result[1])) - 1]
                 if status == 0:
                     # with what this process has settled and not yet reported
@@ -333,12 +337,22 @@ class RedisBudgetMeter:
 
     # -- Redis -----------------------------------------------------------------------
 
-    async def _ask(self, short: list[tuple[Hold, _Lease]]) -> list[object]:
+    def _ask(self, short: list[tuple[Hold, _Lease]]) -> _Grant:
         done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
         need = [h.amount - lease.left for h, lease in short]
-        self._grants.append(_Grant(tuple(h for h, _ in short), [lease for _, lease in short], need, done))
+        grant = _Grant(tuple(h for h, _ in short), [lease for _, lease in short], need, done)
+        self._grants.append(grant)
         self._kick()
-        return await done
+        return grant
+
+    @staticmethod
+    def _credit(grant: _Grant, result: list[object]) -> None:
+        took, states = result[1], result[2]
+        assert isinstance(took, list) and isinstance(states, list)
+        for hold, lease, given, (spent, held) in zip(grant.holds, grant.leases, took, states, strict=True):
+            lease.left += int(given)
+            lease.tight = int(given) < hold.amount * LEASE_REQUESTS
+            lease.spent, lease.held = int(spent), int(held)
 
     def _report(self, lease: _Lease, *, give_back: bool = True) -> None:
         """Hand what the lease's answers cost (and room it does not need) to Redis; with
@@ -395,19 +409,10 @@ class RedisBudgetMeter:
                     report.failed = True
                 continue
             for grant, result in zip(grants, answer["g"], strict=True):
-                if result[0] == 1:
-                    # credited here, not by the waiter: a reservation cancelled meanwhile
-                    # must not strand room this process holds in Redis
-                    took, states = result[1], result[2]
-                    assert isinstance(took, list) and isinstance(states, list)
-                    for hold, lease, given, (spent, held) in zip(
-                        grant.holds, grant.leases, took, states, strict=True
-                    ):
-                        lease.left += int(given)
-                        lease.tight = int(given) < hold.amount * LEASE_REQUESTS
-                        lease.spent, lease.held = int(spent), int(held)
                 if not grant.done.done():
                     grant.done.set_result(result)
+                elif result[0] == 1:
+                    self._credit(grant, result)  # its waiter is gone: the room stays usable
             for report, result in zip(reports, answer["p"], strict=True):
                 self._reported(report, result)
 
