@@ -36,7 +36,7 @@ from modelux_server.budget.meter import BudgetMeter, Hold, Reserved
 from modelux_server.budget.periods import Period, period_at
 from modelux_server.errors import PlanError, ValidationFailed
 from modelux_server.pricing.catalog import PriceBook, Rates
-from modelux_server.proxy.asgi import RawHeaders, header_value
+from modelux_server.proxy.asgi import RawHeaders
 from modelux_server.proxy.providers.base import Usage
 from modelux_server.proxy.resolve import Route, Target
 from modelux_server.services import Services
@@ -163,7 +163,7 @@ def observed(rt: Services, hold: Hold, spent: int) -> None:
     """A shared counter's word on a budget's spend (every process's answers): the alert
     emails hear of thresholds reached, whoever's answer reached them."""
     rule = _known.get(hold.budget_id)
-    if rule is not None and rule.thresholds and spent >= -(-rule.cap * min(rule.thresholds) // 100):
+    if rule is not None and rule.marks and spent >= rule.marks[0]:
         _observe(rt, rule, hold.period, spent)
 
 
@@ -253,7 +253,7 @@ def _headers(rules: tuple[BudgetRule, ...], reserved: Reserved) -> RawHeaders:
         if left < remaining:
             rule, hold, remaining = other, other_hold, left
     return [
-        (_NAME, header_value(rule.name)),  # a tenant's name: percent-encoded if not plain ASCII
+        (_NAME, rule.name_header),
         (_REMAINING, b"%.6f" % (max(0, remaining) / 1_000_000)),
         (_ACTION, _ACTIONS[rule.blocking]),
         (_RESET, _resets_at(hold.period).encode("ascii")),
@@ -268,23 +268,17 @@ def settle(rt: Services, meter: BudgetMeter, charge: Charge, cost: int) -> None:
     charge.settled = True
     cost = cost if charge.priced else 0
 
+    if cost <= 0 or not any(rule.marks for rule in charge.rules):
+        meter.settle(charge.reserved, cost)
+        return
+
     def counted(spends: dict[str, int]) -> None:
-        if cost <= 0:
-            return
         for rule, hold in zip(charge.rules, charge.reserved.holds, strict=True):
             spent = spends.get(rule.id, 0)
-            if crossed(rule, spent - cost, spent):
+            if rule.marks and spent >= rule.marks[0] and rule.crossed(spent - cost, spent):
                 _observe(rt, rule, hold.period, spent)
 
     meter.settle(charge.reserved, cost, counted)
-
-
-def crossed(rule: BudgetRule, before: int, after: int) -> bool:
-    for percent in rule.thresholds:
-        mark = -(-rule.cap * percent // 100)
-        if before < mark <= after:
-            return True
-    return False
 
 
 def _observe(rt: Services, rule: BudgetRule, period: Period, spent: int) -> None:

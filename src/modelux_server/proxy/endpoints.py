@@ -84,6 +84,7 @@ class ProxyCall:
         "route",
         "body",
         "charge",
+        "size",
         "logged",
     )
 
@@ -104,6 +105,7 @@ class ProxyCall:
         self.route: Route | None = None
         self.body: dict[str, Any] | None = None
         self.charge: Charge | None = None  # the request's hold on its spend budgets
+        self.size: int | None = None  # the body's bytes as sent, where it was not translated
         self.logged = False
 
     def authenticated(self, caller: Caller) -> Caller:
@@ -217,8 +219,9 @@ class ProxyCall:
         self, kind: str, receive: Receive
     ) -> tuple[Caller, OrgContext, Route, Credentials, dict[str, Any]]:
         caller, org = await self.authorize()
-        body = parse_body(await read_body(receive))
-        return await self.prepare_body(kind, caller, org, body)
+        raw = await read_body(receive)
+        self.size = len(raw)
+        return await self.prepare_body(kind, caller, org, parse_body(raw))
 
     async def authorize(self, authorization: str | None = None) -> tuple[Caller, OrgContext]:
         """Authenticate the key (the `Authorization` header unless given) and take one
@@ -278,7 +281,7 @@ class ProxyCall:
                 rules,
                 self.route,
                 self.body,
-                len(dumps(self.body)),
+                self.size if self.size is not None else len(dumps(self.body)),
                 self.kind,
                 org.anchor_day,
             )
