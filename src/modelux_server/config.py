@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     # days a past_due subscription keeps its paid plan, counted from the first
     # failed payment, whatever retry schedule is set in Stripe's Dashboard
     past_due_grace_days: int = Field(14, ge=0)
+    # the operator API (/admin/v1): `name:secret` per operator, comma-separated (a bare
+    # secret is the operator "operator"); unset turns the API off (404)
+    admin_token: str | None = None
+    # where operator notices go (overdue Enterprise invoices, contract ends)
+    operator_email: str | None = None
+    # an Enterprise invoice past due: `keep` the plan until the operator acts, or
+    # `downgrade` to the plan the contract names for its end
+    enterprise_overdue_action: Literal["keep", "downgrade"] = "keep"
+    # "Talk to sales": inquiries are emailed here; the link shown beside the form
+    sales_email: str | None = None
+    sales_url: str | None = None
     # Stripe Tax on Checkout and plan changes; needs Stripe Tax set up in the Dashboard
     stripe_automatic_tax: bool = False
     plan_catalog: Path | None = None
@@ -133,7 +144,21 @@ class Settings(BaseSettings):
         parse_overrides(value)  # PriceOverrideError is a ValueError: reported per variable
         return value
 
-    @field_validator("public_url", "stripe_api_base")
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for entry in value.split(","):
+            name, sep, secret = entry.strip().rpartition(":")
+            if len(secret) < 24 or (sep and not name.strip()):
+                raise ValueError(
+                    "MODELUX_ADMIN_TOKEN: each entry is `name:secret` or a bare secret, "
+                    "the secret at least 24 characters"
+                )
+        return value
+
+    @field_validator("public_url", "stripe_api_base", "sales_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if not value:
