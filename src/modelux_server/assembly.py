@@ -115,6 +115,7 @@ async def _background(stack: AsyncExitStack, services: Services) -> None:
 
 def routers() -> list[tuple[APIRouter, str]]:
     """Every HTTP surface but MCP (an ASGI route of its own, see mcp/http.py)."""
+    from modelux_server.admin.endpoints import router as admin
     from modelux_server.api_docs.endpoints import router as api_docs
     from modelux_server.api_key.endpoints import router as api_keys
     from modelux_server.billing.endpoints import router as billing
@@ -129,6 +130,7 @@ def routers() -> list[tuple[APIRouter, str]]:
     from modelux_server.proxy.endpoints import router as proxy
     from modelux_server.proxy.metrics_endpoint import router as metrics
     from modelux_server.routing.endpoints import router as routing
+    from modelux_server.sales.endpoints import router as sales
 
     return [
         (billing, MANAGE),
@@ -140,11 +142,13 @@ def routers() -> list[tuple[APIRouter, str]]:
         (invitations, MANAGE),
         (routing, MANAGE),
         (budgets, MANAGE),
+        (sales, MANAGE),
         (proxy, ""),
         (metrics, ""),
         (dashboard, ""),
         (stripe_webhooks, ""),
         (api_docs, ""),
+        (admin, ""),
     ]
 
 

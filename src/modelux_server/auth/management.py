@@ -7,9 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modelux_server.auth.principal import Principal
 from modelux_server.auth.repository import management_key_by_token_hash
 from modelux_server.auth.tokens import MANAGEMENT_KEY
-from modelux_server.errors import Unauthorized
+from modelux_server.errors import Forbidden, Unauthorized
 from modelux_server.kit.request_context import bind_caller
 from modelux_server.kit.secrets import token_hash
+from modelux_server.models import Organization
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -36,4 +37,16 @@ async def authenticate_management_key(
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked management key.")
     bind_caller(key.org_id)  # the request's log lines name the organization from here on
+    org = await session.get(Organization, key.org_id)
+    if org is not None and org.suspended_at is not None:
+        raise suspended()
     return Principal(org_id=key.org_id, role=key.role, actor=key.id, source=source)
+
+
+def suspended() -> Forbidden:
+    """What a suspended organization's proxy and API calls get: nothing is deleted."""
+    return Forbidden(
+        "This organization is suspended. Its data is kept; contact your account manager "
+        "or support to restore access.",
+        code="organization_suspended",
+    )

@@ -26,6 +26,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
+from modelux_server.auth.management import suspended
 from modelux_server.errors import ModeluxError, UpstreamFailed, UpstreamRejected
 from modelux_server.kit import request_context
 from modelux_server.kit.ids import new_id
@@ -230,6 +231,8 @@ class ProxyCall:
         credential = authorization if authorization is not None else header(self.scope, b"authorization")
         caller = self.authenticated(await lookups.caller(credential))
         org = await lookups.org(caller.org_id)
+        if org.suspended:
+            raise suspended()
         await self.throttle(caller, org)
         return caller, org
 

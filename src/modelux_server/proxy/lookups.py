@@ -20,7 +20,7 @@ from modelux_server.budget.lookup import BudgetRule
 from modelux_server.budget.lookup import applicable as applicable_budgets
 from modelux_server.errors import Unauthorized, ValidationFailed
 from modelux_server.kit.secrets import token_hash
-from modelux_server.models import ProviderCredential, RoutingConfigVersion
+from modelux_server.models import Organization, ProviderCredential, RoutingConfigVersion
 from modelux_server.plans.entitlements import Entitlements
 from modelux_server.provider import repository as providers
 from modelux_server.proxy.cache import TTLCache
@@ -42,6 +42,7 @@ class OrgContext:
     entitlements: Entitlements
     anchor_day: int
     plan_id: str
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,13 @@ class Lookups:
     async def _load_org(self, org_id: str) -> OrgContext:
         async with self.rt.db.read_sessionmaker() as session:
             current = await org_plan(session, self.rt, org_id)
+            org = await session.get(Organization, org_id)
             await session.commit()
         return OrgContext(
             entitlements=current.entitlements,
             anchor_day=current.state.anchor_at.day,
             plan_id=current.state.plan_id,
+            suspended=org is not None and org.suspended_at is not None,
         )
 
     async def config(self, project_id: str, slug: str) -> RoutingConfigVersion | None:

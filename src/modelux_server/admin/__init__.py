@@ -1,0 +1,1 @@
+"""The operator's console: /admin/v1 and `modelux admin`."""

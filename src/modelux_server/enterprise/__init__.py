@@ -1,0 +1,1 @@
+"""Enterprise plans: made per customer by the operator, versioned, with their terms."""
