@@ -78,10 +78,14 @@ def render_summary(summary: BillingSummary) -> dict[str, Any]:
         if custom is None
         else {
             "id": custom.id,
+            "version": custom.version,
             "data_residency": custom.data_residency,
             "invoicing": custom.invoicing,
+            "sla_summary": custom.sla,
+            **custom.terms,
             "support_channel": custom.support_channel,
-            "sla": custom.sla,
+            "invoices": list(custom.invoices),
+            "contact": "Your account manager changes this plan; the self-serve plans do not apply.",
         },
         "dormant": [_dormant(item) for item in summary.dormant],
     }

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
 from modelux_server.billing.processor import TaxId
 from modelux_server.billing.service import monthly_requests_used, org_plan, request_window
+from modelux_server.models import CustomPlan
 from modelux_server.plans.catalog import FEATURES, LIMIT_NAMES
 from modelux_server.plans.entitlements import Entitlements
 from modelux_server.services import Services
@@ -59,13 +61,17 @@ class CurrentPlan:
 
 @dataclass(frozen=True)
 class CustomPlanTerms:
-    """What an Enterprise agreement adds beyond limits and features."""
+    """What an Enterprise agreement adds beyond limits and features: its version, the
+    negotiated terms as shown (enterprise/terms.py `render_terms`) and its invoices."""
 
     id: str
+    version: int
     data_residency: str | None
     invoicing: str | None
     support_channel: str | None
-    sla: str | None
+    sla: str | None  # the SLA in one line ("99.95% uptime")
+    terms: Mapping[str, Any]
+    invoices: Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ async def billing_summary(session: AsyncSession, rt: Services, org_id: str) -> B
             meters[name] = UsageMeter(ent.limit(name), used)
     dormant = await dormant_items(session, rt, org_id, ent)
     custom = await repository.get_custom_plan(session, state.custom_plan_id)
+    custom_terms = None if custom is None else await _custom_terms(session, rt, custom)
     return BillingSummary(
         plan=CurrentPlan(ent.plan.id, ent.plan.name, state.interval),
         status=state.status,
@@ -129,16 +136,26 @@ async def billing_summary(session: AsyncSession, rt: Services, org_id: str) -> B
         billing_email=state.billing_email,
         tax_ids=[TaxId(t.get("type", ""), t.get("value", "")) for t in state.tax_ids or []],
         has_subscription=state.stripe_subscription_id is not None,
-        custom_plan=None
-        if custom is None
-        else CustomPlanTerms(
-            id=custom.id,
-            data_residency=custom.data_residency,
-            invoicing=custom.invoicing,
-            support_channel=custom.support_channel,
-            sla=custom.sla,
-        ),
+        custom_plan=custom_terms,
         dormant=dormant,
+    )
+
+
+async def _custom_terms(session: AsyncSession, rt: Services, custom: CustomPlan) -> CustomPlanTerms:
+    from modelux_server.enterprise import invoices
+    from modelux_server.enterprise.terms import Terms, render_terms
+
+    terms = render_terms(Terms.load(custom.terms))
+    now = rt.clock.now()
+    return CustomPlanTerms(
+        id=custom.id,
+        version=custom.version,
+        data_residency=custom.data_residency,
+        invoicing=custom.invoicing,
+        support_channel=terms["support_channel"] or custom.support_channel,
+        sla=custom.sla,
+        terms=terms,
+        invoices=[invoices.render(i, now) for i in await invoices.for_org(session, custom.org_id, limit=24)],
     )
 
 
