@@ -8,6 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.admin.auth import Operator
+from modelux_server.audit import record as audit
+from modelux_server.audit.actions import ACTIONS
 from modelux_server.kit.ids import new_id
 from modelux_server.models import OperatorAction
 from modelux_server.services import Services
@@ -32,6 +34,19 @@ async def record(
         created_at=rt.clock.now(),
     )
     session.add(row)
+    # the organization's own audit log shows it too (a plan move is there already, from
+    # the plan change itself)
+    if org_id is not None and action in ACTIONS and action != "plan.changed":
+        await audit.record(
+            session,
+            rt,
+            org_id,
+            audit.operator(operator.name, operator.via),
+            action,
+            action.split(".")[0],
+            str(detail.get("invoice_id") or org_id),
+            changes=detail,
+        )
     return row
 
 

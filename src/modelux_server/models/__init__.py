@@ -1,6 +1,7 @@
 """ORM tables, one per file. Importing this package registers all of them."""
 
 from modelux_server.models.api_key import ApiKey
+from modelux_server.models.audit_event import AuditEvent, AuditHead
 from modelux_server.models.base import Base
 from modelux_server.models.budget import Budget, BudgetSpend
 from modelux_server.models.checkout_session import CheckoutSession
@@ -30,6 +31,8 @@ from modelux_server.models.user import User
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
+    "AuditHead",
     "Base",
     "Budget",
     "BudgetSpend",

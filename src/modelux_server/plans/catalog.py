@@ -54,6 +54,8 @@ class Plan:
     description: str = ""
     # only the names the plan sets; None = no limit (see RATE_LIMIT_NAMES)
     rate_limits: Mapping[str, int | None] = field(default_factory=dict)
+    # how far back the audit log reaches on this plan (events are kept on every plan)
+    audit_retention_days: int = 0
 
     def limit(self, name: str) -> int | None:
         return self.limits[name]
@@ -158,6 +160,7 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
         "features",
         "limits",
         "rate_limits",
+        "audit_retention_days",
     }
     for key in raw:
         if key not in known:
@@ -204,6 +207,9 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
     if not isinstance(order, int):
         raise fail("order", "'order' must be a whole number")
     rate_limits = _rate_limits(raw.get("rate_limits", {}), fail)
+    retention = raw.get("audit_retention_days", 0)
+    if not isinstance(retention, int) or isinstance(retention, bool) or not 0 <= retention <= 3660:
+        raise fail("audit_retention_days", "'audit_retention_days' must be a whole number of days, 0 to 3660")
     return Plan(
         id=plan_id,
         name=name,
@@ -215,6 +221,7 @@ def _parse_plan(plan_id: str, raw: Any, source: str, where: str) -> Plan:
         features=frozenset(features),
         description=str(raw.get("description", "")),
         rate_limits=rate_limits,
+        audit_retention_days=retention,
     )
 
 

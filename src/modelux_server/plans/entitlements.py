@@ -39,6 +39,7 @@ def effective_plan(catalog: Catalog, plan_id: str, custom: CustomPlan | None) ->
             features=frozenset(custom.features),
             # per-key rate limits are the catalog plan's it is made from (Enterprise)
             rate_limits=base.rate_limits if base is not None else {},
+            audit_retention_days=base.audit_retention_days if base is not None else 0,
         )
     plan = catalog.get(plan_id)
     # a plan removed from the catalog falls back to the default rather than

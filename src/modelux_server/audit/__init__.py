@@ -1,0 +1,1 @@
+"""The audit log: every change on record, hash-chained per organization, append-only."""

@@ -1,0 +1,93 @@
+"""GET /manage/v1/audit-log (JSON pages, or a CSV / NDJSON export by `Accept`) and
+GET /manage/v1/audit-log/verify. Both need the `audit_log` feature (402 without it)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from modelux_server.audit import record as audit_record
+from modelux_server.audit import service
+from modelux_server.auth.management import authenticate_management_key
+from modelux_server.kit.schemas import many
+from modelux_server.management.http import Paged, respond
+from modelux_server.management.openapi import MANY, ONE
+from modelux_server.management.rate_limit import throttle_management_key
+from modelux_server.services import services_of
+
+router = APIRouter(prefix="/audit-log", tags=["audit log"])
+EXPORTS = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
+Text = Annotated[str | None, Query(max_length=320)]
+
+
+def _export_kind(request: Request) -> str | None:
+    accept = request.headers.get("accept", "")
+    for media in (part.split(";")[0].strip().lower() for part in accept.split(",")):
+        if media in EXPORTS:
+            return EXPORTS[media]
+    return None
+
+
+@router.get("", responses=MANY, response_model=None)
+async def list_audit_events(
+    request: Request,
+    page: Paged,
+    since: Text = None,
+    until: Text = None,
+    actor: Text = None,
+    action: Text = None,
+    target_type: Text = None,
+    target_id: Text = None,
+) -> JSONResponse | StreamingResponse:
+    """Changes on record, newest first. `Accept: text/csv` or `application/x-ndjson`
+    exports every matching event (oldest first), streamed."""
+    filters = service.Filters.of(
+        {
+            "since": since,
+            "until": until,
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": target_id,
+        }
+    )
+    kind = _export_kind(request)
+    if kind is None:
+        return await respond(
+            request, lambda s, rt, p: service.list_events(s, rt, p, page, filters), many(service.render)
+        )
+    rt = services_of(request)
+    async with rt.db.session() as session:
+        principal = await authenticate_management_key(session, request.headers.get("authorization"))
+        await throttle_management_key(session, rt, principal)
+        start = await service.export_start(session, rt, principal)
+        await audit_record.record(
+            session,
+            rt,
+            principal.org_id,
+            audit_record.actor_of(principal),
+            "audit_log.exported",
+            "audit_log",
+            None,
+            changes={"format": kind, "filters": {k: v for k, v in vars(filters).items() if v is not None}},
+        )
+    rows = service.export_rows(rt, principal.org_id, start, filters)
+    if kind == "csv":
+        body, media = service.csv_lines(rows), "text/csv; charset=utf-8"
+    else:
+        body, media = service.ndjson(rows), "application/x-ndjson"
+    return StreamingResponse(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="audit-log.{kind}"'},
+    )
+
+
+@router.get("/verify", responses=ONE)
+async def verify_audit_log(request: Request) -> JSONResponse:
+    """Recompute the organization's hash chain; `broken_at` names the first link that fails."""
+    return await respond(
+        request, lambda s, rt, p: service.verify(s, rt, p), lambda v: {"data": service.render_verdict(v)}
+    )
