@@ -59,7 +59,8 @@ def test_migrate_bootstrap_and_operator_commands(tmp_path: Path) -> None:
     assert ent.returncode == 0, ent.stderr
     plan = json.loads(ent.stdout)
     assert plan["limits"]["monthly_requests"] is None and plan["limits"]["projects"] == 500
-    assert plan["features"] == ["sso", "scim"]
+    assert plan["features"] == ["scim", "sso"]  # a set, stored sorted
+    assert plan["sla"]["uptime_percent"] == "99.95"  # the free-text --sla of old, read as the uptime
     assert key.startswith("mlx_mk_")
 
 

@@ -3,59 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import typer
 
-from modelux_server.config import Settings, SettingsError, load_settings
-from modelux_server.errors import ModeluxError
+from modelux_server.admin.cli import admin
+from modelux_server.config import Settings
+from modelux_server.kit.command import fail as _fail
+from modelux_server.kit.command import settings_or_exit as _settings
+from modelux_server.kit.command import with_services as _with_services
 from modelux_server.plans.catalog import CatalogError, load_catalog
 
 app = typer.Typer(help="modelux-server: an LLM control plane.", no_args_is_help=True, add_completion=False)
-admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
-T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-
-
-def _with_services(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run an operator command with the billing processor and a ledger-reading counter."""
-    from modelux_server.assembly import build_services, start_services
-
-    settings = _settings()
-    try:
-        rt = build_services(settings)
-    except CatalogError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-    async def main() -> T:
-        try:
-            async with start_services(rt, role="command"):
-                return await work(rt)
-        finally:
-            await rt.db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ModeluxError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -212,11 +178,6 @@ def _schema_ready(settings: Settings) -> None:
         raise
 
 
-def _fail(message: str, *, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 async def _check_schema(url: str) -> None:
     from modelux_server.kit.db import Database
     from modelux_server.kit.migrations import ensure_migrated
@@ -283,145 +244,6 @@ def mcp_stdio(
         typer.echo("error: give a management key as --key mlx_mk_... or MODELUX_MCP_KEY", err=True)
         raise typer.Exit(2)
     asyncio.run(serve_stdio(url, key))
-
-
-@admin.command("set-plan")
-def set_plan(
-    org_id: str = typer.Argument(..., help="org_..."),
-    plan: str = typer.Argument(..., help="A self-serve catalog plan id (free, pro, team)."),
-    interval: str = typer.Option("monthly", help="monthly or annual"),
-) -> None:
-    """Assign a plan by hand (manual billing mode); takes effect immediately."""
-    from modelux_server.billing.operator import set_plan as do_set
-
-    async def work(rt: Any) -> Any:
-        async with rt.db.session() as session:
-            return await do_set(session, rt, org_id, plan, interval, actor="operator:cli")
-
-    change = _with_services(work)
-    if change is None:
-        typer.echo(f"{org_id} is already on {plan} ({interval}); nothing changed")
-    else:
-        typer.echo(f"{org_id}: {change.from_plan} -> {change.to_plan} ({change.to_interval})")
-
-
-@admin.command("create-enterprise-plan")
-def create_enterprise_plan(
-    org_id: str = typer.Argument(..., help="org_..."),
-    name: str = typer.Option("Enterprise", help="Plan name shown to the customer."),
-    limit: list[str] = typer.Option([], "--limit", help="NAME=N or NAME=unlimited; repeatable."),
-    feature: list[str] = typer.Option([], "--feature", help="Feature to include; repeatable (default: all)."),
-    data_residency: str = typer.Option(None, help="Region, e.g. eu."),
-    invoicing: str = typer.Option(None, help="Invoicing terms instead of card, e.g. 'net 30'."),
-    support_channel: str = typer.Option(None, help="Dedicated support channel."),
-    sla: str = typer.Option(None, help="SLA, e.g. '99.95% uptime'."),
-) -> None:
-    """Create a custom Enterprise plan for one organization and move it there."""
-    from modelux_server.billing.operator import create_enterprise_plan as create
-    from modelux_server.billing.operator import parse_limits
-
-    async def work(rt: Any) -> Any:
-        limits = parse_limits(limit)
-        async with rt.db.session() as session:
-            return await create(
-                session,
-                rt,
-                org_id,
-                name=name,
-                limits=limits,
-                features=feature,
-                data_residency=data_residency,
-                invoicing=invoicing,
-                support_channel=support_channel,
-                sla=sla,
-                actor="operator:cli",
-            )
-
-    plan = _with_services(work)
-    typer.echo(
-        json.dumps(
-            {
-                "id": plan.id,
-                "org_id": plan.org_id,
-                "name": plan.name,
-                "limits": plan.limits,
-                "features": plan.features,
-            },
-            indent=2,
-        )
-    )
-
-
-@admin.command("plans")
-def plans() -> None:
-    """Print the plan catalog in force (validates MODELUX_PLAN_CATALOG)."""
-    from modelux_server.billing.schemas import render_plan
-    from modelux_server.plans.catalog import load_catalog
-
-    settings = _settings()
-    try:
-        catalog = load_catalog(settings.plan_catalog)
-    except CatalogError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps([render_plan(p) for p in catalog.ordered()], indent=2))
-
-
-@admin.command("notifications")
-def notifications(
-    status: str = typer.Option(None, "--status", help="Only queued, sent or failed ones."),
-    org: str = typer.Option(None, "--org", help="Only this organization (org_...)."),
-    retry: str = typer.Option(None, "--retry", help="Requeue this failed notification (ntf_...)."),
-    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="How many, newest first."),
-) -> None:
-    """List the email outbox (what was sent, is queued or failed); --retry requeues a failed one."""
-    from modelux_server.notifications import service
-    from modelux_server.notifications.listing import format_table
-
-    async def work(rt: Any) -> str:
-        async with rt.db.session() as session:
-            if retry:
-                row = await service.requeue(session, rt, retry)
-                return f"{row.id} requeued ({row.kind} to {', '.join(row.recipients)})"
-            rows = await service.list_notifications(session, status=status, org_id=org, limit=limit)
-            return format_table(rows)
-
-    typer.echo(_with_services(work))
-
-
-@admin.command("stripe-sync")
-def stripe_sync() -> None:
-    """Create or update the Stripe products, prices and portal settings for the catalog."""
-    from modelux_server.billing.stripe.catalog_push import sync_catalog, webhook_events
-    from modelux_server.billing.stripe.gateway import StripeBilling
-
-    async def work(rt: Any) -> list[str]:
-        stripe = rt.billing
-        if not isinstance(stripe, StripeBilling):
-            typer.echo("error: MODELUX_STRIPE_SECRET_KEY is not set (manual billing mode)", err=True)
-            raise typer.Exit(2)
-        return await sync_catalog(rt, stripe)
-
-    changes = _with_services(work)
-    for line in changes:
-        typer.echo(line)
-    in_sync = "Stripe is in sync with the catalog; nothing changed"
-    typer.echo(f"{len(changes)} change(s)" if changes else in_sync)
-    typer.echo("webhook events to subscribe: " + ", ".join(webhook_events()))
-
-
-@admin.command("reconcile")
-def reconcile() -> None:
-    """Compare every Stripe-linked organization with Stripe and repair drift (missed webhooks)."""
-    from modelux_server.billing.stripe.reconcile import reconcile as run_reconcile
-
-    async def work(rt: Any) -> Any:
-        return await run_reconcile(rt)
-
-    repairs = _with_services(work)
-    for repair in repairs:
-        typer.echo(str(repair))
-    typer.echo(f"{len(repairs)} organization(s) repaired" if repairs else "no drift found")
 
 
 def main() -> None:

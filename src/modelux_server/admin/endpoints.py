@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modelux_server.admin import actions, service
+from modelux_server.admin import service
 from modelux_server.admin.auth import Operator, authenticate_operator, not_found
 from modelux_server.enterprise import invoices, plans
 from modelux_server.enterprise.schemas import PlanInput, render_version
@@ -98,8 +98,7 @@ async def create_enterprise_plan(ref: str, request: Request) -> JSONResponse:
     async def run(s: AsyncSession, rt: Services, op: Operator) -> Any:
         given = await _body(request, PlanInput)
         org_id = await service.resolve(s, ref)
-        plan = await plans.create_plan(s, rt, org_id, given, actor=op.actor)
-        await actions.record(s, rt, op, "enterprise_plan.created", org_id, version=plan.version)
+        plan = await service.create_enterprise_plan(s, rt, op, org_id, given)
         return {"data": render_version(plan)}
 
     return await _run(request, run, status=201)
@@ -112,12 +111,7 @@ async def edit_enterprise_plan(ref: str, request: Request) -> JSONResponse:
     async def run(s: AsyncSession, rt: Services, op: Operator) -> Any:
         given = await _body(request, PlanInput)
         org_id = await service.resolve(s, ref)
-        plan = await plans.edit_plan(s, rt, org_id, given, actor=op.actor)
-        versions = await plans.history(s, org_id)
-        changes = versions[0][1] if versions else []
-        await actions.record(
-            s, rt, op, "enterprise_plan.edited", org_id, version=plan.version, changes=changes
-        )
+        plan, changes = await service.edit_enterprise_plan(s, rt, op, org_id, given)
         return {"data": {**render_version(plan), "changes": changes}}
 
     return await _run(request, run)

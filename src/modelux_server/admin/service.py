@@ -15,7 +15,8 @@ from modelux_server.billing import repository as billing_repository
 from modelux_server.billing.operator import set_plan
 from modelux_server.billing.service import org_plan, request_window
 from modelux_server.billing.summary import billing_summary
-from modelux_server.enterprise import invoicing
+from modelux_server.enterprise import invoicing, plans
+from modelux_server.enterprise.schemas import PlanInput
 from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.models import (
@@ -287,3 +288,25 @@ async def move_plan(
             session, rt, operator, "plan.changed", org_id, plan={"from": change.from_plan, "to": plan_id}
         )
     return change
+
+
+async def create_enterprise_plan(
+    session: AsyncSession, rt: Services, operator: Operator, org_id: str, given: PlanInput
+) -> CustomPlan:
+    """Give the organization an Enterprise plan, on the record."""
+    plan = await plans.create_plan(session, rt, org_id, given, actor=operator.actor)
+    await actions.record(session, rt, operator, "enterprise_plan.created", org_id, version=plan.version)
+    return plan
+
+
+async def edit_enterprise_plan(
+    session: AsyncSession, rt: Services, operator: Operator, org_id: str, given: PlanInput
+) -> tuple[CustomPlan, list[dict[str, Any]]]:
+    """A new version of the organization's Enterprise plan, on the record with its diff."""
+    plan = await plans.edit_plan(session, rt, org_id, given, actor=operator.actor)
+    versions = await plans.history(session, org_id)
+    changes = versions[0][1] if versions else []
+    await actions.record(
+        session, rt, operator, "enterprise_plan.edited", org_id, version=plan.version, changes=changes
+    )
+    return plan, changes

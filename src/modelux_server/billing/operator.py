@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
 from modelux_server.billing.plan_changes import record_plan_change
 from modelux_server.errors import NotFound, ValidationFailed
-from modelux_server.kit.ids import new_id
+from modelux_server.kit.schemas import parse
 from modelux_server.models import CustomPlan, PlanChange
-from modelux_server.plans.catalog import FEATURES, LIMIT_NAMES, UNLIMITED
+from modelux_server.plans.catalog import LIMIT_NAMES, UNLIMITED
 from modelux_server.services import Services
 
 
@@ -68,41 +66,28 @@ async def create_enterprise_plan(
 ) -> CustomPlan:
     """Create a custom plan for one organization and move it there now.
 
-    Limits not given default to unlimited; features default to everything
-    the catalog's Enterprise plan has.
+    The form of before the terms (enterprise/plans.py makes the plan): limits not given
+    are unlimited, no features means the catalog's Enterprise plan's. `invoicing` and
+    `sla` stay what they were, the operator's words shown to the customer and acted on
+    by nothing; the terms (`modelux admin create-enterprise-plan`, /admin/v1) state
+    payment terms and an SLA that are.
     """
-    state = await repository.get_plan_state(session, org_id, lock=True)
-    if state is None:
-        raise NotFound(f"No organization '{org_id}'.", code="organization_not_found")
-    unknown = [f for f in features if f not in FEATURES]
-    if unknown:
-        raise ValidationFailed(f"unknown features: {', '.join(unknown)} (known: {', '.join(FEATURES)})")
-    enterprise = rt.catalog.get("enterprise")
-    chosen = features or sorted(enterprise.features if enterprise else FEATURES)
-    full: dict[str, Any] = {n: limits.get(n) for n in LIMIT_NAMES}
-    plan = CustomPlan(
-        id=new_id("cplan"),
-        org_id=org_id,
-        name=name,
-        limits=full,
-        features=chosen,
-        data_residency=data_residency,
-        invoicing=invoicing,
-        support_channel=support_channel,
-        sla=sla,
-        created_at=rt.clock.now(),
-    )
-    session.add(plan)
-    await session.flush()
-    plan_id = "enterprise" if "enterprise" in rt.catalog.plans else rt.catalog.ordered()[-1].id
-    await record_plan_change(
-        session,
-        rt,
-        state,
-        plan_id=plan_id,
-        interval=state.interval,
-        source="operator",
-        actor=actor,
-        custom_plan_id=plan.id,
-    )
+    from modelux_server.enterprise.plans import create_plan
+    from modelux_server.enterprise.schemas import PlanInput
+
+    words = {"invoicing": (invoicing, 100), "sla": (sla, 500)}
+    for what, (text, longest) in words.items():
+        if text is not None and (not text.strip() or len(text) > longest or not text.isprintable()):
+            raise ValidationFailed(f"{what}: one line of 1 to {longest} characters", param=what)
+    body = {
+        "name": name,
+        "limits": limits,
+        "features": features or None,
+        "region": data_residency,
+        "support_channel": support_channel,
+    }
+    given = parse(PlanInput, {k: v for k, v in body.items() if v is not None})
+    plan = await create_plan(session, rt, org_id, given, actor=actor or "operator")
+    plan.invoicing = invoicing.strip() if invoicing else plan.invoicing
+    plan.sla = sla.strip() if sla else plan.sla
     return plan

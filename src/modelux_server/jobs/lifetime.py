@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from modelux_server.jobs.schedule import Job, Scheduler, daily_at
+from modelux_server.jobs.schedule import Job, Scheduler, daily_at, every
 from modelux_server.services import Services
 
 
@@ -24,6 +24,15 @@ def scheduled_jobs(rt: Services) -> list[Job]:
 
         # a run over every customer can take minutes; the lease is renewed meanwhile
         jobs.append(Job("billing-reconcile", lambda: nightly(rt), daily_at(RUN_AT)))
+    from modelux_server.enterprise import contracts
+
+    # hourly, so a contract ends within the hour after midnight UTC of its end date
+    jobs.append(Job("enterprise-contracts", lambda: contracts.run(rt), every(contracts.RUN_EVERY)))
+    from modelux_server.enterprise import invoice_sync
+
+    # hourly: an overdue invoice whose webhook was missed is still told, and Stripe work
+    # an operator's save could not finish is retried
+    jobs.append(Job("enterprise-invoices", lambda: invoice_sync.run(rt), every(invoice_sync.RUN_EVERY)))
     return jobs
 
 
