@@ -21,9 +21,12 @@ from modelux_server.billing.processor import (
 )
 from modelux_server.errors import Conflict
 
+# read by customers (API, MCP, dashboard): no setting or command names, which are the
+# operator's business (docs/operations.md tells the operator how to enable Stripe)
 MESSAGE = (
-    "Billing is not configured on this server (manual mode): plans are assigned by the "
-    "operator with `modelux admin set-plan`. Set MODELUX_STRIPE_SECRET_KEY to enable Stripe."
+    "Online payments are not set up on this server (manual mode): plans are managed by your "
+    "administrator, so there is no checkout, plan change or billing portal here. Ask your "
+    "administrator to change the plan, or talk to sales."
 )
 
 

@@ -1,4 +1,5 @@
-"""Settings -> Billing: plan, meters, plan table, Checkout, plan changes, portal, invoices."""
+"""Settings -> Billing: plan, meters, plan table, Checkout, plan changes, portal, invoices,
+and the "Talk to sales" form."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import FormData
 
 from modelux_server.auth.sessions import Viewer
 from modelux_server.billing import checkout as self_serve_checkout
@@ -15,10 +17,14 @@ from modelux_server.billing.processor import BillingProcessorError, InvoiceView
 from modelux_server.billing.subscriptions import PlanChangePreview
 from modelux_server.billing.summary import billing_summary, dormant_items
 from modelux_server.dashboard import billing_view, web
+from modelux_server.dashboard.resource_pages import fields
 from modelux_server.errors import ModeluxError, ValidationFailed
 from modelux_server.kit.pagination import Page, PageRequest
+from modelux_server.kit.schemas import parse
 from modelux_server.plans.catalog import INTERVALS
 from modelux_server.plans.entitlements import Entitlements
+from modelux_server.sales import service as sales
+from modelux_server.sales.schemas import NEED_LABELS, NEEDS, SalesInquiryCreate
 from modelux_server.services import services_of
 
 log = logging.getLogger("modelux.dashboard")
@@ -52,7 +58,13 @@ def _problem(exc: ModeluxError) -> dict[str, Any]:
 
 
 async def _billing_page(
-    request: Request, viewer: Viewer, *, status: int = 200, problem: dict[str, Any] | None = None
+    request: Request,
+    viewer: Viewer,
+    *,
+    status: int = 200,
+    problem: dict[str, Any] | None = None,
+    sales_problem: dict[str, Any] | None = None,
+    sales_form: dict[str, Any] | None = None,
 ) -> Response:
     rt = services_of(request)
     query = request.query_params
@@ -83,6 +95,12 @@ async def _billing_page(
         pending=pending,
         notice=notice,
         problem=problem,
+        sales_needs=[(need, NEED_LABELS[need]) for need in NEEDS],
+        sales_form=sales_form or {},
+        sales_problem=sales_problem,
+        sales_sent=query.get("sales") == "sent",
+        sales_url=rt.settings.sales_url,
+        sales_email=next(iter(sales.sales_addresses(rt)), None),
     )
 
 
@@ -257,3 +275,40 @@ async def invoices(request: Request, viewer: Viewer = Depends(web.current_viewer
         billing_mode=rt.settings.billing_mode,
         level=billing_view.invoice_level,
     )
+
+
+def _whole(value: str) -> int | str:
+    # a number field's text as the JSON number it stands for; anything else is left for
+    # the body schema to refuse in its own words (and int() never sees thousands of digits)
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 20 else value
+
+
+def _sales_body(form: FormData) -> dict[str, Any]:
+    """The form as the API body it stands for; blank fields count as left out."""
+    body: dict[str, Any] = fields(form, "message", "contact_email")
+    for name, value in fields(form, "seats", "monthly_requests").items():
+        body[name] = _whole(value.strip())
+    needs = [need for need in form.getlist("needs") if isinstance(need, str)]
+    if needs:
+        body["needs"] = needs
+    return body
+
+
+@router.post("/sales-inquiry")
+async def sales_inquiry(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    """The "Talk to sales" form: any member may send it (sales/service.py says why)."""
+    form = await web.checked_form(request, viewer)
+    rt = services_of(request)
+    try:
+        body = parse(SalesInquiryCreate, _sales_body(form))
+        async with rt.db.session() as session:
+            await sales.create(session, rt, viewer.principal, body)
+    except ModeluxError as exc:
+        kept: dict[str, Any] = {
+            name: value for name, value in form.items() if isinstance(value, str) and name != "csrf_token"
+        }
+        kept["needs"] = [need for need in form.getlist("needs") if isinstance(need, str)]
+        return await _billing_page(
+            request, viewer, status=exc.status, sales_problem=web.problem(exc), sales_form=kept
+        )
+    return web.see_other("/settings/billing?sales=sent#sales")

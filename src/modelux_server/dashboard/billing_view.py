@@ -96,6 +96,9 @@ def _action(catalog: Catalog, summary: BillingSummary, plan: Plan, interval: str
         return "none", ""
     if _is_current(plan, interval, summary):
         return "current", "Current plan"
+    if summary.billing_mode != "stripe":
+        # no payment processor: Checkout and plan changes could only answer an error
+        return "none", ""
     if not summary.has_subscription and plan.monthly_price_cents:
         return "checkout", f"Upgrade to {plan.name}"
     return "change", change_label(catalog, summary, plan, interval)

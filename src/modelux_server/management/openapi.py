@@ -104,8 +104,8 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
         "bearerFormat": f"{MANAGEMENT_KEY}...",
         "description": (
             f"A management key ({MANAGEMENT_KEY}...) of one organization, sent as "
-            f"`Authorization: Bearer {MANAGEMENT_KEY}...`. Create one with `modelux bootstrap` "
-            "or in the dashboard; it is shown once."
+            f"`Authorization: Bearer {MANAGEMENT_KEY}...`. Create one in the dashboard "
+            "(Management keys); it is shown once."
         ),
     }
     for path, operations in document.get("paths", {}).items():

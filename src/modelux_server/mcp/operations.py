@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from modelux_server.api_key import schemas as api_key_schemas
 from modelux_server.api_key import service as api_keys
+from modelux_server.audit import access_review
+from modelux_server.audit import service as audit_log
 from modelux_server.auth.principal import Principal
 from modelux_server.billing import checkout, subscriptions
 from modelux_server.billing import schemas as billing_schemas
@@ -31,6 +33,8 @@ from modelux_server.project import schemas as project_schemas
 from modelux_server.project import service as projects
 from modelux_server.provider import schemas as provider_schemas
 from modelux_server.provider import service as providers
+from modelux_server.sales import schemas as sales_schemas
+from modelux_server.sales import service as sales
 from modelux_server.services import Services
 
 Args = dict[str, Any]
@@ -170,6 +174,20 @@ async def _delete_budget(session: Session, rt: Services, p: Principal, args: Arg
     return {"data": budget_schemas.render_deleted(view)}
 
 
+async def _contact_sales(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    inquiry = await sales.create(session, rt, p, parse(sales_schemas.SalesInquiryCreate, args))
+    return {"data": sales_schemas.render(inquiry)}
+
+
+async def _list_audit_events(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    filters = audit_log.Filters.of(args)
+    return page_body(await audit_log.list_events(session, rt, p, _page(args), filters), audit_log.render)
+
+
+async def _export_access_review(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
+    return {"data": access_review.render(await access_review.generate(session, rt, p, "json"))}
+
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
@@ -190,5 +208,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation("create_budget", "POST", "/budgets", _create_budget),
         Operation("update_budget", "PATCH", "/budgets/{budget_id}", _update_budget),
         Operation("delete_budget", "DELETE", "/budgets/{budget_id}", _delete_budget),
+        Operation("contact_sales", "POST", "/billing/sales-inquiry", _contact_sales),
+        Operation("list_audit_events", "GET", "/audit-log", _list_audit_events),
+        Operation("export_access_review", "GET", "/access-review", _export_access_review),
     )
 }

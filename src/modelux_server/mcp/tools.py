@@ -26,6 +26,8 @@ from modelux_server.project.schemas import Description as ProjectDescription
 from modelux_server.project.schemas import Name as ProjectName
 from modelux_server.provider.schemas import DEFAULT_HELP, VENDORS, Secret
 from modelux_server.provider.schemas import Name as ProviderName
+from modelux_server.sales import schemas as sales_schemas
+from modelux_server.sales import service as sales_service
 
 
 class ToolFailure(Exception):
@@ -102,6 +104,10 @@ BUDGET_PERIOD = (
     "month); all in UTC."
 )
 BUDGET_ACTION = "'block' refuses requests at the cap (status 402) until the reset; 'alert' only emails."
+
+AuditText = Annotated[str | None, Field(max_length=320)]
+AUDIT_SINCE = "Only events at or after this time: ISO 8601 with a zone, e.g. 2026-12-01T00:00:00Z."
+AUDIT_ACTION = "An action name (project.updated), or a prefix ending in '.' (api_key.) for a family."
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 CREATE = ToolAnnotations(
@@ -257,6 +263,55 @@ def build_tools(backend: Backend) -> list[Tool]:
     async def delete_budget(budget_id: BudgetId, ctx: Context) -> CallToolResult:
         return await run("delete_budget", ctx, budget_id=budget_id)
 
+    async def contact_sales(
+        message: sales_schemas.Message,
+        ctx: Context,
+        seats: sales_schemas.Seats | None = None,
+        monthly_requests: sales_schemas.MonthlyRequests | None = None,
+        needs: sales_schemas.Needs | None = None,
+        contact_email: sales_schemas.ContactEmail | None = None,
+    ) -> CallToolResult:
+        return await run(
+            "contact_sales",
+            ctx,
+            message=message,
+            seats=seats,
+            monthly_requests=monthly_requests,
+            needs=needs,
+            contact_email=contact_email,
+        )
+
+    async def list_audit_events(
+        ctx: Context,
+        since: Annotated[AuditText, Field(description=AUDIT_SINCE)] = None,
+        until: Annotated[AuditText, Field(description="Only events before this time (ISO 8601).")] = None,
+        actor: Annotated[
+            AuditText, Field(description="Who acted: a user or key id, an email or a key's name.")
+        ] = None,
+        action: Annotated[AuditText, Field(description=AUDIT_ACTION)] = None,
+        target_type: Annotated[
+            AuditText, Field(description="What was acted on: project, api_key, ...")
+        ] = None,
+        target_id: Annotated[AuditText, Field(description="The id of what was acted on.")] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> CallToolResult:
+        return await run(
+            "list_audit_events",
+            ctx,
+            since=since,
+            until=until,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    async def export_access_review(ctx: Context) -> CallToolResult:
+        return await run("export_access_review", ctx)
+
     return [
         Tool.from_function(
             get_billing,
@@ -265,8 +320,11 @@ def build_tools(backend: Backend) -> list[Tool]:
                 "The organization's billing state: current plan (id, name, interval), subscription "
                 "status, renewal date, the current monthly window, one usage meter per limit "
                 "(monthly_requests, projects, api_keys, provider_credentials: limit, used, percent; "
-                "limit null means unlimited), features on/off, billing email, and configs made "
-                "inactive by a downgrade. Read-only; use it before suggesting an upgrade."
+                "limit null means unlimited), features on/off, billing email, configs made "
+                "inactive by a downgrade, and for an Enterprise plan (`custom_plan`) its contract, "
+                "price, payment terms, invoices (status, hosted link), billing contact, support "
+                "channel and SLA. Read-only; use it before suggesting an upgrade (an Enterprise "
+                "plan is changed by the customer's account manager, not self-serve)."
             ),
             annotations=READ,
         ),
@@ -443,6 +501,53 @@ def build_tools(backend: Backend) -> list[Tool]:
             ),
             annotations=ToolAnnotations(
                 read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+            ),
+        ),
+        Tool.from_function(
+            contact_sales,
+            title="Talk to sales",
+            description=(
+                "Sends the organization's inquiry about a custom (Enterprise) plan to the sales team, "
+                "who reply by email: a message, and optionally seats, expected monthly_requests, "
+                "needs (" + ", ".join(sales_schemas.NEEDS) + ") and a contact_email to reply to. "
+                "Stored and emailed once; each call is a new inquiry, so call it once per request "
+                "of the user, with what they want to say. Any role may call it; "
+                f"{sales_service.MAX_PER_DAY} a day per organization (then status 429)."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
+        ),
+        Tool.from_function(
+            list_audit_events,
+            title="Audit log",
+            description=(
+                "Changes on record in the organization, newest first, paginated: who acted (actor: "
+                "type user, management_key, operator, stripe or system; id, label, source, ip, "
+                "user_agent), the action (docs/audit-log.md lists them), the target (type, id), the "
+                "changes ({field: {from, to}}, secrets redacted), when, the request id and the "
+                "event's hash. Filters: since/until, actor, action (or a prefix such as 'api_key.'), "
+                "target_type, target_id. Reaches back as far as the plan's audit retention. Needs "
+                "the audit_log feature (Team and up): otherwise status 402, error.code "
+                "'feature_not_in_plan', error.upgrade naming the plan. Read-only."
+            ),
+            annotations=READ,
+        ),
+        Tool.from_function(
+            export_access_review,
+            title="Access review",
+            description=(
+                "Who can do what in the organization right now, and since when: every member and "
+                "pending invitation (role, status active or invited, login_method, scim_managed, "
+                "last_login_at, created_at, invited_by), every management key (role, created_by, "
+                "created_at, last_used_at, revoked_at), every project API key (project, created_by, "
+                "created_at, expires_at, last_used_at, status active, revoked or expired), SCIM "
+                "tokens and the SSO state. Generating one is recorded in the audit log. Needs the "
+                "access_review_export feature (Enterprise): otherwise status 402, error.code "
+                "'feature_not_in_plan'. Needs an admin or owner key."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
             ),
         ),
     ]

@@ -16,6 +16,9 @@ KINDS = (
     "invitation",
     "verify_email",
     "budget_alert",
+    "sales_inquiry",
+    "contract_ending",
+    "invoice_overdue",
 )
 STATUSES = ("queued", "sent", "failed")
 

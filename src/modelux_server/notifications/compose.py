@@ -17,11 +17,14 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelux_server.notifications.contract_messages import ContractEndingNotice, contract_ending_email
+from modelux_server.notifications.invoice_messages import InvoiceOverdueNotice, invoice_overdue_email
 from modelux_server.notifications.messages import (
     BudgetNotice,
     InvitationNotice,
     PaymentFailedNotice,
     PlanChangedNotice,
+    SalesInquiryNotice,
     UsageNotice,
     VerifyEmailNotice,
     budget_email,
@@ -29,6 +32,7 @@ from modelux_server.notifications.messages import (
     make_message_id,
     payment_failed_email,
     plan_changed_email,
+    sales_inquiry_email,
     usage_email,
     verify_email_email,
 )
@@ -40,6 +44,9 @@ Notice = (
     | InvitationNotice
     | VerifyEmailNotice
     | BudgetNotice
+    | SalesInquiryNotice
+    | ContractEndingNotice
+    | InvoiceOverdueNotice
 )
 Builder = Callable[..., EmailMessage]
 Transform = Callable[[str], str]
@@ -55,6 +62,9 @@ _BY_KIND: dict[str, tuple[type[Any], Builder]] = {
     "invitation": (InvitationNotice, invitation_email),
     "verify_email": (VerifyEmailNotice, verify_email_email),
     "budget_alert": (BudgetNotice, budget_email),
+    "sales_inquiry": (SalesInquiryNotice, sales_inquiry_email),
+    "contract_ending": (ContractEndingNotice, contract_ending_email),
+    "invoice_overdue": (InvoiceOverdueNotice, invoice_overdue_email),
 }
 
 

@@ -35,8 +35,9 @@ from modelux_server.services import Services, after_commit
 log = logging.getLogger("modelux.notifications")
 
 NO_RECIPIENT = "no recipient: set a billing email or add an owner, then retry"
-# emails addressed to one person, whose recipient is never re-resolved
-PERSONAL_KINDS = ("invitation", "verify_email")
+# emails addressed to one person (or to sales, or to the owners and the operator
+# separately), whose recipient is never re-resolved
+PERSONAL_KINDS = ("invitation", "verify_email", "sales_inquiry", "contract_ending", "invoice_overdue")
 
 
 def billing_url(rt: Services) -> str:

@@ -10,6 +10,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import actor_of, record
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
 from modelux_server.errors import ValidationFailed
@@ -85,7 +86,7 @@ async def check_base_url(rt: Services, value: object) -> str | None:
     if not admitted:
         raise refusal(
             f"base_url host '{host}' is not a public address, and the gateway's egress "
-            "policy (MODELUX_EGRESS_ALLOW) does not admit it.",
+            "policy does not admit it (your administrator can allow it).",
             param="base_url",
         )
     return url
@@ -152,6 +153,16 @@ async def create(
         is_default=is_default,
     )
     await add(session, credential)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "provider_credential.created",
+        "provider_credential",
+        credential.id,
+        after=audited(credential),
+    )
     rt.invalidate(session, credentials=True)
     return credential
 
@@ -172,6 +183,7 @@ async def update(
     """Apply the fields a PATCH body set (`ProviderUpdate.model_dump(exclude_unset=True)`)."""
     principal.require("admin")
     credential = await repository.get_live(session, principal.org_id, credential_id)
+    before = audited(credential)
     if changes.get("api_key"):
         _check_api_key(credential.vendor, str(changes["api_key"]))
     if "base_url" in changes:
@@ -194,6 +206,22 @@ async def update(
         credential.hint = masked_hint(secret)
     if "default" in changes:
         await defaults.mark(session, credential, bool(changes["default"]))
+    after = audited(credential)
+    if changes.get("api_key"):
+        # a new key whose hint happens to match the old one's is still a change
+        after["key_replaced"] = True
+    if after != before:
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "provider_credential.updated",
+            "provider_credential",
+            credential.id,
+            before=before,
+            after=after,
+        )
     rt.invalidate(session, credentials=True)
     return credential
 
@@ -203,7 +231,29 @@ async def delete(
 ) -> ProviderCredential:
     principal.require("admin")
     credential = await repository.get_live(session, principal.org_id, credential_id)
+    before = audited(credential)
     credential.deleted_at = rt.clock.now()
     await defaults.after_delete(session, credential)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "provider_credential.deleted",
+        "provider_credential",
+        credential.id,
+        before=before,
+    )
     rt.invalidate(session, credentials=True)
     return credential
+
+
+def audited(credential: ProviderCredential) -> dict[str, object]:
+    """What an audit event shows of a credential: its masked hint, never the key or its ciphertext."""
+    return {
+        "vendor": credential.vendor,
+        "name": credential.name,
+        "base_url": credential.base_url,
+        "hint": credential.hint,
+        "default": credential.is_default,
+    }

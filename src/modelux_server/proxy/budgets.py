@@ -202,7 +202,7 @@ async def reserve(
         target = unknown[0]
         raise ValidationFailed(
             f"The price of '{target.label}' is not known, so the budget '{blocking[0].name}' cannot be "
-            "checked. Ask the operator to price it (MODELUX_MODEL_PRICES).",
+            "checked. Ask your administrator to set a price for it.",
             code="model_price_unknown",
             param="model",
         )

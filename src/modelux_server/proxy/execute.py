@@ -90,7 +90,7 @@ class Executor:
             if base_url is not None and not await self.egress.admits(base_url):
                 raise refusal(
                     f"The provider credential for '{target.vendor}' points at a destination "
-                    "the gateway's egress policy refuses (MODELUX_EGRESS_ALLOW).",
+                    "the gateway's egress policy refuses (your administrator can allow it).",
                     param="model",
                 )
         return creds

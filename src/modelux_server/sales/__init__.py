@@ -1,0 +1,1 @@
+"""Talk to sales: an organization's inquiry about a custom plan, stored and emailed to sales."""
