@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from modelux_server.dashboard import (
     account_pages,
+    audit_pages,
     auth_pages,
     billing_pages,
     budget_pages,
@@ -27,6 +28,7 @@ router.include_router(account_pages.router)
 router.include_router(billing_pages.router)
 router.include_router(resource_pages.router)
 router.include_router(budget_pages.router)
+router.include_router(audit_pages.router)
 
 
 @router.get("/")
