@@ -193,6 +193,13 @@ def render(results: dict[str, Any]) -> str:
             f"the rounds' ratios; best runs {budget['off_rps']:.0f} against {budget['on_rps']:.0f} req/s) "
             "([budgets.md](budgets.md) has the method).",
         ]
+    for export in results.get("audit_export", []):
+        lines += [
+            "",
+            f"Audit log export ({export['backend']}, {export['events']:,} events as CSV and NDJSON): "
+            f"peak RSS **{export['peak_rss_mb']} MB** against {export['rss_before_mb']} MB before the export "
+            "([audit_export.md](audit_export.md) has the method).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +223,11 @@ def main() -> None:
                 measure_budgets(name, upstream, workdir, args.seconds)
                 for name in ("local-sqlite", "redis-postgresql")
             ]
+            from bench.audit_export import measure as measure_audit_export
+
+            audit_export = [
+                measure_audit_export(name, upstream, workdir) for name in ("local-sqlite", "redis-postgresql")
+            ]
     finally:
         upstream.stop()
     results = {
@@ -227,6 +239,7 @@ def main() -> None:
         "cap": cap,
         "workers": workers,
         "budgets": budgets,
+        "audit_export": audit_export,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
