@@ -8,10 +8,10 @@ Assembly happens in two steps, both in `modelux_server.assembly`:
 2. `start_services(services, stack)` starts the long-lived parts in this order,
    each entered on one `AsyncExitStack` so they stop in reverse:
    billing processor -> request counter -> rate limiter -> notifications (threshold watcher,
-   mailer worker when this process runs background work) -> proxy (metrics,
-   upstream client, request log) -> MCP sessions -> scheduled jobs (the
-   nightly reconcile; jobs/lifetime.py). `modelux worker` starts only the
-   billing processor, a ledger reader, the mailer and the scheduled jobs.
+   mailer worker when this process runs background work) -> last-used notebook
+   (auth/last_used.py) -> proxy (metrics, upstream client, request log) -> MCP
+   sessions -> scheduled jobs (the nightly reconcile; jobs/lifetime.py). `modelux worker`
+   starts only the billing processor, a ledger reader, the mailer and the scheduled jobs.
 
 A part that was never started is not silently replaced: reading it raises
 `PartNotStarted`, naming the part. Endpoints reach the services through
@@ -42,7 +42,12 @@ if TYPE_CHECKING:  # the parts' own modules import this one
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from opentelemetry.trace import Tracer
 
-    from modelux_server.billing.events import PaymentFailedSubscriber, PlanChangeSubscriber
+    from modelux_server.auth.last_used import LastUsed
+    from modelux_server.billing.events import (
+        PaymentFailedSubscriber,
+        PlanChangeSubscriber,
+        StripeEventRoute,
+    )
     from modelux_server.billing.processor import BillingProcessor
     from modelux_server.billing.summary import DormantSource
     from modelux_server.budget.meter import BudgetMeter
@@ -87,6 +92,8 @@ class Services:
     # other domains subscribe, so billing imports none of them
     plan_change_subscribers: list[PlanChangeSubscriber] = field(default_factory=list)
     payment_failed_subscribers: list[PaymentFailedSubscriber] = field(default_factory=list)
+    # Stripe events of subscriptions another domain owns (billing/events.py)
+    stripe_event_routes: list[StripeEventRoute] = field(default_factory=list)
     dormant_sources: list[DormantSource] = field(default_factory=list)
     # filled while the parts start (see the module docstring for the order)
     readiness: dict[str, Probe] = field(default_factory=dict)
@@ -100,6 +107,9 @@ class Services:
     shutdown_deadline: float | None = None
     # spend budgets' counters (budget/meter.py); None until the serving parts start
     budget_meter: BudgetMeter | None = None
+    # when keys were last used, noted in memory and written in the background
+    # (auth/last_used.py); None in processes that serve no requests
+    last_used: LastUsed | None = None
     _invalidators: list[Invalidator] = field(default_factory=list)
     _billing: BillingProcessor | None = None
     _counter: RequestCounter | None = None

@@ -1,4 +1,5 @@
-"""The app on a real port (MCP clients, the proxy and its fake upstream), and an organization."""
+"""The app on a real port (MCP clients, the proxy and its fake upstream), an organization, and
+the dashboard tests' Chromium (the Audit log page)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from tests.conftest import Org, make_org
+from tests.dashboard.conftest import chromium  # noqa: F401 - a fixture, shared
 from tests.support.live_server import LiveServer
 
 

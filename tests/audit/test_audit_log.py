@@ -63,15 +63,18 @@ async def test_history_from_before_the_upgrade_shows_and_the_chain_verifies(
     r = await client.get(URL, headers=org.headers)
     assert r.status_code == 200, r.text
     events = r.json()["data"]
+    # the organization's own first events (its creation and first key) come from the fixture
     assert [e["action"] for e in events] == [
         "plan.changed",
         "project.updated",
         "project.updated",
         "project.updated",
+        "management_key.created",
+        "organization.created",
     ]
-    assert [e["seq"] for e in events] == [4, 3, 2, 1]
+    assert [e["seq"] for e in events] == [6, 5, 4, 3, 2, 1]
     assert events[0]["changes"]["plan"] == {"from": "free", "to": "team"}
-    first = events[-1]
+    first = events[-3]
     assert first["actor"] == {
         "type": "management_key",
         "id": "mk_test",
@@ -87,7 +90,7 @@ async def test_history_from_before_the_upgrade_shows_and_the_chain_verifies(
     assert stored and "sk-should-never-appear" not in json.dumps(stored)
 
     verdict = (await client.get(f"{URL}/verify", headers=org.headers)).json()["data"]
-    assert verdict == {"ok": True, "events_checked": 4, "broken_at": None}
+    assert verdict == {"ok": True, "events_checked": 6, "broken_at": None}
 
 
 async def test_a_row_edited_with_sql_breaks_the_chain_at_that_row(
@@ -98,7 +101,7 @@ async def test_a_row_edited_with_sql_breaks_the_chain_at_that_row(
     async with rt.db.session() as session:
         target = (
             await session.scalars(
-                text("select id from audit_events where org_id = :org and seq = 3").bindparams(org=org.id)
+                text("select id from audit_events where org_id = :org and seq = 5").bindparams(org=org.id)
             )
         ).one()
         await session.execute(
@@ -106,17 +109,17 @@ async def test_a_row_edited_with_sql_breaks_the_chain_at_that_row(
         )
     verdict = (await client.get(f"{URL}/verify", headers=org.headers)).json()["data"]
     assert verdict["ok"] is False
-    assert verdict["broken_at"] == {"id": target, "seq": 3, "reason": "its content does not match its hash"}
+    assert verdict["broken_at"] == {"id": target, "seq": 5, "reason": "its content does not match its hash"}
 
     # a deleted row is found too: the next one names the gap
     async with rt.db.session() as session:
         await session.execute(update(AuditEvent).where(AuditEvent.id == target).values(actor_label="ci key"))
     assert (await client.get(f"{URL}/verify", headers=org.headers)).json()["data"]["ok"] is True
     async with rt.db.session() as session:
-        await session.execute(delete(AuditEvent).where(AuditEvent.org_id == org.id, AuditEvent.seq == 4))
+        await session.execute(delete(AuditEvent).where(AuditEvent.org_id == org.id, AuditEvent.seq == 6))
     verdict = (await client.get(f"{URL}/verify", headers=org.headers)).json()["data"]
-    assert verdict["ok"] is False and verdict["broken_at"]["seq"] == 5
-    assert verdict["broken_at"]["reason"] == "event 4 is missing"
+    assert verdict["ok"] is False and verdict["broken_at"]["seq"] == 7
+    assert verdict["broken_at"]["reason"] == "event 6 is missing"
 
 
 async def test_the_newest_row_deleted_is_found_by_the_head(
@@ -125,16 +128,19 @@ async def test_the_newest_row_deleted_is_found_by_the_head(
     await move_to(rt, org.id, "team")
     await _events(rt, org, 3)
     async with rt.db.session() as session:
-        await session.execute(delete(AuditEvent).where(AuditEvent.org_id == org.id, AuditEvent.seq == 4))
+        await session.execute(delete(AuditEvent).where(AuditEvent.org_id == org.id, AuditEvent.seq == 6))
     verdict = (await client.get(f"{URL}/verify", headers=org.headers)).json()["data"]
-    assert verdict["ok"] is False and verdict["broken_at"]["seq"] == 4
-    assert "head names event 4" in verdict["broken_at"]["reason"]
+    assert verdict["ok"] is False and verdict["broken_at"]["seq"] == 6
+    assert "head names event 6" in verdict["broken_at"]["reason"]
 
 
 async def test_an_event_is_rolled_back_with_its_change(org: Org, rt: Services) -> None:
     class Boom(Exception):
         pass
 
+    count_sql = text("select count(*) from audit_events where org_id = :o").bindparams(o=org.id)
+    async with rt.db.session() as session:
+        before = (await session.execute(count_sql)).scalar_one()
     with pytest.raises(Boom):
         async with rt.db.session() as session:
             await audit.record(
@@ -142,12 +148,8 @@ async def test_an_event_is_rolled_back_with_its_change(org: Org, rt: Services) -
             )
             raise Boom
     async with rt.db.session() as session:
-        count = (
-            await session.execute(
-                text("select count(*) from audit_events where org_id = :o").bindparams(o=org.id)
-            )
-        ).scalar_one()
-    assert count == 0
+        count = (await session.execute(count_sql)).scalar_one()
+    assert count == before
 
 
 async def test_filters_and_pages(client: httpx.AsyncClient, org: Org, rt: Services) -> None:
@@ -163,7 +165,8 @@ async def test_filters_and_pages(client: httpx.AsyncClient, org: Org, rt: Servic
     page = (await get(limit="5")).json()
     rest = (await get(limit="50", cursor=page["next_cursor"])).json()
     seqs = [e["seq"] for e in page["data"] + rest["data"]]
-    assert seqs == sorted(seqs, reverse=True) and len(seqs) == 13 and rest["has_more"] is False
+    # 12 events, the plan change and the organization's creation and first key
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == 15 and rest["has_more"] is False
     bad = await get(since="yesterday")
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "since"
     assert (await get(cursor="abc")).status_code == 422
@@ -177,16 +180,18 @@ async def test_csv_and_ndjson_exports_stream_every_event(
     r = await client.get(URL, headers={**org.headers, "Accept": "text/csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    # the plan change, 2100 events and the export itself (recorded before it streams)
+    # the organization's creation and first key, the plan change, 2100 events and the
+    # export itself (recorded before it streams)
     assert (
-        len(rows) == 2102
-        and rows[0]["action"] == "plan.changed"
+        len(rows) == 2104
+        and rows[0]["action"] == "organization.created"
+        and rows[2]["action"] == "plan.changed"
         and rows[-1]["action"] == "audit_log.exported"
     )
     assert [int(x["seq"]) for x in rows] == list(range(1, len(rows) + 1))
     r = await client.get(URL, headers={**org.headers, "Accept": "application/x-ndjson"})
     lines = [json.loads(line) for line in r.text.splitlines()]
-    assert len(lines) == 2103 and lines[-1]["action"] == "audit_log.exported"
+    assert len(lines) == 2105 and lines[-1]["action"] == "audit_log.exported"
     actions = [
         e["action"]
         for e in (await client.get(URL, params={"action": "audit_log.exported"}, headers=org.headers)).json()[

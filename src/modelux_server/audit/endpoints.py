@@ -1,15 +1,16 @@
 """GET /manage/v1/audit-log (JSON pages, or a CSV / NDJSON export by `Accept`) and
-GET /manage/v1/audit-log/verify. Both need the `audit_log` feature (402 without it)."""
+GET /manage/v1/audit-log/verify, which need the `audit_log` feature (402 without it);
+GET /manage/v1/access-review (JSON, or CSV by `Accept`), which needs `access_review_export`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from modelux_server.audit import access_review, service
 from modelux_server.audit import record as audit_record
-from modelux_server.audit import service
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.kit.schemas import many
 from modelux_server.management.http import Paged, respond
@@ -17,7 +18,8 @@ from modelux_server.management.openapi import MANY, ONE
 from modelux_server.management.rate_limit import throttle_management_key
 from modelux_server.services import services_of
 
-router = APIRouter(prefix="/audit-log", tags=["audit log"])
+router = APIRouter(prefix="/audit-log", tags=["audit-log"])
+access_review_router = APIRouter(prefix="/access-review", tags=["audit-log"])
 EXPORTS = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
 Text = Annotated[str | None, Query(max_length=320)]
 
@@ -90,4 +92,28 @@ async def verify_audit_log(request: Request) -> JSONResponse:
     """Recompute the organization's hash chain; `broken_at` names the first link that fails."""
     return await respond(
         request, lambda s, rt, p: service.verify(s, rt, p), lambda v: {"data": service.render_verdict(v)}
+    )
+
+
+@access_review_router.get("", responses=ONE, response_model=None)
+async def export_access_review(request: Request) -> JSONResponse | Response:
+    """Who can do what in the organization, right now, and since when: members and
+    invitations, management keys, project API keys, SCIM tokens and the SSO state.
+    `Accept: text/csv` answers the same as one table. Admins and owners; recorded in
+    the audit log as `access_review.exported`."""
+    if _export_kind(request) != "csv":
+        return await respond(
+            request,
+            lambda s, rt, p: access_review.generate(s, rt, p, "json"),
+            lambda review: {"data": access_review.render(review)},
+        )
+    rt = services_of(request)
+    async with rt.db.session() as session:
+        principal = await authenticate_management_key(session, request.headers.get("authorization"))
+        await throttle_management_key(session, rt, principal)
+        review = await access_review.generate(session, rt, principal, "csv")
+    return Response(
+        access_review.csv_text(review),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="access-review.csv"'},
     )

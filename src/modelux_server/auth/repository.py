@@ -5,9 +5,11 @@ Users are looked up through organization/repository.py, which owns them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.models import (
@@ -31,6 +33,30 @@ async def api_key_by_token_hash(session: AsyncSession, token_hash: str) -> ApiKe
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+# the credentials whose use is noted (auth/last_used.py), by the kind they are noted under
+_USED: dict[str, Any] = {"api_key": ApiKey.__table__, "management_key": ManagementKey.__table__}
+
+
+async def stamp_last_used(session: AsyncSession, kind: str, stamps: Mapping[str, datetime]) -> None:
+    """Move each key's `last_used_at` forward to its stamp, never back.
+
+    One statement run for every key at once. The condition makes it the later of the
+    stored time and the new one, so processes flushing in any order agree.
+    """
+    if not stamps:
+        return
+    table: Table = _USED[kind]
+    stmt = (
+        update(table)
+        .where(
+            table.c.id == bindparam("key_id"),
+            or_(table.c.last_used_at.is_(None), table.c.last_used_at < bindparam("used_at")),
+        )
+        .values(last_used_at=bindparam("used_at"))
+    )
+    await session.execute(stmt, [{"key_id": key, "used_at": at} for key, at in stamps.items()])
+
+
 async def first_membership(session: AsyncSession, user_id: str) -> Membership | None:
     """The organization a login lands in: the user's oldest membership."""
     stmt = (
@@ -40,6 +66,12 @@ async def first_membership(session: AsyncSession, user_id: str) -> Membership | 
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def organizations_of(session: AsyncSession, user_id: str) -> list[str]:
+    """The ids of every organization the user is a member of."""
+    stmt = select(Membership.org_id).where(Membership.user_id == user_id).order_by(Membership.org_id)
+    return list(await session.scalars(stmt))
 
 
 async def session_by_token_hash(session: AsyncSession, token_hash: str) -> DashboardSession | None:

@@ -21,6 +21,10 @@ async def throttle_management_key(
     None when no limit applies. The organization's plan is read only when some
     plan in the catalog sets a management-key limit of its own.
     """
+    if rt.last_used is not None:
+        # every management request (API, MCP) passes here once: its key's use is noted in
+        # memory and written in the background (auth/last_used.py)
+        rt.last_used.note("management_key", principal.actor)
     plan: Plan | None = None
     if plan_matters(rt.settings, rt.catalog, MANAGEMENT_KEY_PER_MINUTE):
         plan = (await org_plan(session, rt, principal.org_id)).entitlements.plan

@@ -22,3 +22,5 @@ class ApiKey(Timestamped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # requests per minute for this key alone; None: the plan's or the server's default
     rate_limit_per_minute: Mapped[int | None] = mapped_column(default=None)
+    # written by a background flush, at most once a minute (auth/last_used.py)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -25,3 +25,5 @@ class ManagementKey(Timestamped, Base):
     hint: Mapped[str] = mapped_column(String(40))
     created_by: Mapped[str | None] = mapped_column(String(40))
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # written by a background flush, at most once a minute (auth/last_used.py)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)

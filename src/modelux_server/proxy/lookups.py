@@ -89,6 +89,8 @@ class Lookups:
         caller = await self.keys.get(digest, lambda: self._load_caller(digest))
         if caller is None:
             raise Unauthorized("Invalid or revoked API key.")
+        if self.rt.last_used is not None:
+            self.rt.last_used.note("api_key", caller.key_id)  # in memory; written in the background
         return caller
 
     async def _load_caller(self, digest: str) -> Caller | None:
