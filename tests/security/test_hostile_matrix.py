@@ -137,6 +137,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     },
     "RoutingConfigUpdate": {"strategy": "single", "model": "openai/gpt-4o-mini"},
     "Rollback": {"version": 1},
+    "SalesInquiryCreate": {"seats": 20, "needs": ["sso", "invoicing"], "message": "We need SSO."},
     "BudgetCreate": {
         "name": "b",
         "scope": "project",
