@@ -69,6 +69,10 @@ def test_the_audit_log_page_is_locked_then_shows_the_history(
         assert download.status == 200 and download.headers["content-type"].startswith("text/csv")
         lines = download.text().strip().splitlines()
         assert lines[0].startswith("id,seq,created_at") and len(lines) == 2 and "plan.changed" in lines[1]
+
+        # the access review is Enterprise's: on Team the page says where it is
+        review = page.request.get(f"{server.url}{page.get_by_test_id('access-review').get_attribute('href')}")
+        assert review.status == 402 and "Enterprise" in review.text() and "access review export" in review.text()
     finally:
         context.close()
         server.stop()

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from modelux_server.audit import access_review, service
 from modelux_server.audit import record as audit_record
-from modelux_server.audit import service
 from modelux_server.audit.actions import ACTIONS
 from modelux_server.auth.sessions import Viewer
 from modelux_server.dashboard import web
@@ -36,7 +36,13 @@ def _asked(request: Request) -> dict[str, str]:
 async def audit_log_page(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
     rt = services_of(request)
     asked = _asked(request)
-    context: dict[str, Any] = {"asked": asked, "actions": sorted(ACTIONS), "events": [], "next_cursor": None}
+    context: dict[str, Any] = {
+        "asked": asked,
+        "actions": sorted(ACTIONS),
+        "events": [],
+        "next_cursor": None,
+        "query": urlencode(asked),
+    }
     try:
         filters = service.Filters.of(asked)
         page = PageRequest.of(request.query_params.get("cursor"), 50)
@@ -50,8 +56,7 @@ async def audit_log_page(request: Request, viewer: Viewer = Depends(web.current_
         return web.page(
             request, "audit_log.html", viewer, status=exc.status, problem=web.problem(exc), **context
         )
-    query = urlencode(asked)
-    return web.page(request, "audit_log.html", viewer, locked=None, query=query, **context)
+    return web.page(request, "audit_log.html", viewer, locked=None, **context)
 
 
 @router.get(f"{PATH}/export.{{kind}}", name="dashboard_audit_log_export")
@@ -80,7 +85,9 @@ async def audit_log_export(
             )
     except ModeluxError as exc:
         status = 402 if isinstance(exc, FeatureNotInPlan) else exc.status
-        return web.page(request, "audit_log.html", viewer, status=status, locked=web.problem(exc), events=[])
+        return web.page(
+            request, "audit_log.html", viewer, status=status, locked=web.problem(exc), events=[], query=""
+        )
     media, body = FORMATS[kind]
     rows = service.export_rows(rt, viewer.principal.org_id, start, filters)
     return StreamingResponse(
@@ -88,6 +95,37 @@ async def audit_log_export(
         media_type=media,
         headers={
             "Content-Disposition": f'attachment; filename="audit-log.{kind}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(f"{PATH}/access-review.csv", name="dashboard_access_review")
+async def access_review_download(request: Request, viewer: Viewer = Depends(web.current_viewer)) -> Response:
+    """Who can do what, right now (Enterprise: `access_review_export`); recorded as an event."""
+    rt = services_of(request)
+    try:
+        async with rt.db.session() as session:
+            review = await access_review.generate(session, rt, viewer.principal, "csv")
+    except ModeluxError as exc:
+        return web.page(
+            request,
+            "audit_log.html",
+            viewer,
+            status=exc.status,
+            problem=web.problem(exc),
+            locked=None,
+            events=[],
+            asked={},
+            actions=sorted(ACTIONS),
+            next_cursor=None,
+            query="",
+        )
+    return Response(
+        access_review.csv_text(review),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="access-review.csv"',
             "Cache-Control": "no-store",
         },
     )
