@@ -47,14 +47,20 @@ def _subscribe_to_billing(services: Services) -> None:
     At build time, not start: an operator command changes plans too, and its
     receipts must be written as a server's are.
     """
+    from modelux_server.audit.subscribers import audit_plan_change
+    from modelux_server.enterprise.invoice_sync import route_stripe_event
     from modelux_server.notifications.service import enqueue_plan_changed, on_payment_failed
     from modelux_server.notifications.thresholds import recheck_after_plan_change
     from modelux_server.routing.service import inactive_configs
 
     # in this order: the receipt is written before any threshold email it caused
-    services.plan_change_subscribers.extend([enqueue_plan_changed, recheck_after_plan_change])
+    services.plan_change_subscribers.extend(
+        [enqueue_plan_changed, recheck_after_plan_change, audit_plan_change]
+    )
     services.payment_failed_subscribers.append(on_payment_failed)
     services.dormant_sources.append(inactive_configs)
+    # an Enterprise plan's invoice subscription: its events mirror invoices, never move the plan
+    services.stripe_event_routes.append(route_stripe_event)
 
 
 @asynccontextmanager
@@ -80,6 +86,7 @@ async def start_services(services: Services, *, role: Role = "serve") -> AsyncIt
             yield services
             return
 
+        from modelux_server.auth.last_used import last_used_lifetime
         from modelux_server.budget.lifetime import budget_meter_lifetime
         from modelux_server.mcp.http import lifespan as mcp_lifetime
         from modelux_server.notifications.worker import notifications_lifetime
@@ -93,6 +100,8 @@ async def start_services(services: Services, *, role: Role = "serve") -> AsyncIt
         # after the counter: on shutdown the mailer stops first, while the counter
         # it reads for plan-change re-checks is still open
         await stack.enter_async_context(notifications_lifetime(services, send=background))
+        # before the proxy: on shutdown it writes the last uses after the requests are done
+        await stack.enter_async_context(last_used_lifetime(services))
         await stack.enter_async_context(proxy_lifetime(services))
         await stack.enter_async_context(mcp_lifetime(services))
         if background:
@@ -118,6 +127,8 @@ def routers() -> list[tuple[APIRouter, str]]:
     from modelux_server.admin.endpoints import router as admin
     from modelux_server.api_docs.endpoints import router as api_docs
     from modelux_server.api_key.endpoints import router as api_keys
+    from modelux_server.audit.endpoints import access_review_router as access_review
+    from modelux_server.audit.endpoints import router as audit_log
     from modelux_server.billing.endpoints import router as billing
     from modelux_server.billing.stripe.endpoints import router as stripe_webhooks
     from modelux_server.budget.endpoints import router as budgets
@@ -142,6 +153,8 @@ def routers() -> list[tuple[APIRouter, str]]:
         (invitations, MANAGE),
         (routing, MANAGE),
         (budgets, MANAGE),
+        (audit_log, MANAGE),
+        (access_review, MANAGE),
         (sales, MANAGE),
         (proxy, ""),
         (metrics, ""),

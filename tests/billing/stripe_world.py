@@ -154,11 +154,12 @@ def stripe_settings(db_url: str, data_dir: Path, emu: StripeEmulator, **extra: A
     )
 
 
-def start_world(db_url: str, data_dir: Path) -> Iterator[StripeWorld]:
+def start_world(db_url: str, data_dir: Path, **settings: Any) -> Iterator[StripeWorld]:
+    """The world; `settings` are more Settings fields (operator email, SMTP, ...)."""
     emu = StripeEmulator(webhook_secret=WEBHOOK_SECRET, api_key=API_KEY, start_time=JAN_10_2026)
     emu.start()
     clock = FrozenClock(when(emu.now()))
-    server = LiveServer(stripe_settings(db_url, data_dir, emu), clock=clock).start()
+    server = LiveServer(stripe_settings(db_url, data_dir, emu, **settings), clock=clock).start()
     emu.webhook_url = f"{server.url}/webhooks/stripe"
     client = stripe.StripeClient(emu.api_key, base_addresses={"api": emu.base_url}, max_network_retries=0)
     world = StripeWorld(emu=emu, server=server, clock=clock, stripe=client)

@@ -75,6 +75,17 @@ class Ctx:
     def update(self, **params: Any) -> object:
         return self.client.v1.subscriptions.update(self.sub.id, params=typing.cast(Any, params))
 
+    def invoiced(self, **extra: Any) -> object:
+        """A second subscription of the customer, paid by invoice."""
+        params: dict[str, Any] = {
+            "customer": self.customer,
+            "items": [{"price": self.catalog["pro_monthly"].id, "quantity": 1}],
+            "collection_method": "send_invoice",
+            "days_until_due": 30,
+        }
+        params.update(extra)
+        return self.client.v1.subscriptions.create(params=typing.cast(Any, params))
+
     def preview(self, **params: Any) -> object:
         return self.client.v1.invoices.create_preview(params=typing.cast(Any, params))
 
@@ -272,6 +283,55 @@ CASES = [
         lambda c: c.update(items=[{"price": c.catalog["pro_monthly"].id}] * 21),
         lambda c: c.update(items=[c.change()], proration_behavior="none"),
         "items",
+    ),
+    Case(
+        "subscription: 21 items on create",
+        P.SubscriptionCreateParams, "items",
+        lambda c: c.invoiced(items=[{"price": c.catalog["pro_monthly"].id}] * 21),
+        lambda c: c.invoiced(),
+        "items",
+    ),
+    Case(
+        "subscription: five invoice custom fields",
+        P.SubscriptionCreateParams, "invoice_settings.custom_fields",
+        lambda c: c.invoiced(invoice_settings={"custom_fields": _fields(5)}),
+        lambda c: c.invoiced(invoice_settings={"custom_fields": _fields(4)}),
+        "invoice_settings[custom_fields]",
+    ),
+    Case(
+        "subscription: a 41-character custom field name",
+        P.SubscriptionCreateParams, "invoice_settings.custom_fields.name",
+        lambda c: c.invoiced(invoice_settings={"custom_fields": [{"name": "n" * 41, "value": "v"}]}),
+        lambda c: c.invoiced(invoice_settings={"custom_fields": [{"name": "n" * 40, "value": "v"}]}),
+        "invoice_settings[custom_fields][0][name]",
+    ),
+    Case(
+        "subscription: a 141-character custom field value",
+        P.SubscriptionCreateParams, "invoice_settings.custom_fields.value",
+        lambda c: c.invoiced(invoice_settings={"custom_fields": [{"name": "PO", "value": "v" * 141}]}),
+        lambda c: c.invoiced(invoice_settings={"custom_fields": [{"name": "PO", "value": "v" * 140}]}),
+        "invoice_settings[custom_fields][0][value]",
+    ),
+    Case(
+        "subscription update: five invoice custom fields",
+        P.SubscriptionUpdateParams, "invoice_settings.custom_fields",
+        lambda c: c.update(invoice_settings={"custom_fields": _fields(5)}),
+        lambda c: c.update(invoice_settings={"custom_fields": _fields(4)}),
+        "invoice_settings[custom_fields]",
+    ),
+    Case(
+        "subscription update: a 41-character custom field name",
+        P.SubscriptionUpdateParams, "invoice_settings.custom_fields.name",
+        lambda c: c.update(invoice_settings={"custom_fields": [{"name": "n" * 41, "value": "v"}]}),
+        lambda c: c.update(invoice_settings={"custom_fields": [{"name": "n" * 40, "value": "v"}]}),
+        "invoice_settings[custom_fields][0][name]",
+    ),
+    Case(
+        "subscription update: a 141-character custom field value",
+        P.SubscriptionUpdateParams, "invoice_settings.custom_fields.value",
+        lambda c: c.update(invoice_settings={"custom_fields": [{"name": "PO", "value": "v" * 141}]}),
+        lambda c: c.update(invoice_settings={"custom_fields": [{"name": "PO", "value": "v" * 140}]}),
+        "invoice_settings[custom_fields][0][value]",
     ),
     # ---------------------------------------------------------------- invoice previews
     Case(
@@ -473,6 +533,13 @@ CASES = [
         "email",
     ),
     Case(
+        "customer: a 513-character email on update",
+        P.CustomerUpdateParams, "email",
+        lambda c: c.client.v1.customers.update(c.customer, params={"email": "a" * 501 + "@example.com"}),
+        lambda c: c.client.v1.customers.update(c.customer, params={"email": "a" * 500 + "@example.com"}),
+        "email",
+    ),
+    Case(
         "customer: a lower-case invoice prefix",
         P.CustomerCreateParams, "invoice_prefix",
         lambda c: c.client.v1.customers.create(params={"invoice_prefix": "acme"}),
@@ -480,6 +547,10 @@ CASES = [
         "invoice_prefix",
     ),
 ]  # fmt: skip
+
+
+def _fields(n: int) -> list[dict[str, str]]:
+    return [{"name": f"Field {i}", "value": "v"} for i in range(n)]
 
 
 def _switching(c: Ctx, n: int) -> dict[str, Any]:
@@ -543,7 +614,12 @@ ADAPTER_FIELDS: dict[type, str] = {
     "features.subscription_update.proration_behavior features.subscription_update.products "
     "features.subscription_update.products.product features.subscription_update.products.prices",
     BP.ConfigurationListParams: "active limit",
-    P.SubscriptionUpdateParams: "items items.id items.price proration_behavior payment_behavior",
+    P.SubscriptionUpdateParams: "items items.id items.price proration_behavior payment_behavior "
+    "days_until_due metadata invoice_settings invoice_settings.custom_fields "
+    "invoice_settings.custom_fields.name invoice_settings.custom_fields.value",
+    P.SubscriptionCreateParams: "customer items items.price items.quantity collection_method "
+    "days_until_due metadata invoice_settings invoice_settings.custom_fields "
+    "invoice_settings.custom_fields.name invoice_settings.custom_fields.value",
     P.SubscriptionCancelParams: "prorate invoice_now",
     P.SubscriptionListParams: "customer limit",
     P.InvoiceCreatePreviewParams: "customer subscription subscription_details subscription_details.items "
@@ -552,11 +628,12 @@ ADAPTER_FIELDS: dict[type, str] = {
     P.InvoiceListParams: "limit customer subscription starting_after",
     P.PriceListParams: "lookup_keys limit",
     P.PriceCreateParams: "product unit_amount currency recurring recurring.interval lookup_key "
-    "transfer_lookup_key metadata nickname",
+    "transfer_lookup_key metadata nickname recurring.interval_count",
     P.PriceUpdateParams: "active metadata",
     P.ProductCreateParams: "id name metadata description",
     P.ProductUpdateParams: "name description metadata active",
-    P.CustomerCreateParams: "metadata email",
+    P.CustomerCreateParams: "metadata email name",
+    P.CustomerUpdateParams: "email name",
 }
 
 # Words with which an SDK docstring states a rule the type does not carry.

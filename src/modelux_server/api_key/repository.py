@@ -27,9 +27,12 @@ async def list_live(
     return await list_owned(session, ApiKey, org_id, page, *filters)
 
 
-async def revoke_for_project(session: AsyncSession, project_id: str, now: datetime) -> None:
-    await session.execute(
+async def revoke_for_project(session: AsyncSession, project_id: str, now: datetime) -> list[str]:
+    """Revoke the project's live keys; their ids, for the audit log."""
+    result = await session.execute(
         update(ApiKey)
         .where(ApiKey.project_id == project_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
+        .returning(ApiKey.id)
     )
+    return sorted(result.scalars())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.api_key import repository
+from modelux_server.audit.record import actor_of, record
 from modelux_server.auth import tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
@@ -40,7 +41,18 @@ async def create(
         rate_limit_per_minute=rate_limit_per_minute,
         created_at=rt.clock.now(),
     )
-    return await add(session, key), minted.token
+    await add(session, key)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "api_key.created",
+        "api_key",
+        key.id,
+        after=audited(key),
+    )
+    return key, minted.token
 
 
 async def list_keys(
@@ -63,12 +75,25 @@ async def update(
     """
     principal.require("admin")
     key = await repository.get(session, principal.org_id, key_id)
+    before = audited(key)
     if changes.get("name") is not None:
         key.name = str(changes["name"])
     if "rate_limit_per_minute" in changes:
         limit = changes["rate_limit_per_minute"]
         key.rate_limit_per_minute = limit if isinstance(limit, int) else None
         rt.invalidate(session, token_hash=key.token_hash)
+    if audited(key) != before:
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "api_key.updated",
+            "api_key",
+            key.id,
+            before=before,
+            after=audited(key),
+        )
     return key
 
 
@@ -77,5 +102,26 @@ async def revoke(session: AsyncSession, rt: Services, principal: Principal, key_
     key = await repository.get(session, principal.org_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = rt.clock.now()
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "api_key.revoked",
+            "api_key",
+            key.id,
+            before={"revoked_at": None},
+            after={"revoked_at": key.revoked_at},
+        )
     rt.invalidate(session, token_hash=key.token_hash)
     return key
+
+
+def audited(key: ApiKey) -> dict[str, object]:
+    """What an audit event shows of a key: never its secret or the secret's hash."""
+    return {
+        "name": key.name,
+        "project_id": key.project_id,
+        "hint": key.hint,
+        "rate_limit_per_minute": key.rate_limit_per_minute,
+    }

@@ -9,6 +9,11 @@ processes enforce them together:
   address is slow too. A successful login does not reset it, or an attacker
   with one valid account could clear it between guesses.
 
+A counted failure for an existing account is an audit event (`user.login_failed`)
+in each of that account's organizations; an unknown email belongs to none, and
+an attempt refused by a limit is not counted, so neither is recorded (nor can
+an attacker grow an organization's log faster than the limits allow).
+
 The client address is the connection's peer, which uvicorn rewrites from
 X-Forwarded-For only for MODELUX_TRUSTED_PROXIES; an IPv6 address counts by
 its /64 (limits.client_key).
@@ -22,6 +27,7 @@ from functools import cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import Actor, record
 from modelux_server.auth import limits, repository
 from modelux_server.kit.secrets import hash_password, verify_password
 from modelux_server.models import Membership, User
@@ -86,9 +92,17 @@ async def check_password(
     stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     if not (verify_password(stored, password) and user is not None and user.password_hash):
         await limits.record(session, counted, now)
+        if user is not None:
+            await _record_failure(session, rt, user, email)
         return Rejected("invalid")
     await limits.clear(session, per_email, email_subject)
     return user
+
+
+async def _record_failure(session: AsyncSession, rt: Services, user: User, email: str) -> None:
+    actor = Actor("user", user.id, email, "dashboard")
+    for org_id in await repository.organizations_of(session, user.id):
+        await record(session, rt, org_id, actor, "user.login_failed", "user", user.id)
 
 
 async def log_in(

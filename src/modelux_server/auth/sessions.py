@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit import record as audit
 from modelux_server.auth import repository, tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.kit.ids import new_id
@@ -48,20 +49,34 @@ class Viewer:
 
 
 async def open_session(session: AsyncSession, rt: Services, *, user_id: str, org_id: str) -> str:
-    """Start a session and return its token (the cookie value, never stored)."""
+    """Start a session and return its token (the cookie value, never stored).
+
+    Every session opened is a `user.login` in its organization's audit log: a
+    password login, the one that follows signing up, and the one that follows
+    accepting an invitation.
+    """
     minted = tokens.mint(tokens.DASHBOARD_SESSION)
     now = rt.clock.now()
-    session.add(
-        DashboardSession(
-            id=new_id("sess"),
-            token_hash=minted.hash,
-            user_id=user_id,
-            org_id=org_id,
-            expires_at=now + TTL,
-            created_at=now,
-        )
+    opened = DashboardSession(
+        id=new_id("sess"),
+        token_hash=minted.hash,
+        user_id=user_id,
+        org_id=org_id,
+        expires_at=now + TTL,
+        created_at=now,
     )
+    session.add(opened)
     await session.flush()
+    await audit.record(
+        session,
+        rt,
+        org_id,
+        _actor(user_id),
+        "user.login",
+        "session",
+        opened.id,
+        after={"expires_at": opened.expires_at},
+    )
     return minted.token
 
 
@@ -92,6 +107,22 @@ async def resolve(session: AsyncSession, rt: Services, token: str | None) -> Vie
 async def close_session(session: AsyncSession, rt: Services, token: str | None) -> None:
     if not token:
         return
-    record = await repository.session_by_token_hash(session, token_hash(token))
-    if record is not None and record.revoked_at is None:
-        record.revoked_at = rt.clock.now()
+    found = await repository.session_by_token_hash(session, token_hash(token))
+    if found is not None and found.revoked_at is None:
+        found.revoked_at = rt.clock.now()
+        await audit.record(
+            session,
+            rt,
+            found.org_id,
+            _actor(found.user_id),
+            "user.logout",
+            "session",
+            found.id,
+            before={"revoked_at": None},
+            after={"revoked_at": found.revoked_at},
+        )
+
+
+def _actor(user_id: str) -> audit.Actor:
+    # sessions exist only in the dashboard
+    return audit.Actor("user", user_id, None, "dashboard")

@@ -16,10 +16,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.services import Services
+
+if TYPE_CHECKING:
+    from modelux_server.billing.processor import BillingProcessor, WebhookEvent
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,24 @@ class PaymentFailed:
 
 PlanChangeSubscriber = Callable[[AsyncSession, Services, PlanChanged], Awaitable[None]]
 PaymentFailedSubscriber = Callable[[AsyncSession, Services, PaymentFailed], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A Stripe event another domain took over (a `StripeEventRoute` said it is its own).
+
+    `org_id` is recorded with the event; `then` runs once the event's transaction has
+    committed (Stripe calls the effect leads to: none may run while the organization is
+    locked), and a failure there is logged, the event staying applied.
+    """
+
+    org_id: str | None
+    then: Callable[[], Awaitable[None]] | None = None
+
+
+# Asked first for every Stripe event of a subscription or an invoice, in the
+# webhook's transaction: None leaves the event to billing's own handlers. Used
+# for subscriptions billing does not follow (an Enterprise plan's invoicing).
+StripeEventRoute = Callable[
+    [AsyncSession, Services, "BillingProcessor", "WebhookEvent"], Awaitable[Routed | None]
+]

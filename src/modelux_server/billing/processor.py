@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # Our Stripe prices are named `modelux_<plan>_<interval>`; subscriptions map
 # back to plans through this key (or the same facts in price metadata, which
@@ -64,6 +64,8 @@ class PriceRef:
     metadata: Mapping[str, str]
     recurring_interval: str | None  # Stripe's "month" / "year"
     unit_amount: int | None
+    recurring_interval_count: int = 1  # 3 with "month": quarterly
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ class InvoiceView:
     invoice_pdf: str | None
     # the part of `total` the customer's credit balance paid when the invoice was finalized
     paid_from_balance: int = 0
+    # invoices sent to be paid (collection_method=send_invoice): when payment is due
+    due_date: datetime | None = None
+    paid_at: datetime | None = None
+    # (name, value) printed on the invoice, e.g. ("PO number", "PO-7781")
+    custom_fields: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,3 +253,69 @@ class BillingProcessor(Protocol):
         ...
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...
+
+
+@runtime_checkable
+class InvoiceBilling(BillingProcessor, Protocol):
+    """What invoice payment terms need of the processor beyond `BillingProcessor`.
+
+    Only Stripe has it (`StripeBilling`): an Enterprise plan paid by invoice is a
+    subscription on a per-customer price that Stripe invoices and emails
+    (`collection_method=send_invoice`) instead of charging a card. Manual billing
+    has none of it, so callers check `isinstance(billing, InvoiceBilling)`.
+    """
+
+    async def create_customer(
+        self, *, org_id: str, email: str | None, idempotency_key: str, name: str | None = None
+    ) -> str: ...
+
+    async def update_customer(
+        self, customer_id: str, *, email: str, name: str | None, idempotency_key: str
+    ) -> None:
+        """Where Stripe emails invoices (and whom they are addressed to)."""
+        ...
+
+    async def ensure_product(self, product_id: str, *, name: str, metadata: Mapping[str, str]) -> None:
+        """A product with this id, made if missing (prices hang off a product)."""
+        ...
+
+    async def create_recurring_price(
+        self,
+        *,
+        product_id: str,
+        amount_cents: int,
+        currency: str,
+        interval: str,
+        interval_count: int,
+        metadata: Mapping[str, str],
+        nickname: str,
+        idempotency_key: str,
+    ) -> str:
+        """A new price without a lookup key; its id."""
+        ...
+
+    async def create_invoiced_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        days_until_due: int,
+        metadata: Mapping[str, str],
+        custom_fields: list[tuple[str, str]],
+        idempotency_key: str,
+    ) -> SubscriptionView:
+        """A subscription whose invoices are emailed, payable in `days_until_due` days."""
+        ...
+
+    async def update_invoiced_subscription(
+        self,
+        subscription: SubscriptionView,
+        *,
+        price_id: str,
+        days_until_due: int,
+        metadata: Mapping[str, str],
+        custom_fields: list[tuple[str, str]],
+        idempotency_key: str,
+    ) -> SubscriptionView:
+        """Move it to `price_id` (prorated on its next invoice) with these terms."""
+        ...

@@ -18,10 +18,11 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import actor_of, record
 from modelux_server.auth.principal import Principal
 from modelux_server.budget import repository
 from modelux_server.budget.periods import period_at
-from modelux_server.budget.schemas import MICROS, BudgetView, Spend
+from modelux_server.budget.schemas import MICROS, BudgetView, Spend, usd
 from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
@@ -158,6 +159,16 @@ async def create(
     )
     session.add(budget)
     await _flush(session, name)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "budget.created",
+        "budget",
+        budget.id,
+        after=audited(budget),
+    )
     rt.invalidate(session, budgets=True)
     return await _view(session, rt, budget)
 
@@ -186,6 +197,7 @@ async def update(
     """
     principal.require("admin")
     budget = await repository.get(session, principal.org_id, budget_id)
+    before = audited(budget)
     if "amount_usd" in changes:
         budget.cap_micros = cap_micros(Decimal(str(changes["amount_usd"])))
     if "thresholds" in changes:
@@ -204,6 +216,18 @@ async def update(
             setattr(budget, field, str(changes[field]))
     budget.updated_at = rt.clock.now()
     await _flush(session, budget.name)
+    if audited(budget) != before:
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "budget.updated",
+            "budget",
+            budget.id,
+            before=before,
+            after=audited(budget),
+        )
     rt.invalidate(session, budgets=True)
     return await _view(session, rt, budget)
 
@@ -213,6 +237,30 @@ async def delete(session: AsyncSession, rt: Services, principal: Principal, budg
     principal.require("admin")
     budget = await repository.get(session, principal.org_id, budget_id)
     view = await _view(session, rt, budget)
+    before = audited(budget)
     await repository.remove(session, budget)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "budget.deleted",
+        "budget",
+        budget_id,
+        before=before,
+    )
     rt.invalidate(session, budgets=True)
     return view
+
+
+def audited(budget: Budget) -> dict[str, object]:
+    """What an audit event shows of a budget (the amount in dollars, as the API gives it)."""
+    return {
+        "name": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "amount_usd": usd(budget.cap_micros),
+        "period": budget.period,
+        "action": budget.action,
+        "thresholds": list(budget.thresholds),
+    }

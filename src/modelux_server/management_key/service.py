@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import SYSTEM, Actor, actor_of, record
 from modelux_server.auth import tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
@@ -20,9 +21,19 @@ from modelux_server.services import Services
 
 
 async def issue_management_key(
-    session: AsyncSession, rt: Services, org_id: str, *, name: str, role: str, created_by: str | None
+    session: AsyncSession,
+    rt: Services,
+    org_id: str,
+    *,
+    name: str,
+    role: str,
+    created_by: str | None,
+    actor: Actor = SYSTEM,
 ) -> tuple[ManagementKey, str]:
-    """A key for `org_id` with no one's role to check: signup's first key, the operator's."""
+    """A key for `org_id` with no one's role to check: bootstrap's first key, the operator's.
+
+    `actor` is who the audit log names as having made it.
+    """
     minted = tokens.mint(tokens.MANAGEMENT_KEY)
     key = ManagementKey(
         id=new_id("mk"),
@@ -34,7 +45,11 @@ async def issue_management_key(
         created_by=created_by,
         created_at=rt.clock.now(),
     )
-    return await add(session, key), minted.token
+    await add(session, key)
+    await record(
+        session, rt, org_id, actor, "management_key.created", "management_key", key.id, after=audited(key)
+    )
+    return key, minted.token
 
 
 async def create(
@@ -44,7 +59,13 @@ async def create(
     if not principal.can_grant(role):
         raise Forbidden(f"A {principal.role} cannot create a key with the {role} role.")
     return await issue_management_key(
-        session, rt, principal.org_id, name=name, role=role, created_by=principal.actor
+        session,
+        rt,
+        principal.org_id,
+        name=name,
+        role=role,
+        created_by=principal.actor,
+        actor=actor_of(principal),
     )
 
 
@@ -67,4 +88,20 @@ async def revoke(session: AsyncSession, rt: Services, principal: Principal, key_
         raise Conflict("A management key cannot revoke itself.", code="cannot_revoke_self")
     if key.revoked_at is None:
         key.revoked_at = rt.clock.now()
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "management_key.revoked",
+            "management_key",
+            key.id,
+            before={"revoked_at": None},
+            after={"revoked_at": key.revoked_at},
+        )
     return key
+
+
+def audited(key: ManagementKey) -> dict[str, object]:
+    """What an audit event shows of a key: never its secret or the secret's hash."""
+    return {"name": key.name, "role": key.role, "hint": key.hint, "created_by": key.created_by}

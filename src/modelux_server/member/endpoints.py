@@ -36,7 +36,7 @@ async def get_member(member_id: str, request: Request) -> JSONResponse:
 @router.patch("/{member_id}", responses=ONE)
 async def update_member(member_id: str, body: schemas.MemberUpdate, request: Request) -> JSONResponse:
     return await respond(
-        request, lambda s, rt, p: service.change_role(s, p, member_id, body.role), one(schemas.render)
+        request, lambda s, rt, p: service.change_role(s, rt, p, member_id, body.role), one(schemas.render)
     )
 
 

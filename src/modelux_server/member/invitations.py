@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import Actor, actor_of, record
 from modelux_server.auth import limits, tokens
 from modelux_server.auth.login import Rejected, check_password
 from modelux_server.auth.principal import Principal
@@ -139,6 +140,16 @@ async def invite(
         ),
     )
     await limits.record(session, counted, now)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "member.invited",
+        "invitation",
+        invitation.id,
+        after={"email": email, "role": role, "expires_at": invitation.expires_at},
+    )
     org = await organizations.organization_by_id(session, principal.org_id)
     inviter = (
         await organizations.user_by_id(session, principal.actor)
@@ -198,6 +209,17 @@ async def revoke(
     now = rt.clock.now()
     if invitation.revoked_at is None:
         invitation.revoked_at = now
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "member.invitation_revoked",
+            "invitation",
+            invitation.id,
+            before={"revoked_at": None},
+            after={"revoked_at": now},
+        )
     return InvitationView.of(invitation, now)
 
 
@@ -348,4 +370,16 @@ async def _join(session: AsyncSession, rt: Services, invitation: Invitation, use
         role=invitation.role,
         created_at=rt.clock.now(),
     )
-    return await add(session, membership)
+    await add(session, membership)
+    # the person joins through the link's page: the dashboard is the only door
+    await record(
+        session,
+        rt,
+        invitation.org_id,
+        Actor("user", user.id, user.email, "dashboard"),
+        "member.joined",
+        "member",
+        membership.id,
+        after={"user_id": user.id, "email": user.email, "role": membership.role, "invitation": invitation.id},
+    )
+    return membership

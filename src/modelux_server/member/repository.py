@@ -98,9 +98,9 @@ async def claim_invitation(session: AsyncSession, invitation_id: str, now: datet
 
 async def revoke_unaccepted_invitations_from(
     session: AsyncSession, org_id: str, senders: Iterable[str], now: datetime
-) -> None:
-    """Revoke the organization's unaccepted invitations sent by these users or keys."""
-    await session.execute(
+) -> list[str]:
+    """Revoke the organization's unaccepted invitations sent by these users or keys; their ids."""
+    result = await session.execute(
         update(Invitation)
         .where(
             Invitation.org_id == org_id,
@@ -109,4 +109,6 @@ async def revoke_unaccepted_invitations_from(
             Invitation.revoked_at.is_(None),
         )
         .values(revoked_at=now)
+        .returning(Invitation.id)
     )
+    return sorted(result.scalars())

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import Actor, actor_of, record
 from modelux_server.auth import repository as auth_repository
 from modelux_server.auth.principal import Principal
 from modelux_server.errors import Conflict, Forbidden
@@ -54,15 +55,31 @@ async def get(session: AsyncSession, principal: Principal, member_id: str) -> Me
     return await _with_email(session, await repository.get_member(session, principal.org_id, member_id))
 
 
-async def change_role(session: AsyncSession, principal: Principal, member_id: str, role: str) -> Member:
+async def change_role(
+    session: AsyncSession, rt: Services, principal: Principal, member_id: str, role: str
+) -> Member:
     principal.require("admin")
     membership = await repository.get_member(session, principal.org_id, member_id)
     if not (principal.can_grant(role) and principal.can_grant(membership.role)):
         raise Forbidden(f"A {principal.role} cannot change this member to {role}.")
     if membership.role == "owner" and role != "owner":
         await _keep_an_owner(session, principal.org_id)
+    before = membership.role
     membership.role = role
-    return await _with_email(session, membership)
+    member = await _with_email(session, membership)
+    if role != before:
+        await record(
+            session,
+            rt,
+            principal.org_id,
+            actor_of(principal),
+            "member.role_changed",
+            "member",
+            membership.id,
+            before={"role": before},
+            after={"role": role},
+        )
+    return member
 
 
 async def remove(session: AsyncSession, rt: Services, principal: Principal, member_id: str) -> Member:
@@ -80,8 +97,20 @@ async def remove(session: AsyncSession, rt: Services, principal: Principal, memb
         raise Forbidden(f"A {principal.role} cannot remove a {membership.role}.")
     if membership.role == "owner":
         await _keep_an_owner(session, principal.org_id)
+    removed = await _with_email(session, membership)
     await session.delete(membership)
-    await _end_access(session, rt, membership.org_id, membership.user_id)
+    actor = actor_of(principal)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor,
+        "member.removed",
+        "member",
+        membership.id,
+        before={"user_id": membership.user_id, "email": removed.email, "role": membership.role},
+    )
+    await _end_access(session, rt, actor, membership.org_id, membership.user_id)
     return Member.of(membership, None)
 
 
@@ -95,7 +124,7 @@ async def _with_email(session: AsyncSession, membership: Membership) -> Member:
     return Member.of(membership, users.get(membership.user_id))
 
 
-async def _end_access(session: AsyncSession, rt: Services, org_id: str, user_id: str) -> None:
+async def _end_access(session: AsyncSession, rt: Services, actor: Actor, org_id: str, user_id: str) -> None:
     now = rt.clock.now()
     await auth_repository.revoke_sessions_of(session, org_id, user_id, now)
     seen: set[str] = set()
@@ -111,7 +140,30 @@ async def _end_access(session: AsyncSession, rt: Services, org_id: str, user_id:
             creators.add(key.id)
             if key.revoked_at is None:
                 key.revoked_at = now
-    await repository.revoke_unaccepted_invitations_from(session, org_id, [user_id, *seen], now)
+                await record(
+                    session,
+                    rt,
+                    org_id,
+                    actor,
+                    "management_key.revoked",
+                    "management_key",
+                    key.id,
+                    before={"revoked_at": None},
+                    after={"revoked_at": now, "reason": "creator removed"},
+                )
+    revoked = await repository.revoke_unaccepted_invitations_from(session, org_id, [user_id, *seen], now)
+    for invitation_id in revoked:
+        await record(
+            session,
+            rt,
+            org_id,
+            actor,
+            "member.invitation_revoked",
+            "invitation",
+            invitation_id,
+            before={"revoked_at": None},
+            after={"revoked_at": now, "reason": "sender removed"},
+        )
 
 
 async def _keep_an_owner(session: AsyncSession, org_id: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import Actor, operator, record
 from modelux_server.errors import Conflict, ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.schemas import has_nul
@@ -82,6 +83,7 @@ async def create_organization(
     owner_password: str | None = None,
     with_management_key: bool = True,
     owner_verified: bool = False,
+    self_serve: bool = False,
 ) -> NewOrganization:
     """A new organization starts on the default (free) plan with no card.
 
@@ -89,6 +91,9 @@ async def create_organization(
     brings a billing-cycle anchor. `owner_verified` is for owners the operator
     vouches for (`modelux bootstrap`); self-serve owners verify by email
     (organization/verification.py).
+
+    Its audit log starts with `organization.created`, made by the new owner
+    when `self_serve` (the signup form), else by the operator at the command line.
     """
     name = name.strip()
     if not name or len(name) > 200:
@@ -122,10 +127,21 @@ async def create_organization(
             revision=0,
         )
     )
+    actor = Actor("user", user.id, None, "dashboard") if self_serve else operator("cli", "cli")
+    await record(
+        session,
+        rt,
+        org.id,
+        actor,
+        "organization.created",
+        "organization",
+        org.id,
+        after={"name": org.name, "owner": user.email, "plan": rt.catalog.default_plan.id},
+    )
     token = None
     if with_management_key:
         _, token = await issue_management_key(
-            session, rt, org.id, name="bootstrap", role="owner", created_by=user.id
+            session, rt, org.id, name="bootstrap", role="owner", created_by=user.id, actor=actor
         )
     await session.flush()
     return NewOrganization(org=org, owner=user, management_key=token)

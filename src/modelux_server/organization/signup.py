@@ -59,7 +59,13 @@ async def sign_up(
         error.headers["Retry-After"] = str(wait)
         raise error
     created = await create_organization(
-        session, rt, name=org_name, owner_email=email, owner_password=password, with_management_key=False
+        session,
+        rt,
+        name=org_name,
+        owner_email=email,
+        owner_password=password,
+        with_management_key=False,
+        self_serve=True,
     )
     await limits.record(session, counted, now)
     if rt.settings.email_verification_required:

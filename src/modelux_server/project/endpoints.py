@@ -35,7 +35,7 @@ async def get_project(project_id: str, request: Request) -> JSONResponse:
 async def update_project(project_id: str, body: schemas.ProjectUpdate, request: Request) -> JSONResponse:
     changes = body.model_dump(exclude_unset=True)
     return await respond(
-        request, lambda s, rt, p: service.update(s, p, project_id, changes), one(schemas.render)
+        request, lambda s, rt, p: service.update(s, rt, p, project_id, changes), one(schemas.render)
     )
 
 

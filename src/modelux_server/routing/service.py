@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit.record import actor_of, record
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import entitlements
 from modelux_server.billing.summary import DormantItem
@@ -166,6 +167,16 @@ async def create(
     )
     session.add_all([config, version])
     await session.flush()
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "routing_config.created",
+        "routing_config",
+        config.id,
+        after=audited(config, version),
+    )
     rt.invalidate(session, configs=True)
     return ConfigView(config, version, True, None)
 
@@ -190,7 +201,20 @@ async def update(
         ent.require(feature)
     await _check_providers(session, principal.org_id, strategy, spec)
     await _check_graph(session, ent, config.project_id, config.slug, strategy, spec)
-    return await _new_version(session, rt, principal, config, strategy, spec)
+    before = audited(config, current)
+    view = await _new_version(session, rt, principal, config, strategy, spec)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "routing_config.updated",
+        "routing_config",
+        config.id,
+        before=before,
+        after=audited(config, view.version),
+    )
+    return view
 
 
 async def rollback(
@@ -205,17 +229,53 @@ async def rollback(
         ent.require(feature)
     await _check_providers(session, principal.org_id, old.strategy, old.spec)
     await _check_graph(session, ent, config.project_id, config.slug, old.strategy, old.spec)
-    return await _new_version(session, rt, principal, config, old.strategy, dict(old.spec))
+    before = audited(config, await _version(session, config.id, config.current_version))
+    view = await _new_version(session, rt, principal, config, old.strategy, dict(old.spec))
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "routing_config.rolled_back",
+        "routing_config",
+        config.id,
+        before=before,
+        after={**audited(config, view.version), "restored_from": old.version},
+    )
+    return view
 
 
 async def delete(session: AsyncSession, rt: Services, principal: Principal, config_id: str) -> RoutingConfig:
     principal.require("admin")
     config = await repository.get_live(session, principal.org_id, config_id)
+    before = {"slug": config.slug, "project_id": config.project_id, "version": config.current_version}
     config.deleted_at = rt.clock.now()
     # free the slug for reuse while keeping the history under a tombstone name
     config.slug = f"{config.slug}~{config.id[-8:].lower()}"
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "routing_config.deleted",
+        "routing_config",
+        config.id,
+        before=before,
+    )
     rt.invalidate(session, configs=True)
     return config
+
+
+def audited(config: RoutingConfig, version: RoutingConfigVersion) -> dict[str, Any]:
+    """What an audit event shows of a config: its version, strategy and each spec field
+    (`spec.<field>`), so a new version's event names the fields it changed."""
+    return {
+        "slug": config.slug,
+        "project_id": config.project_id,
+        "version": version.version,
+        "strategy": version.strategy,
+        **{f"spec.{name}": value for name, value in version.spec.items()},
+    }
 
 
 async def _new_version(

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from stripe._api_version import _ApiVersion
 
-from .app import build_app
+from .app import Outage, RequestLog, build_app
 from .clock import Clock
 from .engine import Engine
 from .payments import DEFAULT_CARD
@@ -53,6 +53,8 @@ class StripeEmulator:
         )
         self._engine = Engine(self._clock, self._dispatcher.submit, lambda: self.base_url, api_version)
         self._server: BackgroundServer | None = None
+        self.request_log = RequestLog()
+        self.outage = Outage()
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -148,6 +150,17 @@ class StripeEmulator:
         payments = self._engine.payments
         return self._run(lambda: self._engine.render(payments.pay_on_hosted_page(invoice_id, card)))
 
+    def fail_next_requests(self, n: int = 1) -> None:
+        """The next ``n`` API requests fail with Stripe's 500 ``api_error`` (nothing is done)."""
+        self.outage.add(n)
+
+    def pay_out_of_band(self, invoice_id: str) -> dict[str, Any]:
+        """The customer paid an open invoice outside Stripe (a bank transfer the account
+        recorded): ``POST /v1/invoices/{id}/pay`` with ``paid_out_of_band=true``. The invoice
+        is paid and a subscription it kept ``past_due`` is ``active`` again."""
+        invoices = self._engine.invoices
+        return self._run(lambda: self._engine.render(invoices.pay(invoice_id, {"paid_out_of_band": True})))
+
     def fail_next_payment(self, subscription_id: str, *, times: int = 1) -> None:
         """Decline the next ``times`` non-zero payment attempts for this subscription.
 
@@ -236,6 +249,16 @@ class StripeEmulator:
     def wait_for_webhooks(self, timeout: float = 30.0) -> None:
         """Block until every delivery queued so far (e.g. by an SDK call) has finished."""
         self._dispatcher.wait_idle(timeout)
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        """The valid API requests received, oldest first: ``method``, ``path``, ``params``
+        (decoded, as the SDK sent them) and ``idempotency_key``; narrowed by method and by
+        exact path."""
+        return [
+            r
+            for r in self.request_log.entries()
+            if method in (None, r["method"]) and path in (None, r["path"])
+        ]
 
     @property
     def delivered(self) -> list[dict[str, Any]]:

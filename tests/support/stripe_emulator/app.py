@@ -70,6 +70,43 @@ class _Idempotency:
                 self._results[key] = (fingerprint, status, body)
 
 
+class RequestLog:
+    """Every API request the emulator accepted as valid, for tests to assert what was sent:
+    method, path, the decoded parameters and the Idempotency-Key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+
+    def add(self, method: str, path: str, params: dict[str, Any], key: str | None) -> None:
+        with self._lock:
+            self._entries.append({"method": method, "path": path, "params": params, "idempotency_key": key})
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+
+class Outage:
+    """A test hook: the next ``n`` API requests answer Stripe's 500 (an outage on Stripe's
+    side), with ``Stripe-Should-Retry: false`` so the SDK gives up at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._left += n
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
 def _json(
     status: int, body: dict[str, Any], request_id: str, extra: dict[str, str] | None = None
 ) -> Response:
@@ -167,6 +204,7 @@ def build_app(emulator: StripeEmulator) -> Starlette:
             enforce(route.schema, params)
         except StripeApiError as exc:
             return _json(exc.status, exc.body(), request_id)
+        emulator.request_log.add(method, path, params, key)
         fingerprint = hashlib.sha256(f"{method} {path} {sorted(pairs)}".encode()).hexdigest()
         if key:
             try:
@@ -206,6 +244,9 @@ def build_app(emulator: StripeEmulator) -> Starlette:
             _authenticate(request, emulator.api_key)
         except StripeApiError as exc:
             return _json(exc.status, exc.body(), request_id)
+        if emulator.outage.take():
+            error = {"error": {"type": "api_error", "message": "An unknown error occurred (outage)."}}
+            return _json(500, error, request_id, {"Stripe-Should-Retry": "false"})
         is_post = request.method == "POST"
         raw = (await request.body()).decode() if is_post else request.url.query
         headers = {k.lower(): v for k, v in request.headers.items()}

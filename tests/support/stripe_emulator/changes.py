@@ -16,7 +16,13 @@ from .clock import interval_step
 from .errors import invalid, missing_param
 from .proration import ItemProration, charge_remaining, credit_unused
 from .resource import Obj, Objs, Resource, merge_metadata
-from .subscriptions import ENDED, INCOMPLETE_WINDOW, check_intervals
+from .subscriptions import (
+    ENDED,
+    INCOMPLETE_WINDOW,
+    apply_invoice_settings,
+    check_collection,
+    check_intervals,
+)
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -48,15 +54,24 @@ class SubscriptionChanges(Resource):
                 else f"This subscription is {sub['status']} and cannot be updated."
             )
         behavior = p.get("payment_behavior", "allow_incomplete")
-        self._check_collection(sub, p, behavior)
+        method = p.get("collection_method", sub["collection_method"])
+        check_collection(method, p, behavior)
         invoices = self.engine.invoices
         plan = self.plan(sub, p)
         before = self.engine.render(sub)
         inv = None
         paid = True
+        sent = method == "send_invoice"
         if plan.invoice_now:
             inv = self._invoice(sub, plan)
-            paid = invoices.attempt_payment(inv, sub["id"])
+            # what the change asks its invoices to carry applies to this one already
+            apply_invoice_settings(inv, p.get("invoice_settings") or {})
+            if sent:
+                # the collection method and terms this change asks for apply to its invoice
+                inv["collection_method"] = "send_invoice"
+                paid = invoices.send(inv, p.get("days_until_due") or sub["days_until_due"])
+            else:
+                paid = invoices.attempt_payment(inv, sub["id"])
             if not paid and behavior == "error_if_incomplete":
                 error = self.engine.payments.incomplete_error(inv, subscription=True)
                 invoices.void(inv, emit=False, remove=True)
@@ -79,32 +94,12 @@ class SubscriptionChanges(Resource):
         self._apply(sub, plan)
         if inv is not None:
             sub["latest_invoice"] = inv["id"]
-            if not paid and sub["status"] in ("active", "trialing"):
+            if not paid and not sent and sub["status"] in ("active", "trialing"):
                 sub["status"] = "past_due"
         self.events.emit_updated("customer.subscription.updated", sub, before)
         if inv is not None:
-            invoices.emit_outcome(inv, paid)
+            invoices.emit_outcome(inv, paid, attempted=not sent)
         return sub
-
-    @staticmethod
-    def _check_collection(sub: Obj, p: Obj, behavior: str) -> None:
-        """The rules that depend on how the subscription collects payment."""
-        method = p.get("collection_method", sub["collection_method"])
-        # Stripe docs: "Pending updates": "Pending updates aren't supported when the
-        # subscription's collection_method is send_invoice or when bank debits are used".
-        if behavior == "pending_if_incomplete" and method == "send_invoice":
-            raise invalid(
-                "Pending updates (`payment_behavior=pending_if_incomplete`) are not supported "
-                "for subscriptions with `collection_method=send_invoice`.",
-                "payment_behavior",
-            )
-        # SDK docstring of `days_until_due`: "Valid only for subscriptions where
-        # `collection_method` is set to `send_invoice`."
-        if p.get("days_until_due") is not None and method != "send_invoice":
-            raise invalid(
-                "`days_until_due` can only be set when `collection_method` is `send_invoice`.",
-                "days_until_due",
-            )
 
     # ---------------------------------------------------------------- plan
     def plan(self, sub: Obj, p: Obj) -> PlannedChange:
@@ -259,6 +254,8 @@ class SubscriptionChanges(Resource):
             sub["metadata"] = merge_metadata(sub["metadata"], p["metadata"])
         if p.get("description") is not None:
             sub["description"] = p["description"] or None
+        if p.get("invoice_settings") is not None:
+            apply_invoice_settings(sub, p["invoice_settings"])
         if "collection_method" in p:
             sub["collection_method"] = p["collection_method"]
             invoiced = p["collection_method"] == "send_invoice"

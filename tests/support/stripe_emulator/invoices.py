@@ -32,8 +32,11 @@ class Invoices(Resource):
         super().__init__(engine)
         # Charges to decline, by subscription id (or "checkout:<session id>").
         self.declines: dict[str, int] = {}
-        # invoice.created / invoice.finalized snapshots, emitted once the caller is done.
+        # invoice.created / invoice.finalized / invoice.sent snapshots, emitted once the
+        # caller is done.
         self._snaps: dict[str, dict[str, Obj]] = {}
+        # Sent invoices whose due date has passed unpaid (invoice.overdue was sent).
+        self.overdue: set[str] = set()
 
     # ---------------------------------------------------------------- building
     def build(self, sub: Obj, reason: str, period_start: int) -> Obj:
@@ -41,6 +44,13 @@ class Invoices(Resource):
         inv = objects.invoice(self.now(), cust, sub, reason)
         inv["period_start"] = period_start
         inv["period_end"] = self.now()
+        # SDK docstrings: the subscription's invoice_settings.custom_fields are "displayed
+        # on the invoice"; the customer's are the "default custom fields to be displayed on
+        # invoices for this customer".
+        settings = sub["invoice_settings"]
+        inv["custom_fields"] = settings.get("custom_fields") or cust["invoice_settings"]["custom_fields"]
+        inv["description"] = settings.get("description")
+        inv["footer"] = settings.get("footer") or cust["invoice_settings"]["footer"]
         self.store.add("invoices", inv)
         return inv
 
@@ -155,6 +165,32 @@ class Invoices(Resource):
         cust["balance"] = min(net, 0)
         self.engine.payments.open(inv)
 
+    def send(self, inv: Obj, days_until_due: int | None) -> bool:
+        """``collection_method=send_invoice``: finalize, set the due date and email the
+        invoice (``invoice.sent``); nothing is charged. True if nothing was due (a zero
+        invoice is paid at finalization, as an automatic one is).
+
+        SDK docstring of ``due_date``: "The date on which payment for this invoice is due.
+        This value will be `null` for invoices where `collection_method=charge_automatically`."
+        Without ``days_until_due`` the account's default terms apply (30 days).
+        """
+        if inv["status"] == "draft":
+            inv["due_date"] = self.now() + (days_until_due or 30) * 86400
+        paid = self.attempt_payment(inv, inv["id"], attempt=False)
+        if not paid:
+            self._snaps.setdefault(inv["id"], {})["invoice.sent"] = self.engine.render(inv)
+        return paid
+
+    def advance_draft(self, inv: Obj) -> None:
+        """Automatic advancement (the timeline, at ``automatically_finalizes_at``): a sent
+        subscription's draft is finalized and emailed. Its ``invoice.created`` went out
+        when it was made."""
+        inv["automatically_finalizes_at"] = None
+        sub = self.store.get(subscription_of(inv) or "", "subscription")
+        paid = self.send(inv, sub["days_until_due"])
+        self._snaps.get(inv["id"], {}).pop("invoice.created", None)
+        self.emit_outcome(inv, paid, attempted=False)
+
     def fail_next_payment(self, sub_id: str, times: int = 1) -> None:
         self.store.get(sub_id, "subscription")
         self.declines[sub_id] = self.declines.get(sub_id, 0) + times
@@ -186,7 +222,7 @@ class Invoices(Resource):
     def emit_outcome(self, inv: Obj, paid: bool, attempted: bool = True) -> None:
         # Emitted after the caller's own subscription event, in the order Stripe sends.
         snaps = self._snaps.pop(inv["id"], {})
-        for type_ in ("invoice.created", "invoice.finalized"):
+        for type_ in ("invoice.created", "invoice.finalized", "invoice.sent"):
             if type_ in snaps:
                 self.events.emit(type_, inv, snapshot=snaps[type_])
         if not attempted and not paid:
@@ -243,6 +279,8 @@ class Invoices(Resource):
         if p.get("paid_out_of_band"):
             paid = True
             inv.update(status="paid", amount_paid=0, amount_remaining=0)
+            inv["status_transitions"]["paid_at"] = self.now()
+            inv["next_payment_attempt"] = None
             payments.cancel(inv)
         else:
             with payments.context(

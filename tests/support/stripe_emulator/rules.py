@@ -213,6 +213,16 @@ class PendingUpdateParams:
                     raise _not_pending(param_name(("items", str(n), key)))
 
 
+# SDK docstrings of `invoice_settings.custom_fields`: "A list of up to 4 custom fields to
+# be displayed on the invoice"; its `name` "may be up to 40 characters", its `value` "up to
+# 140 characters".
+_CUSTOM_FIELDS: tuple[Rule, ...] = (
+    MaxItems("invoice_settings.custom_fields", 4),
+    Each("invoice_settings.custom_fields", MaxLength("name", 40)),
+    Each("invoice_settings.custom_fields", MaxLength("value", 140)),
+)
+
+
 def _not_pending(name: str) -> StripeApiError:
     # Not Stripe's verbatim wording (not found in its docs); the param is what matters.
     return StripeApiError(
@@ -288,10 +298,12 @@ ENDPOINT_RULES: dict[type, list[Rule | PendingUpdateParams]] = {
                     "You may only specify one of these parameters: trial_end, trial_from_plan.",
                     code="parameters_exclusive"),
         PendingUpdateParams(),
+        *_CUSTOM_FIELDS,
     ],
     P.SubscriptionCreateParams: [
         MaxItems("items", 20),
         Each("items", Exclusive(("price", "price_data"))),
+        *_CUSTOM_FIELDS,
         # As for Checkout's subscription_data: one trial, as an end or a length.
         Exclusive(("trial_end", "trial_period_days")),
         RefusedWhen("trial_from_plan", lambda p: p["trial_from_plan"] is True and "trial_end" in p,

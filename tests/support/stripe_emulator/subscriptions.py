@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # Stripe lets an incomplete subscription's first invoice be paid for 23 hours.
 INCOMPLETE_WINDOW = 23 * 3600
+# The first invoice of a subscription that sends invoices stays a draft this long.
+DRAFT_WINDOW = 3600
 ENDED = ("canceled", "incomplete_expired")
 SUBSCRIPTION_STATUSES = (
     "active",
@@ -47,6 +49,34 @@ def check_intervals(prices: Objs, param: str) -> None:
             "subscription. Found mismatch in interval field.",
             param,
         )
+
+
+def check_collection(method: str, p: Obj, behavior: str) -> None:
+    """The rules that depend on how the subscription collects payment (create and update)."""
+    # Stripe docs: "Pending updates": "Pending updates aren't supported when the
+    # subscription's collection_method is send_invoice or when bank debits are used".
+    if behavior == "pending_if_incomplete" and method == "send_invoice":
+        raise invalid(
+            "Pending updates (`payment_behavior=pending_if_incomplete`) are not supported "
+            "for subscriptions with `collection_method=send_invoice`.",
+            "payment_behavior",
+        )
+    # SDK docstring of `days_until_due`: "Valid only for subscriptions where
+    # `collection_method` is set to `send_invoice`."
+    if p.get("days_until_due") is not None and method != "send_invoice":
+        raise invalid(
+            "`days_until_due` can only be set when `collection_method` is `send_invoice`.",
+            "days_until_due",
+        )
+
+
+def apply_invoice_settings(obj: Obj, settings: Obj) -> None:
+    """``invoice_settings``: what a subscription's invoices carry (``""`` clears a field),
+    set on the subscription, or on an invoice it is billing now."""
+    current = obj["invoice_settings"] if obj["object"] == "subscription" else obj
+    for key in ("custom_fields", "description", "footer"):
+        if key in settings:
+            current[key] = settings[key] or None
 
 
 class Subscriptions(Resource):
@@ -88,6 +118,9 @@ class Subscriptions(Resource):
             self.store.get(item["price"], "price", f"items[{i}][price]")
         if p.get("default_payment_method"):
             self.engine.payments.check_payment_method(p["default_payment_method"], cust["id"])
+        method = p.get("collection_method", "charge_automatically")
+        behavior = p.get("payment_behavior", "allow_incomplete")
+        check_collection(method, p, behavior)
         trial_end = p.get("trial_end")
         sub, _ = self.start(
             cust,
@@ -96,8 +129,10 @@ class Subscriptions(Resource):
             trial_days=p.get("trial_period_days"),
             description=p.get("description"),
             trial_end=None if trial_end in (None, "now") else trial_end,
-            payment_behavior=p.get("payment_behavior", "allow_incomplete"),
+            payment_behavior=behavior,
             default_payment_method=p.get("default_payment_method"),
+            collection=(method, p.get("days_until_due")),
+            invoice_settings=p.get("invoice_settings") or {},
         )
         if p.get("cancel_at_period_end"):
             self.set_cancel_at(sub, sub["current_period_end"])
@@ -115,8 +150,17 @@ class Subscriptions(Resource):
         trial_end: int | None = None,
         payment_behavior: str = "allow_incomplete",
         default_payment_method: str | None = None,
+        collection: tuple[str, int | None] = ("charge_automatically", None),
+        invoice_settings: Obj | None = None,
     ) -> tuple[Obj, Obj]:
-        """Create a subscription and charge its first invoice (from the API or Checkout)."""
+        """Create a subscription and bill its first invoice (from the API or Checkout).
+
+        ``collection`` is (``collection_method``, ``days_until_due``). SDK docstring of
+        ``collection_method``: "When sending an invoice, Stripe will email your customer an
+        invoice with payment instructions and mark the subscription as `active`": the
+        first invoice is finalized and sent (``invoice.sent``) an hour later, nothing is
+        charged.
+        """
         invoices = self.engine.invoices
         now = self.now()
         prices = [self.store.get(i["price"]) for i in items]
@@ -125,6 +169,10 @@ class Subscriptions(Resource):
         sub["metadata"] = merge_metadata({}, metadata)
         sub["description"] = description
         sub["default_payment_method"] = default_payment_method
+        method, days_until_due = collection
+        sub["collection_method"] = method
+        sub["days_until_due"] = days_until_due if method == "send_invoice" else None
+        apply_invoice_settings(sub, invoice_settings or {})
         for item, price in zip(items, prices, strict=True):
             sub["items"]["data"].append(
                 objects.subscription_item(now, sub["id"], price["id"], item.get("quantity", 1))
@@ -146,6 +194,16 @@ class Subscriptions(Resource):
                 inv, sub, item, sub["current_period_start"], sub["current_period_end"], trial=bool(trial_end)
             )
         sub["latest_invoice"] = inv["id"]
+        if method == "send_invoice":
+            # Stripe docs, "Subscription invoices": Stripe "Finalizes the invoice immediately
+            # when collection_method is set to charge_automatically, or one hour later when
+            # it's set to send_invoice." Until then it is a draft (the timeline sends it).
+            inv["automatically_finalizes_at"] = now + DRAFT_WINDOW
+            if not trial_end:
+                sub["status"] = "active"
+            self.events.emit("customer.subscription.created", sub)
+            self.events.emit("invoice.created", inv)
+            return sub, inv
         attempt = payment_behavior != "default_incomplete"
         paid = invoices.attempt_payment(inv, fail_key or sub["id"], attempt=attempt)
         if not paid and payment_behavior == "error_if_incomplete":
@@ -206,7 +264,10 @@ class Subscriptions(Resource):
         if p.get("invoice_now"):
             inv = invoices.build(sub, "subscription_update", now)
             invoices.sweep_pending(inv, sub)
-            if inv["lines"]["data"]:
+            if inv["lines"]["data"] and sub["collection_method"] == "send_invoice":
+                sub["latest_invoice"] = inv["id"]
+                invoices.emit_outcome(inv, invoices.send(inv, sub["days_until_due"]), attempted=False)
+            elif inv["lines"]["data"]:
                 sub["latest_invoice"] = inv["id"]
                 invoices.emit_outcome(inv, invoices.attempt_payment(inv, sub["id"]))
             else:
@@ -262,12 +323,12 @@ class Subscriptions(Resource):
         # SDK docstring of `collection_method`: "When sending an invoice, Stripe will email
         # your customer an invoice with payment instructions and mark the subscription as
         # `active`": nothing is charged, the customer pays by the due date.
-        automatic = sub["collection_method"] == "charge_automatically"
-        if not automatic:
-            inv["due_date"] = self.now() + (sub["days_until_due"] or 30) * 86400
-        paid = invoices.attempt_payment(inv, sub["id"], attempt=automatic)
-        invoices.emit_outcome(inv, paid, attempted=automatic)
-        if paid or not automatic:
+        if sub["collection_method"] == "send_invoice":
+            invoices.emit_outcome(inv, invoices.send(inv, sub["days_until_due"]), attempted=False)
+            return
+        paid = invoices.attempt_payment(inv, sub["id"])
+        invoices.emit_outcome(inv, paid)
+        if paid:
             return
         if sub["status"] == "active":
             sub["status"] = "past_due"
@@ -278,12 +339,35 @@ class Subscriptions(Resource):
         """A late payment went through: apply a pending change, recover the status."""
         before = self.engine.render(sub)
         self.engine.changes.apply_pending(sub, inv["id"], before)
+        # an invoice sent to be paid by a due date still ahead is not late: it keeps nothing past due
         open_left = [
-            i for i in self.store.all("invoices") if i["status"] == "open" and subscription_of(i) == sub["id"]
+            i
+            for i in self.store.all("invoices")
+            if i["status"] == "open"
+            and subscription_of(i) == sub["id"]
+            and (i["due_date"] is None or i["due_date"] <= self.now())
         ]
         if sub["status"] in ("incomplete", "past_due", "unpaid") and not open_left:
             sub["status"] = "active"
         self.events.emit_updated("customer.subscription.updated", sub, before)
+
+    def invoice_overdue(self, inv: Obj) -> None:
+        """A sent invoice passed its due date unpaid (the timeline, at ``due_date``).
+
+        SDK docstring of Subscription.status: "If subscription `collection_method=send_invoice`
+        it becomes `past_due` when its invoice is not paid by the due date". Stripe then
+        sends ``invoice.overdue`` (its Dashboard can delay that by some days; none here).
+        Stripe's further deadline after which the subscription is canceled or marked unpaid
+        is an account setting, left at "leave it past due".
+        """
+        self.engine.invoices.overdue.add(inv["id"])
+        sub_id = subscription_of(inv)
+        sub = self.store.find(sub_id, "subscription") if sub_id else None
+        if sub is not None and sub["status"] in ("active", "trialing"):
+            before = self.engine.render(sub)
+            sub["status"] = "past_due"
+            self.events.emit_updated("customer.subscription.updated", sub, before)
+        self.events.emit("invoice.overdue", inv)
 
     # ---------------------------------------------------------------- test hooks
     def set_status(self, sub_id: str, status: str) -> None:

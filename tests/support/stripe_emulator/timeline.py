@@ -1,8 +1,9 @@
 """Moving the frozen clock, like advancing a Stripe test clock.
 
 Whatever falls due on the way (renewals, scheduled cancellations, incomplete and pending
-update expiries, Checkout Session expiries, payment retries) runs in time order, each at
-its own instant.
+update expiries, Checkout Session expiries, payment retries, drafts finalized by
+automatic advancement, sent invoices passing their due date unpaid) runs in time order,
+each at its own instant.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Timeline(Resource):
     def _next_due(self, target: int) -> tuple[int, Action] | None:
         subscriptions, changes = self.engine.subscriptions, self.engine.changes
         # (instant, tie-break, action); subscriptions first, then sessions, then invoice
-        # retries, each in creation order.
+        # retries, then overdue invoices, each in creation order.
         due: list[tuple[int, int, Action]] = []
         for n, sub in enumerate(self.store.all("subscriptions")):
             status = sub["status"]
@@ -50,10 +51,22 @@ class Timeline(Resource):
             if session["status"] == "open":
                 expire = partial(self.engine.checkout.expire, session["id"])
                 due.append((session["expires_at"], 10**9 + n, expire))
+        overdue = self.engine.invoices.overdue
         for n, inv in enumerate(self.store.all("invoices")):
             if inv["status"] == "open" and inv["next_payment_attempt"] is not None:
                 retry = partial(self.engine.retries.retry, inv)
                 due.append((inv["next_payment_attempt"], 2 * 10**9 + n, retry))
+            if inv["status"] == "draft" and inv["automatically_finalizes_at"] is not None:
+                advance = partial(self.engine.invoices.advance_draft, inv)
+                due.append((inv["automatically_finalizes_at"], 2 * 10**9 + n, advance))
+            if (
+                inv["status"] == "open"
+                and inv["collection_method"] == "send_invoice"
+                and inv["due_date"] is not None
+                and inv["id"] not in overdue
+            ):
+                late = partial(self.engine.subscriptions.invoice_overdue, inv)
+                due.append((inv["due_date"], 3 * 10**9 + n, late))
         due = [d for d in due if d[0] <= target]
         if not due:
             return None

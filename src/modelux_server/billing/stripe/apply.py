@@ -47,6 +47,8 @@ ENDED = ("canceled", "unpaid", "incomplete_expired")
 NOT_PAYING = ("paused",)
 ADOPTABLE = ("active", "trialing")
 _STRIPE_TO_INTERVAL = {"month": "monthly", "year": "annual"}
+# the price metadata key that marks a per-customer Enterprise price (enterprise/invoicing.py)
+ENTERPRISE_PRICE_MARK = "modelux_enterprise_plan"
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,12 @@ def touch(state: PlanState, rt: Services) -> None:
 def plan_of_price(catalog: Catalog, price: PriceRef) -> tuple[str, str] | None:
     """(plan, interval) of one of our prices, by lookup key, else by metadata.
 
-    Never by product or price name: names are for people and get edited.
+    Never by product or price name: names are for people and get edited. A price made
+    for one customer's Enterprise plan (metadata `modelux_enterprise_plan`) is never a
+    catalog plan's, whatever else it says.
     """
+    if ENTERPRISE_PRICE_MARK in price.metadata:
+        return None
     key = price.lookup_key or ""
     if key.startswith(LOOKUP_PREFIX):
         plan_id, _, interval = key[len(LOOKUP_PREFIX) :].rpartition("_")

@@ -10,6 +10,7 @@ errors into `BillingProcessorError` before anything leaves this module.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,11 @@ from modelux_server.billing.processor import (
 from modelux_server.billing.stripe.views import change_preview, checkout_view, invoice_view, subscription_view
 
 API_VERSION = "2026-10-28.endive"
+
+log = logging.getLogger("modelux.billing")
+# A missing catalog object is the operator's to fix; the error's text reaches the
+# customer (API, MCP, dashboard), so the command is logged for the operator instead.
+NOT_PUBLISHED = "ask your administrator to publish the plan catalog to the payment processor."
 
 # Marks the customer-portal configuration that `stripe-sync` writes, so both the
 # sync and every portal session find it again: a configuration made through the
@@ -141,8 +147,10 @@ class StripeBilling:
         prices = await self.prices_by_lookup_keys([key])
         live = [p for p in prices if p.get("active")]
         if not live:
+            log.error("Stripe has no active price %r: run `modelux admin stripe-sync`", key)
             raise BillingProcessorError(
-                f"Stripe has no active price '{key}'; run `modelux admin stripe-sync`.", not_found=True
+                f"This plan has no price with the payment processor yet ('{key}'); {NOT_PUBLISHED}",
+                not_found=True,
             )
         return str(live[0]["id"])
 
@@ -242,8 +250,9 @@ class StripeBilling:
         # someone archived ours makes a new one, and portal clicks are rare.
         ours = [c for c in await self.portal_configurations() if _marked(c.get("metadata"))]
         if not ours:
+            log.error("Stripe has no modelux customer-portal configuration: run `modelux admin stripe-sync`")
             raise BillingProcessorError(
-                "Stripe has no modelux customer-portal configuration; run `modelux admin stripe-sync`.",
+                f"The billing portal is not set up with the payment processor yet; {NOT_PUBLISHED}",
                 not_found=True,
             )
         async with _converted():
@@ -391,16 +400,127 @@ class StripeBilling:
         return str(note.id)
 
     # ------------------------------------------------------------------ customers
-    async def create_customer(self, *, org_id: str, email: str | None, idempotency_key: str) -> str:
+    async def create_customer(
+        self, *, org_id: str, email: str | None, idempotency_key: str, name: str | None = None
+    ) -> str:
         params: dict[str, Any] = {"metadata": {"org_id": org_id}}
         if email:
             params["email"] = email
+        if name:
+            params["name"] = name
         async with _converted():
             customer = await self._client.v1.customers.create_async(
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             )
         return str(customer.id)
+
+    async def update_customer(
+        self, customer_id: str, *, email: str, name: str | None, idempotency_key: str
+    ) -> None:
+        params: dict[str, Any] = {"email": email, "name": name or ""}
+        async with _converted():
+            await self._client.v1.customers.update_async(
+                customer_id,
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+
+    # ------------------------------------------------------------------ invoiced subscriptions
+    async def ensure_product(self, product_id: str, *, name: str, metadata: Mapping[str, str]) -> None:
+        if await self.retrieve_product(product_id) is not None:
+            return
+        try:
+            await self.create_product({"id": product_id, "name": name, "metadata": dict(metadata)})
+        except BillingProcessorError:
+            # made meanwhile by another request: Stripe refuses a second product with that id
+            if await self.retrieve_product(product_id) is None:
+                raise
+
+    async def create_recurring_price(
+        self,
+        *,
+        product_id: str,
+        amount_cents: int,
+        currency: str,
+        interval: str,
+        interval_count: int,
+        metadata: Mapping[str, str],
+        nickname: str,
+        idempotency_key: str,
+    ) -> str:
+        """A price of its own for one customer: no lookup key, so no catalog lookup finds it."""
+        params: dict[str, Any] = {
+            "product": product_id,
+            "unit_amount": amount_cents,
+            "currency": currency,
+            "recurring": {"interval": interval, "interval_count": interval_count},
+            "metadata": dict(metadata),
+            "nickname": nickname,
+        }
+        async with _converted():
+            price = await self._client.v1.prices.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        return str(price.id)
+
+    async def create_invoiced_subscription(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        days_until_due: int,
+        metadata: Mapping[str, str],
+        custom_fields: list[tuple[str, str]],
+        idempotency_key: str,
+    ) -> SubscriptionView:
+        """`send_invoice`: Stripe finalizes each invoice and emails it to the customer, who
+        pays within `days_until_due` days; nothing is charged to a card."""
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "items": [{"price": price_id, "quantity": 1}],
+            "collection_method": "send_invoice",
+            "days_until_due": days_until_due,
+            "metadata": dict(metadata),
+        }
+        if custom_fields:
+            params["invoice_settings"] = {"custom_fields": _fields(custom_fields)}
+        async with _converted():
+            sub = await self._client.v1.subscriptions.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        return subscription_view(_dict(sub))
+
+    async def update_invoiced_subscription(
+        self,
+        subscription: SubscriptionView,
+        *,
+        price_id: str,
+        days_until_due: int,
+        metadata: Mapping[str, str],
+        custom_fields: list[tuple[str, str]],
+        idempotency_key: str,
+    ) -> SubscriptionView:
+        """Stripe's default proration (`create_prorations`): the difference for the rest of
+        the period goes on the next invoice; an interval change restarts the period now and
+        invoices it at once, less the unused part of the old one."""
+        params: dict[str, Any] = {
+            "days_until_due": days_until_due,
+            "metadata": dict(metadata),
+            "invoice_settings": {"custom_fields": _fields(custom_fields) if custom_fields else ""},
+        }
+        if price_id != subscription.price.id:
+            params["items"] = [{"id": subscription.item_id, "price": price_id}]
+            params["proration_behavior"] = "create_prorations"
+        async with _converted():
+            sub = await self._client.v1.subscriptions.update_async(
+                subscription.id,
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        return subscription_view(_dict(sub))
 
     async def retrieve_customer(self, customer_id: str) -> CustomerView:
         async with _converted():
@@ -410,6 +530,10 @@ class StripeBilling:
             ids = await self._client.v1.customers.tax_ids.list_async(customer_id, params={"limit": 100})
         tax_ids = tuple(TaxId(type=t.type, value=t.value) for t in ids.data)
         return CustomerView(id=raw["id"], email=raw.get("email"), tax_ids=tax_ids)
+
+
+def _fields(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in pairs]
 
 
 class _converted:

@@ -46,6 +46,8 @@ def subscription_view(raw: Mapping[str, Any]) -> SubscriptionView:
             metadata=dict(price.get("metadata") or {}),
             recurring_interval=recurring.get("interval"),
             unit_amount=price.get("unit_amount"),
+            recurring_interval_count=int(recurring.get("interval_count") or 1),
+            currency=price.get("currency"),
         ),
         billing_cycle_anchor=anchor,
         # Basil-era versions keep the period on the item; older ones on the subscription
@@ -102,6 +104,12 @@ def invoice_view(raw: Mapping[str, Any]) -> InvoiceView:
         hosted_invoice_url=raw.get("hosted_invoice_url"),
         invoice_pdf=raw.get("invoice_pdf"),
         paid_from_balance=_paid_from_balance(raw),
+        due_date=_ts(raw.get("due_date")),
+        paid_at=_ts((raw.get("status_transitions") or {}).get("paid_at")),
+        custom_fields=tuple(
+            (str(field.get("name") or ""), str(field.get("value") or ""))
+            for field in raw.get("custom_fields") or []
+        ),
     )
 
 

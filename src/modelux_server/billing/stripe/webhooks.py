@@ -8,6 +8,10 @@
 3. Handlers never trust the payload's snapshot of a subscription: they lock
    the organization and re-read the subscription from Stripe, so any order of
    delivery ends in the same state.
+4. An event of a subscription billing does not follow but another domain owns
+   (an Enterprise plan's invoicing) goes to that domain's route instead
+   (`Services.stripe_event_routes`, billing/events.py): same transaction, same
+   event record, and billing's handlers never see it.
 
 Who gets the credit in the plan-change record (`source`):
   * a subscription we start following (Checkout): the source and actor that
@@ -32,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.billing import repository
-from modelux_server.billing.events import PaymentFailed
+from modelux_server.billing.events import PaymentFailed, Routed
 from modelux_server.billing.processor import (
     NEEDS_ACTION,
     BillingProcessor,
@@ -71,14 +75,21 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
     billing = rt.billing
     event = billing.verify_webhook(payload, signature)
     handler = HANDLERS.get(event.type)
-    if handler is None:
+    if handler is None and event.type not in ROUTED_ONLY:
         return "ignored"  # correctly signed, not ours to act on: 200, nothing changes
     follow_ups: FollowUps = []
+    routed: Routed | None = None
     try:
         async with rt.db.session() as session:
             if await session.get(StripeEvent, event.id) is not None:
                 return "duplicate"
-            org_id = await handler(session, rt, billing, event, follow_ups)
+            routed = await _route(session, rt, billing, event)
+            if routed is not None:
+                org_id = routed.org_id
+            elif handler is None:
+                return "ignored"
+            else:
+                org_id = await handler(session, rt, billing, event, follow_ups)
             # recorded in the transaction that applied the event; on PostgreSQL a
             # concurrent delivery of the same event waits here for the first
             # one's commit, then fails on the primary key
@@ -98,6 +109,11 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
         # applied (the transaction rolled back), and a retry cannot fix it.
         log.warning("webhook %s (%s) is malformed; refused", event.id, event.type)
         raise MalformedWebhook("The event's object is not what its type promises.") from None
+    if routed is not None and routed.then is not None:
+        try:
+            await routed.then()
+        except (BillingProcessorError, StateKeptChanging) as exc:
+            log.warning("event %s (%s) is applied; its follow-up failed: %s", event.id, event.type, exc)
     for kind, org_id, subscription_id in follow_ups:
         try:
             if kind == SETTLE:
@@ -109,6 +125,19 @@ async def receive(rt: Services, payload: bytes, signature: str | None) -> str:
             # pays a refund left due
             log.warning("could not %s subscription %s of %s yet: %s", kind, subscription_id, org_id, exc)
     return "processed"
+
+
+async def _route(
+    session: AsyncSession, rt: Services, billing: BillingProcessor, event: WebhookEvent
+) -> Routed | None:
+    """The event, if a subscription another domain owns is behind it (billing/events.py)."""
+    if not event.type.startswith(("invoice.", "customer.subscription.")):
+        return None
+    for route in rt.stripe_event_routes:
+        routed = await route(session, rt, billing, event)
+        if routed is not None:
+            return routed
+    return None
 
 
 # ---------------------------------------------------------------------- handlers
@@ -414,7 +443,17 @@ HANDLERS: dict[str, Handler] = {
     "customer.tax_id.deleted": _customer_changed,
     "customer.deleted": _customer_deleted,
 }
-EVENT_TYPES = sorted(HANDLERS)
+# Invoice events that only a route acts on (an Enterprise plan's invoices are
+# mirrored from each step: enterprise/invoicing.py); for anything else they are ignored.
+ROUTED_ONLY = (
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.sent",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.overdue",
+)
+EVENT_TYPES = sorted({*HANDLERS, *ROUTED_ONLY})
 
 
 # ---------------------------------------------------------------------- mapping
