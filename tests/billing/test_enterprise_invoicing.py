@@ -245,6 +245,18 @@ def test_the_per_customer_price_stays_out_of_the_self_serve_catalog(ent: StripeW
     assert plan_of_price(ent.rt.catalog, ref) is None
 
 
+def test_the_portal_that_could_cancel_the_contract_is_not_offered(ent: StripeWorld) -> None:
+    org = ent.org()
+    give_plan(ent, org.id)
+    before = len(ent.emu.requests("POST", "/v1/billing_portal/sessions"))
+    with ent.api(org) as c:
+        r = c.post("/billing/portal", json={})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "custom_plan"
+    assert "account manager" in r.json()["error"]["message"]
+    assert len(ent.emu.requests("POST", "/v1/billing_portal/sessions")) == before
+    assert ent.billing(org)["has_subscription"] is False  # so the page shows no portal button
+
+
 def test_an_overdue_invoice_tells_the_operator_once_and_the_plan_is_kept(
     ent: StripeWorld, smtp: Smtp
 ) -> None:

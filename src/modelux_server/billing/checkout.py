@@ -252,6 +252,13 @@ async def open_portal(
     principal.require(MANAGE_ROLE)
     billing = stripe_processor(rt)
     state = (await service.org_plan(session, rt, principal.org_id)).state
+    if state.custom_plan_id is not None:
+        # the portal could cancel the invoice subscription of a negotiated contract
+        raise Conflict(
+            "This organization's Enterprise plan and its invoices are managed by your account "
+            "manager; invoices are paid from their own links.",
+            code="custom_plan",
+        )
     if not state.stripe_customer_id:
         raise Conflict(
             "This organization has no Stripe customer yet: start a subscription with "
