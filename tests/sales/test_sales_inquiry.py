@@ -196,3 +196,27 @@ async def test_an_organization_may_ask_ten_times_a_day(
 
     clock.advance(timedelta(days=1))
     assert (await client.post(URL, json={"message": "next day"}, headers=org.headers)).status_code == 201
+
+
+async def test_an_inquiry_is_on_the_audit_record_without_its_message(
+    client: httpx.AsyncClient, org: Org, rt: Services
+) -> None:
+    from sqlalchemy import select
+
+    from modelux_server.models import AuditEvent
+
+    r = await client.post(URL, json=ASK, headers=org.headers)
+    assert r.status_code == 201, r.text
+    async with rt.db.session() as session:
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.org_id == org.id, AuditEvent.action == "sales_inquiry.sent"
+                )
+            )
+        )
+    assert [(e.target_id, e.actor_type, e.source) for e in events] == [
+        (r.json()["data"]["id"], "management_key", "api")
+    ]
+    assert events[0].changes["needs"] == {"from": None, "to": ["sso", "invoicing", "residency"]}
+    assert "SSO and an invoice" not in str(events[0].changes)

@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modelux_server.audit import record as audit
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import org_plan
 from modelux_server.errors import RateLimited
@@ -104,6 +105,16 @@ async def create(
             source=principal.source,
             created_at=rt.clock.now(),
         ),
+    )
+    await audit.record(
+        session,
+        rt,
+        principal.org_id,
+        audit.actor_of(principal),
+        "sales_inquiry.sent",
+        "sales_inquiry",
+        row.id,
+        after={"seats": row.seats, "monthly_requests": row.monthly_requests, "needs": row.needs},
     )
     await email_sales(session, rt, row)
     return row
