@@ -8,12 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import WithJsonSchema
 
 from modelux_server.audit import access_review, service
 from modelux_server.audit import record as audit_record
 from modelux_server.auth.management import authenticate_management_key
+from modelux_server.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from modelux_server.kit.schemas import many
-from modelux_server.management.http import Paged, respond
+from modelux_server.management.http import respond
 from modelux_server.management.openapi import MANY, ONE
 from modelux_server.management.rate_limit import throttle_management_key
 from modelux_server.services import services_of
@@ -22,6 +24,26 @@ router = APIRouter(prefix="/audit-log", tags=["audit-log"])
 access_review_router = APIRouter(prefix="/access-review", tags=["audit-log"])
 EXPORTS = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
 Text = Annotated[str | None, Query(max_length=320)]
+# ISO 8601 with a zone (`2026-12-01T00:00:00Z`); refused with 422 otherwise
+When = Annotated[
+    str | None,
+    Query(max_length=40, description="An ISO 8601 time with its zone, e.g. 2026-12-01T00:00:00Z."),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# the audit log pages by event number, newest first: a cursor is the `next_cursor` handed out
+# (empty: the first page)
+Cursor = Annotated[
+    str | None,
+    Query(description="The `next_cursor` of the previous page; absent for the first page."),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{0,18}$"}),
+]
+Limit = Annotated[
+    str | None,
+    Query(description=f"Objects per page (default {DEFAULT_LIMIT})."),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+]
+# a plan without the feature answers 402 (documented in the OpenAPI document)
+GATED = {"x-modelux-feature": "audit_log"}
 
 
 def _export_kind(request: Request) -> str | None:
@@ -32,12 +54,13 @@ def _export_kind(request: Request) -> str | None:
     return None
 
 
-@router.get("", responses=MANY, response_model=None)
+@router.get("", responses=MANY, response_model=None, openapi_extra=GATED)
 async def list_audit_events(
     request: Request,
-    page: Paged,
-    since: Text = None,
-    until: Text = None,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    since: When = None,
+    until: When = None,
     actor: Text = None,
     action: Text = None,
     target_type: Text = None,
@@ -45,6 +68,7 @@ async def list_audit_events(
 ) -> JSONResponse | StreamingResponse:
     """Changes on record, newest first. `Accept: text/csv` or `application/x-ndjson`
     exports every matching event (oldest first), streamed."""
+    page = PageRequest.of(cursor, limit)
     filters = service.Filters.of(
         {
             "since": since,
@@ -87,7 +111,7 @@ async def list_audit_events(
     )
 
 
-@router.get("/verify", responses=ONE)
+@router.get("/verify", responses=ONE, openapi_extra=GATED)
 async def verify_audit_log(request: Request) -> JSONResponse:
     """Recompute the organization's hash chain; `broken_at` names the first link that fails."""
     return await respond(
@@ -95,7 +119,9 @@ async def verify_audit_log(request: Request) -> JSONResponse:
     )
 
 
-@access_review_router.get("", responses=ONE, response_model=None)
+@access_review_router.get(
+    "", responses=ONE, response_model=None, openapi_extra={"x-modelux-feature": "access_review_export"}
+)
 async def export_access_review(request: Request) -> JSONResponse | Response:
     """Who can do what in the organization, right now, and since when: members and
     invitations, management keys, project API keys, SCIM tokens and the SSO state.

@@ -56,7 +56,7 @@ class Filters:
     def of(cls, raw: dict[str, Any]) -> Filters:
         def when(name: str) -> datetime | None:
             value = raw.get(name)
-            if value in (None, ""):
+            if value is None:
                 return None
             try:
                 parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))

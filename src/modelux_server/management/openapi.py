@@ -141,6 +141,9 @@ def _describe_operation(method: str, operation: dict[str, Any]) -> None:
         statuses |= {401, 403, 429}
     if secured and method in UNSAFE:
         statuses |= {402, 409}
+    # a read that needs a plan feature (the audit log, the access review)
+    if operation.pop("x-modelux-feature", None):
+        statuses.add(402)
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     for status in sorted(statuses):
