@@ -24,23 +24,8 @@ from modelux_server.services import Services
 
 FEATURE = "audit_log"
 EXPORT_BATCH = 1000
-CSV_COLUMNS = (
-    "id",
-    "seq",
-    "created_at",
-    "actor_type",
-    "actor_id",
-    "actor_label",
-    "source",
-    "ip",
-    "user_agent",
-    "request_id",
-    "action",
-    "target_type",
-    "target_id",
-    "changes",
-    "hash",
-)
+# the chained content as a table (the organization is the export's own), and the hash
+CSV_COLUMNS = (*(name for name in chain.CONTENT if name != "org_id"), "hash")
 
 
 @dataclass(frozen=True)
