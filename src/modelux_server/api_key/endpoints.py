@@ -29,6 +29,7 @@ async def create_api_key(body: schemas.ApiKeyCreate, request: Request) -> JSONRe
             project_id=body.project_id,
             name=body.name,
             rate_limit_per_minute=body.rate_limit_per_minute,
+            expires_at=body.expires_at,
         ),
         one(schemas.render_created),
         status=201,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.api_key import repository
@@ -9,9 +11,11 @@ from modelux_server.audit.record import actor_of, record
 from modelux_server.auth import tokens
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import reserve_slot
+from modelux_server.errors import ValidationFailed
 from modelux_server.kit.ids import new_id
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import add
+from modelux_server.kit.schemas import iso
 from modelux_server.models import ApiKey
 from modelux_server.project import service as projects
 from modelux_server.services import Services
@@ -25,9 +29,14 @@ async def create(
     project_id: str,
     name: str,
     rate_limit_per_minute: int | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """The new key and its secret, which is never stored and cannot be shown again."""
+    """The new key and its secret, which is never stored and cannot be shown again.
+
+    `expires_at` (aware, in the future) is when the proxy starts refusing the key.
+    """
     principal.require("admin")
+    _require_future(rt, expires_at)
     await projects.get(session, principal, project_id)
     await reserve_slot(session, rt, principal.org_id, "api_keys")
     minted = tokens.mint(tokens.API_KEY)
@@ -39,6 +48,7 @@ async def create(
         token_hash=minted.hash,
         hint=minted.hint,
         rate_limit_per_minute=rate_limit_per_minute,
+        expires_at=expires_at,
         created_at=rt.clock.now(),
     )
     await add(session, key)
@@ -82,6 +92,12 @@ async def update(
         limit = changes["rate_limit_per_minute"]
         key.rate_limit_per_minute = limit if isinstance(limit, int) else None
         rt.invalidate(session, token_hash=key.token_hash)
+    if "expires_at" in changes:
+        expires_at = changes["expires_at"]
+        new_expiry = expires_at if isinstance(expires_at, datetime) else None
+        _require_future(rt, new_expiry)
+        key.expires_at = new_expiry
+        rt.invalidate(session, token_hash=key.token_hash)
     if audited(key) != before:
         await record(
             session,
@@ -124,4 +140,17 @@ def audited(key: ApiKey) -> dict[str, object]:
         "project_id": key.project_id,
         "hint": key.hint,
         "rate_limit_per_minute": key.rate_limit_per_minute,
+        "expires_at": iso(key.expires_at),
     }
+
+
+def _require_future(rt: Services, expires_at: datetime | None) -> None:
+    # an expiry already past would make a key that never works (or, on update, end one
+    # silently); revoking is the way to stop a key now
+    if expires_at is not None and expires_at <= rt.clock.now():
+        raise ValidationFailed(
+            "expires_at: must be in the future; revoke the key (DELETE /manage/v1/api-keys/{id}) "
+            "to stop it now.",
+            code="invalid_field",
+            param="expires_at",
+        )

@@ -217,10 +217,10 @@ async def _read(session: AsyncSession, rt: Services, principal: Principal) -> Ac
                 project_name=project.name if project is not None else None,
                 created_by=Who(event.actor_type, event.actor_id, event.actor_label) if event else None,
                 created_at=k.created_at,
-                expires_at=None,  # project keys have no expiry yet (docs/audit-log.md)
+                expires_at=k.expires_at,
                 last_used_at=k.last_used_at,
                 revoked_at=k.revoked_at,
-                status=_status(k.revoked_at, None, now),
+                status=_status(k.revoked_at, k.expires_at, now),
             )
         )
     return AccessReview(

@@ -137,7 +137,9 @@ async def _list_api_keys(session: Session, rt: Services, p: Principal, args: Arg
 
 async def _create_api_key(session: Session, rt: Services, p: Principal, args: Args) -> dict[str, Any]:
     body = parse(api_key_schemas.ApiKeyCreate, args)
-    created = await api_keys.create(session, rt, p, project_id=body.project_id, name=body.name)
+    created = await api_keys.create(
+        session, rt, p, project_id=body.project_id, name=body.name, expires_at=body.expires_at
+    )
     return {"data": api_key_schemas.render_created(created)}
 
 

@@ -204,8 +204,12 @@ def build_tools(backend: Backend) -> list[Tool]:
         project_id: ProjectId,
         ctx: Context,
         name: Annotated[KeyName, Field(description="A label for the key.")] = "default",
+        expires_at: Annotated[
+            str | None,
+            Field(description="When the key stops working, ISO 8601 with a zone, e.g. 2030-01-01T00:00:00Z."),
+        ] = None,
     ) -> CallToolResult:
-        return await run("create_api_key", ctx, project_id=project_id, name=name)
+        return await run("create_api_key", ctx, project_id=project_id, name=name, expires_at=expires_at)
 
     async def list_budgets(
         ctx: Context, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT

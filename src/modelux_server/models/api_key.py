@@ -24,3 +24,5 @@ class ApiKey(Timestamped, Base):
     rate_limit_per_minute: Mapped[int | None] = mapped_column(default=None)
     # written by a background flush, at most once a minute (auth/last_used.py)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    # from this instant on the proxy refuses the key; None: it never expires
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -10,6 +10,7 @@ Everything here is read before admission: a request the gateway rejects
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from modelux_server.auth.management import bearer_token
@@ -19,6 +20,7 @@ from modelux_server.billing.service import org_plan
 from modelux_server.budget.lookup import BudgetRule
 from modelux_server.budget.lookup import applicable as applicable_budgets
 from modelux_server.errors import Unauthorized, ValidationFailed
+from modelux_server.kit.schemas import iso
 from modelux_server.kit.secrets import token_hash
 from modelux_server.models import Organization, ProviderCredential, RoutingConfigVersion
 from modelux_server.plans.entitlements import Entitlements
@@ -35,6 +37,7 @@ class Caller:
     project_id: str
     org_id: str
     rate_limit: int | None = None  # the key's own requests per minute, if it has one
+    expires_at: datetime | None = None  # checked on every call: a cached key must not outlive it
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,12 @@ class Lookups:
         caller = await self.keys.get(digest, lambda: self._load_caller(digest))
         if caller is None:
             raise Unauthorized("Invalid or revoked API key.")
+        if caller.expires_at is not None and caller.expires_at <= self.rt.clock.now():
+            raise Unauthorized(
+                f"This API key expired at {iso(caller.expires_at)}. Create a new key, or extend "
+                "this one's expiry (PATCH /manage/v1/api-keys/{id} with expires_at).",
+                code="api_key_expired",
+            )
         if self.rt.last_used is not None:
             self.rt.last_used.note("api_key", caller.key_id)  # in memory; written in the background
         return caller
@@ -104,6 +113,7 @@ class Lookups:
             project_id=key.project_id,
             org_id=key.org_id,
             rate_limit=key.rate_limit_per_minute,
+            expires_at=key.expires_at,
         )
 
     async def org(self, org_id: str) -> OrgContext:
