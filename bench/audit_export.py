@@ -14,9 +14,6 @@ the chain verifies). The CSV and the NDJSON export are then downloaded through
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,14 +26,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.databases import drop_pg_database
 from tests.support.serve_process import ServeProcess
 
-from bench.harness import Upstream, cli, make_tenant
+from bench.harness import Upstream, cli, make_tenant, publish
 from bench.run import backend_env
 from modelux_server.audit.chain import GENESIS, content_of, digest
 from modelux_server.config import Settings
 from modelux_server.kit.ids import new_id
 from modelux_server.models import AuditEvent, AuditHead
 
-RESULTS = Path(__file__).parent / "results"
 EVENTS = 100_000
 TARGET_MB = 150
 
@@ -167,14 +163,7 @@ def main() -> None:
             results = [measure(name, upstream, Path(tmp)) for name in ("local-sqlite", "redis-postgresql")]
     finally:
         upstream.stop()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "audit_export.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
-    (RESULTS / "audit_export.md").write_text(render(results, machine, date))
-    print(render(results, machine, date))
+    publish("audit_export", results, render)
 
 
 if __name__ == "__main__":

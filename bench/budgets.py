@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +26,9 @@ from tests.support.databases import drop_pg_database
 from tests.support.serve_process import ServeProcess
 
 from bench.cpu import cpu_seconds
-from bench.harness import Upstream, WrkResult, cli, make_tenant, wrk
+from bench.harness import Upstream, WrkResult, cli, make_tenant, publish, wrk
 from bench.run import backend_env
 
-RESULTS = Path(__file__).parent / "results"
 CONNECTIONS = 32
 PRICES = {"openai/gpt-fake": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
 
@@ -165,14 +161,7 @@ def main() -> None:
             ]
     finally:
         upstream.stop()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "budgets.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
-    (RESULTS / "budgets.md").write_text(render(results, machine, date))
-    print(render(results, machine, date))
+    publish("budgets", results, render)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.support.serve_process import ServeProcess, free_port
@@ -143,3 +147,21 @@ wrk.headers["Authorization"] = "Bearer {key}"
         p90_ms=_ms(pct["90"]),
         p99_ms=_ms(pct["99"]),
     )
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def publish(
+    name: str, results: list[dict[str, Any]], render: Callable[[list[dict[str, Any]], str, str], str]
+) -> None:
+    """Write bench/results/NAME.json and NAME.md (rendered with the machine and the date), and print it."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
+    )
+    text = render(results, machine, date)
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
