@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
-from tests.dashboard.forms import PASSWORD
-from tests.support.live_server import LiveServer
+from tests.support.phone import signed_up_on_a_phone
 
 SECRET = "op-secret-0123456789abcdefghij"
 
@@ -23,21 +22,13 @@ SECRET = "op-secret-0123456789abcdefghij"
 def test_the_customer_sees_the_agreement_and_its_invoices(
     chromium: Any, settings: Settings, clock: FrozenClock
 ) -> None:
-    settings = settings.model_copy(update={"admin_token": f"olga:{SECRET}"})
-    server = LiveServer(settings, clock=clock)
-    settings.public_url = server.url
-    server.start()
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    try:
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        page.goto(f"{server.url}/signup")
-        page.get_by_label("Organization name").fill("Initech")
-        page.get_by_label("Your email").fill("bill@initech.test")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Create organization").click()
-        expect(page).not_to_have_url(re.compile(r"/signup"))
-
+    with signed_up_on_a_phone(
+        chromium,
+        settings.model_copy(update={"admin_token": f"olga:{SECRET}"}),
+        clock,
+        "Initech",
+        "bill@initech.test",
+    ) as (server, page):
         with httpx.Client(
             base_url=f"{server.url}/admin/v1", headers={"Authorization": f"Bearer {SECRET}"}
         ) as op:
@@ -85,6 +76,3 @@ def test_the_customer_sees_the_agreement_and_its_invoices(
         # an Enterprise plan is not changed here: no self-serve plan buttons at all
         expect(page.get_by_role("button", name=re.compile(r"^(Upgrade|Downgrade|Switch)"))).to_have_count(0)
         expect(page.get_by_role("link", name=re.compile(r"^(Upgrade|Downgrade|Switch)"))).to_have_count(0)
-    finally:
-        context.close()
-        server.stop()

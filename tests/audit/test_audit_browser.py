@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 from modelux_server.config import Settings
 from modelux_server.kit.clock import FrozenClock
 from modelux_server.models import Organization
-from tests.dashboard.forms import PASSWORD
-from tests.support.live_server import LiveServer
+from tests.support.phone import signed_up_on_a_phone
 from tests.support.plans import move_to
 
 
@@ -21,21 +20,7 @@ from tests.support.plans import move_to
 def test_the_audit_log_page_is_locked_then_shows_the_history(
     chromium: Any, settings: Settings, clock: FrozenClock
 ) -> None:
-    settings = settings.model_copy()
-    server = LiveServer(settings, clock=clock)
-    settings.public_url = server.url
-    server.start()
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    try:
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        page.goto(f"{server.url}/signup")
-        page.get_by_label("Organization name").fill("Hooli")
-        page.get_by_label("Your email").fill("gavin@hooli.test")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Create organization").click()
-        expect(page).not_to_have_url(re.compile(r"/signup"))
-
+    with signed_up_on_a_phone(chromium, settings, clock, "Hooli", "gavin@hooli.test") as (server, page):
         page.get_by_role("link", name="Audit log").click()
         expect(page.get_by_test_id("audit-locked")).to_contain_text("does not include audit log")
         expect(page.get_by_test_id("audit-upgrade")).to_have_text("See the Team plan")
@@ -74,6 +59,3 @@ def test_the_audit_log_page_is_locked_then_shows_the_history(
         review = page.request.get(f"{server.url}{page.get_by_test_id('access-review').get_attribute('href')}")
         assert review.status == 402
         assert "Enterprise" in review.text() and "access review export" in review.text()
-    finally:
-        context.close()
-        server.stop()
