@@ -234,3 +234,12 @@ class TestWithTheApiOff:
             r = await client.request(method, path, headers=ALICE, content=body)
             assert r.status_code == 404, (method, path, r.text)
         assert (await client.get("/manage/v1/projects", headers=org.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("reason", ["two\nlines", "del\x7fchar", "x" * 501, "   "])
+async def test_a_suspension_reason_is_one_printable_line(
+    client: httpx.AsyncClient, org: Org, reason: str
+) -> None:
+    r = await _admin(client, "POST", f"/organizations/{org.id}/suspend", json={"reason": reason})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "reason", r.text
+    assert (await client.get("/manage/v1/projects", headers=org.headers)).status_code == 200

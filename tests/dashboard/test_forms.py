@@ -260,3 +260,33 @@ async def test_in_manual_billing_the_buttons_explain_that_payments_are_not_confi
     assert r.status_code == 409
     assert 'role="alert"' in r.text and "managed by your administrator" in r.text
     assert 'data-testid="current-plan">Free<' in r.text
+
+
+async def test_an_invoice_link_that_is_not_a_web_address_is_never_rendered(app: Any, rt: Services) -> None:
+    from modelux_server.models import EnterpriseInvoice
+
+    async with browser(app) as client:
+        await sign_up(client)
+        org_id = await _org_id(rt)
+        async with rt.db.session() as session:
+            await create_enterprise_plan(session, rt, org_id, name="Enterprise", limits={}, features=[])
+            now = rt.clock.now()
+            for n, link in enumerate(("javascript:alert(document.cookie)", "https://pay.stripe.test/i/1")):
+                session.add(
+                    EnterpriseInvoice(
+                        id=f"einv_{n}",
+                        org_id=org_id,
+                        source="stripe",
+                        number=f"N-{n}",
+                        status="open",
+                        amount_cents=100,
+                        currency="usd",
+                        hosted_url=link,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        page = (await client.get("/settings/billing")).text
+    assert "N-0" in page and "N-1" in page
+    assert "javascript:" not in page
+    assert 'href="https://pay.stripe.test/i/1"' in page

@@ -17,6 +17,7 @@ from modelux_server.billing.service import org_plan, request_window
 from modelux_server.billing.summary import billing_summary
 from modelux_server.enterprise import invoicing, plans
 from modelux_server.enterprise.schemas import PlanInput
+from modelux_server.enterprise.terms import one_line
 from modelux_server.errors import Conflict, NotFound, ValidationFailed
 from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.models import (
@@ -235,8 +236,11 @@ async def suspend(
     """Stop the organization's proxy and API calls (403 `organization_suspended`); nothing
     is deleted and unsuspending restores everything as it was."""
     org = await _locked_org(session, org_id)
-    if reason is not None and (len(reason) > 500 or any(ord(c) < 32 for c in reason)):
-        raise ValidationFailed("reason: one line of at most 500 characters", param="reason")
+    if reason is not None:
+        try:
+            reason = one_line(reason, "reason", 500)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), param="reason") from None
     if org.suspended_at is None:
         org.suspended_at = rt.clock.now()
         org.suspended_reason = reason

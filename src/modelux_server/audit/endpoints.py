@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import WithJsonSchema
 
 from modelux_server.audit import access_review, service
-from modelux_server.audit import record as audit_record
 from modelux_server.auth.management import authenticate_management_key
 from modelux_server.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from modelux_server.kit.schemas import many
@@ -88,17 +87,7 @@ async def list_audit_events(
     async with rt.db.session() as session:
         principal = await authenticate_management_key(session, request.headers.get("authorization"))
         await throttle_management_key(session, rt, principal)
-        start = await service.export_start(session, rt, principal)
-        await audit_record.record(
-            session,
-            rt,
-            principal.org_id,
-            audit_record.actor_of(principal),
-            "audit_log.exported",
-            "audit_log",
-            None,
-            changes={"format": kind, "filters": {k: v for k, v in vars(filters).items() if v is not None}},
-        )
+        start = await service.export_start(session, rt, principal, kind, filters)
     rows = service.export_rows(rt, principal.org_id, start, filters)
     if kind == "csv":
         body, media = service.csv_lines(rows), "text/csv; charset=utf-8"
@@ -107,7 +96,10 @@ async def list_audit_events(
     return StreamingResponse(
         body,
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="audit-log.{kind}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-log.{kind}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

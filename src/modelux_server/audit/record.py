@@ -14,21 +14,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.audit.actions import ACTIONS, ACTOR_TYPES
 from modelux_server.audit.chain import GENESIS, content_of, digest
 from modelux_server.auth.principal import Principal
 from modelux_server.kit import request_context
+from modelux_server.kit.db import insert_unless_present, lock_row
 from modelux_server.kit.ids import new_id
 from modelux_server.models import AuditEvent, AuditHead, ManagementKey, User
 from modelux_server.services import Services
 
 REDACTED = "[redacted]"
 # field names whose values are never stored, whatever a caller hands over
-_SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "private", "hash", "credential_value")
+# whole names, and name endings, so `max_tokens` or `token_count` stay readable
+_SECRET_NAMES = frozenset(
+    {
+        "secret",
+        "password",
+        "token",
+        "key",
+        "api_key",
+        "apikey",
+        "hash",
+        "private_key",
+        "secret_key",
+        "credential_value",
+    }
+)
+_SECRET_ENDINGS = ("_secret", "_password", "_token", "_hash", "_api_key", "_private_key", "_secret_key")
 
 
 @dataclass(frozen=True)
@@ -56,8 +70,8 @@ def actor_of(principal: Principal) -> Actor:
 
 
 def _secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    lowered = name.lower().replace("-", "_")
+    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_ENDINGS)
 
 
 def _plain(value: Any) -> Any:
@@ -115,20 +129,11 @@ def _where() -> tuple[str | None, str | None, str | None]:
     return (client[0][:64] if client else None), agent, context.request_id
 
 
-async def _advance(session: AsyncSession, rt: Services, org_id: str) -> tuple[int, str]:
+async def _advance(session: AsyncSession, org_id: str) -> tuple[int, str]:
     """Lock the organization's chain head and return (the next seq, the previous hash)."""
-    insert = sqlite_insert if rt.db.is_sqlite else pg_insert
-    await session.execute(
-        insert(AuditHead)
-        .values(org_id=org_id, seq=0, hash=GENESIS)
-        .on_conflict_do_nothing(index_elements=["org_id"])
-    )
-    # an UPDATE takes the row lock (and on SQLite the write lock) before the read below
-    await session.execute(update(AuditHead).where(AuditHead.org_id == org_id).values(seq=AuditHead.seq))
-    head = (
-        await session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.org_id == org_id))
-    ).one()
-    return int(head[0]) + 1, str(head[1])
+    await insert_unless_present(session, AuditHead, {"org_id": org_id, "seq": 0, "hash": GENESIS}, ["org_id"])
+    head = await lock_row(session, AuditHead, org_id)
+    return int(head.seq) + 1, str(head.hash)
 
 
 async def record(
@@ -151,7 +156,7 @@ async def record(
         raise ValueError(f"unknown actor type {actor.type!r}")
     recorded = redact(_plain(dict(changes))) if changes is not None else changes_between(before, after)
     ip, agent, request_id = _where()
-    seq, prev = await _advance(session, rt, org_id)
+    seq, prev = await _advance(session, org_id)
     event = AuditEvent(
         id=new_id("aud"),
         org_id=org_id,

@@ -15,6 +15,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modelux_server.audit import chain
+from modelux_server.audit.record import actor_of, record
 from modelux_server.auth.principal import Principal
 from modelux_server.billing.service import entitlements
 from modelux_server.errors import ValidationFailed
@@ -159,9 +160,23 @@ def render_verdict(v: chain.Verdict) -> dict[str, Any]:
     }
 
 
-async def export_start(session: AsyncSession, rt: Services, principal: Principal) -> datetime:
-    """Check the gate before a stream starts (a 402 cannot follow a 200's first bytes)."""
-    return await _window_start(session, rt, principal)
+async def export_start(
+    session: AsyncSession, rt: Services, principal: Principal, kind: str, f: Filters
+) -> datetime:
+    """Check the gate before a stream starts (a 402 cannot follow a 200's first bytes) and
+    put the export itself on the record; the start of the window it may read."""
+    start = await _window_start(session, rt, principal)
+    await record(
+        session,
+        rt,
+        principal.org_id,
+        actor_of(principal),
+        "audit_log.exported",
+        "audit_log",
+        None,
+        changes={"format": kind, "filters": {k: v for k, v in vars(f).items() if v is not None}},
+    )
+    return start
 
 
 async def export_rows(rt: Services, org_id: str, start: datetime, f: Filters) -> AsyncIterator[AuditEvent]:

@@ -11,11 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from modelux_server.audit import access_review, service
-from modelux_server.audit import record as audit_record
 from modelux_server.audit.actions import ACTIONS
 from modelux_server.auth.sessions import Viewer
 from modelux_server.dashboard import web
-from modelux_server.errors import FeatureNotInPlan, ModeluxError
+from modelux_server.errors import FeatureNotInPlan, ModeluxError, NotFound
 from modelux_server.kit.pagination import PageRequest
 from modelux_server.services import services_of
 
@@ -64,30 +63,16 @@ async def audit_log_export(
     kind: str, request: Request, viewer: Viewer = Depends(web.current_viewer)
 ) -> Response:
     if kind not in FORMATS:
-        return await audit_log_page(request, viewer)
+        raise NotFound("No such export format.", code="not_found")
     rt = services_of(request)
     try:
         filters = service.Filters.of(_asked(request))
         async with rt.db.session() as session:
-            start = await service.export_start(session, rt, viewer.principal)
-            await audit_record.record(
-                session,
-                rt,
-                viewer.principal.org_id,
-                audit_record.actor_of(viewer.principal),
-                "audit_log.exported",
-                "audit_log",
-                None,
-                changes={
-                    "format": kind,
-                    "filters": {k: v for k, v in vars(filters).items() if v is not None},
-                },
-            )
+            start = await service.export_start(session, rt, viewer.principal, kind, filters)
+    except FeatureNotInPlan as exc:
+        return _page(request, viewer, status=402, locked=web.problem(exc))
     except ModeluxError as exc:
-        status = 402 if isinstance(exc, FeatureNotInPlan) else exc.status
-        return web.page(
-            request, "audit_log.html", viewer, status=status, locked=web.problem(exc), events=[], query=""
-        )
+        return _page(request, viewer, status=exc.status, problem=web.problem(exc))
     media, body = FORMATS[kind]
     rows = service.export_rows(rt, viewer.principal.org_id, start, filters)
     return StreamingResponse(
@@ -108,19 +93,7 @@ async def access_review_download(request: Request, viewer: Viewer = Depends(web.
         async with rt.db.session() as session:
             review = await access_review.generate(session, rt, viewer.principal, "csv")
     except ModeluxError as exc:
-        return web.page(
-            request,
-            "audit_log.html",
-            viewer,
-            status=exc.status,
-            problem=web.problem(exc),
-            locked=None,
-            events=[],
-            asked={},
-            actions=sorted(ACTIONS),
-            next_cursor=None,
-            query="",
-        )
+        return _page(request, viewer, status=exc.status, problem=web.problem(exc))
     return Response(
         access_review.csv_text(review),
         media_type="text/csv; charset=utf-8",
@@ -129,3 +102,17 @@ async def access_review_download(request: Request, viewer: Viewer = Depends(web.
             "Cache-Control": "no-store",
         },
     )
+
+
+def _page(request: Request, viewer: Viewer, *, status: int, **shown: Any) -> Response:
+    """The page with no events, showing why (a plan's lock or a problem)."""
+    context: dict[str, Any] = {
+        "asked": _asked(request),
+        "actions": sorted(ACTIONS),
+        "events": [],
+        "next_cursor": None,
+        "query": "",
+        "locked": None,
+        "problem": None,
+    }
+    return web.page(request, "audit_log.html", viewer, status=status, **{**context, **shown})

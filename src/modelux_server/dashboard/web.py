@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Request
@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 from modelux_server.auth.sessions import Viewer, resolve
 from modelux_server.dashboard import security
 from modelux_server.errors import ModeluxError
+from modelux_server.kit.links import web_link
 from modelux_server.notifications.messages import format_money
 from modelux_server.services import services_of
 
@@ -134,19 +135,6 @@ def label(name: str) -> str:
 def amount(cents: int, currency: str = "usd") -> str:
     """An invoice or proration amount, cents shown and negative amounts signed: `-$36.75`."""
     return format_money(cents, currency)
-
-
-def web_link(url: str | None) -> str:
-    """`url` if it is an absolute http(s) address, else "".
-
-    Escaping keeps a value inside its attribute, but a `javascript:` URL in an
-    href runs when clicked; links we did not write (Stripe's invoice pages)
-    go through this first.
-    """
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    return url if parts.scheme in ("https", "http") and parts.netloc else ""
 
 
 _env.filters.update(money=money, number=number, day=day, label=label, amount=amount, web_link=web_link)

@@ -177,8 +177,9 @@ async def _notify(
         billing_url=notifications.billing_url(rt),
     )
     readers = [(notice, await owner_emails(session, org_id))]
-    if operator_addresses(rt):
-        readers.append((replace(notice, audience="operator"), operator_addresses(rt)))
+    operators = operator_addresses(rt)
+    if operators:
+        readers.append((replace(notice, audience="operator"), operators))
     sent = False
     for reader, to in readers:
         sent |= await notifications.enqueue(

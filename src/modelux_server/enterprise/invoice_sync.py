@@ -38,6 +38,7 @@ from modelux_server.enterprise.invoicing import (
     sync,
 )
 from modelux_server.kit.ids import new_id
+from modelux_server.kit.links import web_link
 from modelux_server.models import CustomPlan, EnterpriseInvoice, PlanState
 from modelux_server.services import Services
 
@@ -191,7 +192,7 @@ async def upsert(
         "currency": view.currency,
         "due_at": view.due_date,
         "paid_at": (view.paid_at or now) if status == "paid" else None,
-        "hosted_url": view.hosted_invoice_url,
+        "hosted_url": web_link(view.hosted_invoice_url) or None,
         "po_number": po_number,
         "period_start": view.period_start,
         "period_end": view.period_end,

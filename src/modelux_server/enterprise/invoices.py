@@ -144,6 +144,8 @@ async def update_manual(
         raise ValidationFailed(
             "A Stripe invoice's status comes from Stripe.", code="invoices_come_from_stripe"
         )
+    if invoice.status == given.status:
+        return invoice  # nothing to change, nothing to record
     now = rt.clock.now()
     before = invoice.status
     invoice.status = given.status

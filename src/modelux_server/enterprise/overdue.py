@@ -27,6 +27,7 @@ from modelux_server.admin import actions
 from modelux_server.admin.auth import Operator
 from modelux_server.billing import repository
 from modelux_server.billing.plan_changes import record_plan_change
+from modelux_server.enterprise.contracts import operator_addresses
 from modelux_server.enterprise.terms import Terms
 from modelux_server.models import CustomPlan, EnterpriseInvoice, PlanState
 from modelux_server.notifications import service as notifications
@@ -96,13 +97,6 @@ async def on_overdue(
         )
     invoice.overdue_notified_at = rt.clock.now()
     return to_cancel
-
-
-def operator_addresses(rt: Services) -> list[str]:
-    """MODELUX_OPERATOR_EMAIL: one address or several, comma-separated."""
-    from modelux_server.enterprise.contracts import operator_addresses as configured
-
-    return configured(rt)
 
 
 def _billed_by(current: CustomPlan | None, invoice: EnterpriseInvoice, plan: CustomPlan | None) -> bool:

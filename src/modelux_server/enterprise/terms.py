@@ -28,7 +28,7 @@ _CURRENCY = re.compile(r"^[a-z]{3}$")
 _MAX_CENTS = 10**13  # a hundred billion in major units: past any contract
 
 
-def _plain(value: str, what: str, limit: int) -> str:
+def one_line(value: str, what: str, limit: int) -> str:
     """Operator text shown to customers: one line, printable, bounded."""
     value = value.strip()
     if not value or len(value) > limit:
@@ -120,7 +120,7 @@ class PaymentTerms(_Strict):
     @field_validator("po_number")
     @classmethod
     def _po(cls, value: str | None) -> str | None:
-        return None if value is None else _plain(value, "payment.po_number", 100)
+        return None if value is None else one_line(value, "payment.po_number", 100)
 
 
 class BillingContact(_Strict):
@@ -138,7 +138,7 @@ class BillingContact(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return None if value is None else _plain(value, "billing_contact.name", 200)
+        return None if value is None else one_line(value, "billing_contact.name", 200)
 
 
 class Sla(_Strict):
@@ -173,7 +173,7 @@ class Terms(_Strict):
     @field_validator("support_channel")
     @classmethod
     def _support(cls, value: str | None) -> str | None:
-        return None if value is None else _plain(value, "support_channel", 500)
+        return None if value is None else one_line(value, "support_channel", 500)
 
     @model_validator(mode="after")
     def _invoice_needs(self) -> Terms:

@@ -195,9 +195,12 @@ class ProxyCall:
         stream nobody will read is closed."""
         if self.logged:
             return
-        if outcome is not None and outcome.stream is not None:
-            await outcome.stream.aclose()
-            self.log(499, outcome, "client_closed")  # the upstream may bill it: its whole hold
+        if outcome is not None:
+            # an answer was made (a stream opened, or an ensemble's whole answer built) and the
+            # client left before it: the upstream may bill it, so it settles as answered
+            if outcome.stream is not None:
+                await outcome.stream.aclose()
+            self.log(499, outcome, "client_closed")
         else:
             self.log(500, None, "internal_error")
 
