@@ -24,7 +24,6 @@ from modelux_server.notifications.messages import (
     InvitationNotice,
     PaymentFailedNotice,
     PlanChangedNotice,
-    SalesInquiryNotice,
     UsageNotice,
     VerifyEmailNotice,
     budget_email,
@@ -32,10 +31,10 @@ from modelux_server.notifications.messages import (
     make_message_id,
     payment_failed_email,
     plan_changed_email,
-    sales_inquiry_email,
     usage_email,
     verify_email_email,
 )
+from modelux_server.notifications.sales_messages import SalesInquiryNotice, sales_inquiry_email
 
 Notice = (
     UsageNotice

@@ -38,7 +38,7 @@ from modelux_server.kit.pagination import Page, PageRequest
 from modelux_server.kit.repository import add
 from modelux_server.models import SalesInquiry
 from modelux_server.notifications import service as notifications
-from modelux_server.notifications.messages import SalesInquiryNotice
+from modelux_server.notifications.sales_messages import SalesInquiryNotice
 from modelux_server.organization import repository as organizations
 from modelux_server.sales import repository
 from modelux_server.sales.schemas import NEED_LABELS, SalesInquiryCreate
